@@ -1,0 +1,56 @@
+"""The ``plamo-fast`` command line. Heavy modules are imported inside each command so that
+``--help`` stays fast and torch is never imported by the base commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from plamo_fast.cli import demo as demo_command
+from plamo_fast.cli import merge as merge_command
+
+app = typer.Typer(
+    name="plamo-fast",
+    help="Fast post-training toolkit for LLMs: merge checkpoints (SLERP / linear) today; "
+    "pack, dedup, decontaminate, sft, dpo and sampling as they land.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("merge", no_args_is_help=True)(merge_command.merge)
+app.command("demo")(demo_command.demo)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from plamo_fast.errors import PlamoFastError
+
+    return (PlamoFastError, OSError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one readable line per error on stderr (traceback with PLAMO_FAST_DEBUG=1);
+    exit 1 for errors, 2 for usage errors, 130 for Ctrl-C."""
+    debug = os.environ.get("PLAMO_FAST_DEBUG", "") not in ("", "0")
+    try:
+        app(args=argv, prog_name="plamo-fast", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        print("plamo-fast: interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as exc:
+        if debug:
+            raise
+        print(f"plamo-fast: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+//! Numeric kernels of merging, on blocks of float32 values decoded from the stored dtype.
+//!
+//! SLERP follows mergekit's convention (flatten, float32, norms at or below 1e-8 count as 1,
+//! cosine clamped to [-1, 1], linear interpolation when |cos| > 0.9995) so that users get the
+//! model they expect. Sums are taken in float64 over fixed-size blocks and combined in a fixed
+//! order, so the result does not depend on the number of threads.
+
+use crate::dtype::Dtype;
+use crate::error::{Error, Result};
+
+pub const DOT_THRESHOLD: f64 = 0.9995;
+pub const NORM_EPS: f64 = 1e-8;
+
+/// Sums of squares and of products of two tensors, the statistics SLERP needs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Moments {
+    pub aa: f64,
+    pub bb: f64,
+    pub ab: f64,
+}
+
+impl Moments {
+    pub fn add(self, other: Moments) -> Moments {
+        Moments {
+            aa: self.aa + other.aa,
+            bb: self.bb + other.bb,
+            ab: self.ab + other.ab,
+        }
+    }
+}
+
+/// The two weights a SLERP step applies to the original (unnormalized) tensors.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlerpCoefficients {
+    pub a: f32,
+    pub b: f32,
+    /// Whether the tensors were (anti-)parallel enough that linear interpolation was used.
+    pub linear: bool,
+    pub cosine: f64,
+}
+
+/// SLERP weights for interpolation factor `t` (0 gives A, 1 gives B).
+pub fn slerp_coefficients(t: f64, m: Moments) -> SlerpCoefficients {
+    // mergekit holds t as float32 and forms 1 - t in float32; do the same so that the
+    // linear branch matches it bit for bit.
+    let t32 = t as f32;
+    let one_minus_t32 = 1.0f32 - t32;
+    let norm = |sum_sq: f64| {
+        let n = sum_sq.sqrt();
+        if n > NORM_EPS {
+            n
+        } else {
+            1.0
+        }
+    };
+    let cosine = (m.ab / (norm(m.aa) * norm(m.bb))).clamp(-1.0, 1.0);
+    if cosine.abs() > DOT_THRESHOLD {
+        return SlerpCoefficients {
+            a: one_minus_t32,
+            b: t32,
+            linear: true,
+            cosine,
+        };
+    }
+    let theta = cosine.acos();
+    let sin_theta = theta.sin();
+    SlerpCoefficients {
+        a: ((one_minus_t32 as f64 * theta).sin() / sin_theta) as f32,
+        b: ((t32 as f64 * theta).sin() / sin_theta) as f32,
+        linear: false,
+        cosine,
+    }
+}
+
+const LANES: usize = 8;
+
+#[inline(always)]
+fn moments_portable(a: &[f32], b: &[f32]) -> Moments {
+    let mut aa = [0f64; LANES];
+    let mut bb = [0f64; LANES];
+    let mut ab = [0f64; LANES];
+    let a_chunks = a.chunks_exact(LANES);
+    let b_chunks = b.chunks_exact(LANES);
+    let (a_rest, b_rest) = (a_chunks.remainder(), b_chunks.remainder());
+    for (x, y) in a_chunks.zip(b_chunks) {
+        for l in 0..LANES {
+            let (xv, yv) = (x[l] as f64, y[l] as f64);
+            aa[l] += xv * xv;
+            bb[l] += yv * yv;
+            ab[l] += xv * yv;
+        }
+    }
+    for (l, (&x, &y)) in a_rest.iter().zip(b_rest).enumerate() {
+        let (xv, yv) = (x as f64, y as f64);
+        aa[l] += xv * xv;
+        bb[l] += yv * yv;
+        ab[l] += xv * yv;
+    }
+    let total = |lanes: [f64; LANES]| lanes.iter().sum::<f64>();
+    Moments {
+        aa: total(aa),
+        bb: total(bb),
+        ab: total(ab),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn moments_avx2(a: &[f32], b: &[f32]) -> Moments {
+    moments_portable(a, b)
+}
+
+/// Sums of squares and products of one block. Every code path performs the same float
+/// operations in the same order, so results are identical on every CPU.
+pub fn block_moments(a: &[f32], b: &[f32]) -> Moments {
+    debug_assert_eq!(a.len(), b.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { moments_avx2(a, b) };
+    }
+    moments_portable(a, b)
+}
+
+#[inline(always)]
+fn axpby_portable(ca: f32, a: &[f32], cb: f32, b: &[f32], out: &mut [f32]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = ca * x + cb * y;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn axpby_avx2(ca: f32, a: &[f32], cb: f32, b: &[f32], out: &mut [f32]) {
+    axpby_portable(ca, a, cb, b, out)
+}
+
+/// `out = ca * a + cb * b` in float32, two roundings per element (no fused multiply-add),
+/// as torch and numpy compute it.
+pub fn axpby(ca: f32, a: &[f32], cb: f32, b: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { axpby_avx2(ca, a, cb, b, out) };
+    }
+    axpby_portable(ca, a, cb, b, out)
+}
+
+/// `acc += w * x` in float32 (the accumulation step of a weighted average).
+pub fn accumulate_scaled(acc: &mut [f32], w: f32, x: &[f32]) {
+    for (o, &v) in acc.iter_mut().zip(x) {
+        *o += v * w;
+    }
+}
+
+/// Checks that a tensor's statistics are finite: a NaN or infinity in a checkpoint would
+/// silently poison the whole merged tensor.
+pub fn check_finite(m: Moments, tensor: &str) -> Result<()> {
+    let bad = [("the first model", m.aa), ("the second model", m.bb)]
+        .into_iter()
+        .find(|(_, v)| !v.is_finite());
+    match bad {
+        Some((which, _)) => Err(Error::InvalidArgument(format!(
+            "tensor {tensor:?} of {which} contains NaN or infinite values (or overflows float64 sums)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Whether `dtype` is one the kernels interpolate.
+pub fn ensure_mergeable(dtype: Dtype, tensor: &str) -> Result<()> {
+    if dtype.is_mergeable_float() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "tensor {tensor:?} has dtype {} which cannot be interpolated",
+            dtype.name()
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn moments_of(a: &[f32], b: &[f32]) -> Moments {
+        block_moments(a, b)
+    }
+
+    #[test]
+    fn endpoints_are_exact() {
+        let m = moments_of(&[1.0, 2.0, 3.0], &[-2.0, 0.5, 1.0]);
+        let c0 = slerp_coefficients(0.0, m);
+        assert_eq!((c0.a, c0.b), (1.0, 0.0));
+        let c1 = slerp_coefficients(1.0, m);
+        assert_eq!((c1.a, c1.b), (0.0, 1.0));
+    }
+
+    #[test]
+    fn orthogonal_midpoint_is_symmetric() {
+        let m = moments_of(&[1.0, 0.0], &[0.0, 1.0]);
+        let c = slerp_coefficients(0.5, m);
+        assert!(!c.linear);
+        let expected = (std::f64::consts::FRAC_PI_4.sin() / 1.0) as f32;
+        assert_eq!(c.a, c.b);
+        assert!((c.a - expected).abs() < 1e-7);
+    }
+
+    #[test]
+    fn parallel_antiparallel_and_zero_use_linear() {
+        for (a, b) in [
+            ([1.0f32, 2.0], [2.0f32, 4.0]),
+            ([1.0, 2.0], [-1.0, -2.0]),
+            ([0.0, 0.0], [0.0, 0.0]),
+        ] {
+            let c = slerp_coefficients(0.25, moments_of(&a, &b));
+            // all-zero: norms count as 1, cosine 0 -> slerp branch with theta = pi/2
+            if a == [0.0, 0.0] {
+                assert!(!c.linear);
+            } else {
+                assert!(c.linear, "{a:?} {b:?}");
+                assert_eq!((c.a, c.b), (0.75, 0.25));
+            }
+        }
+    }
+
+    #[test]
+    fn moments_match_naive_sums() {
+        let a: Vec<f32> = (0..1001).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..1001).map(|i| (i as f32 * 0.11).cos()).collect();
+        let m = moments_of(&a, &b);
+        let naive: f64 = a.iter().zip(&b).map(|(&x, &y)| x as f64 * y as f64).sum();
+        assert!((m.ab - naive).abs() < 1e-9);
+        assert!(check_finite(m, "x").is_ok());
+        let with_nan = moments_of(&[f32::NAN], &[1.0]);
+        assert!(check_finite(with_nan, "x").is_err());
+    }
+}

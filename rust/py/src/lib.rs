@@ -1,0 +1,26 @@
+//! `plamo_fast._native`: thin PyO3 bindings over plamo-fast-core. Exports only; each concern
+//! lives in its own file.
+
+mod errors;
+mod merge;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("PlamoFastError", py.get_type::<errors::PlamoFastError>())?;
+    m.add(
+        "InvalidFileError",
+        py.get_type::<errors::InvalidFileError>(),
+    )?;
+    m.add(
+        "ModelMismatchError",
+        py.get_type::<errors::ModelMismatchError>(),
+    )?;
+    m.add_class::<merge::SafetensorsModel>()?;
+    m.add_function(wrap_pyfunction!(merge::merge, m)?)?;
+    m.add_function(wrap_pyfunction!(merge::check_models_compatible, m)?)?;
+    Ok(())
+}
