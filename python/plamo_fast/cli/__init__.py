@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
 
 from plamo_fast.cli import demo as demo_command
@@ -24,6 +23,21 @@ app.command("merge", no_args_is_help=True)(merge_command.merge)
 app.command("demo")(demo_command.demo)
 
 
+def _cli_errors() -> tuple[type[BaseException], ...]:
+    """Usage errors raised by typer (which vendors click in recent versions, and uses the click
+    package in older ones)."""
+    errors: list[type[BaseException]] = []
+    if hasattr(typer, "TyperException"):
+        errors.append(typer.TyperException)
+    try:
+        import click
+
+        errors.append(click.ClickException)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     from plamo_fast.errors import PlamoFastError
 
@@ -35,21 +49,25 @@ def main(argv: list[str] | None = None) -> int:
     exit 1 for errors, 2 for usage errors, 130 for Ctrl-C."""
     debug = os.environ.get("PLAMO_FAST_DEBUG", "") not in ("", "0")
     try:
-        app(args=argv, prog_name="plamo-fast", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Without standalone mode typer returns the exit code of typer.Exit and of Ctrl-C (130)
+        # instead of calling sys.exit, and lets every other exception reach us.
+        code = app(args=argv, prog_name="plamo-fast", standalone_mode=False)
+    except typer.Exit as exc:
         return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         print("plamo-fast: interrupted", file=sys.stderr)
         return 130
+    except _cli_errors() as exc:
+        exc.show()
+        return exc.exit_code
     except _user_errors() as exc:
         if debug:
             raise
         print(f"plamo-fast: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    if code == 130:
+        print("plamo-fast: interrupted", file=sys.stderr)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -17,29 +17,41 @@ def _parse_weights(values: list[str] | None) -> list[float] | None:
             try:
                 out.append(float(part))
             except ValueError:
-                raise typer.BadParameter(f"{part!r} is not a number", param_hint="--weights") from None
+                raise typer.BadParameter(
+                    f"{part!r} is not a number", param_hint="--weights"
+                ) from None
     return out
 
 
 def merge(
     models: Optional[List[Path]] = typer.Argument(
-        None, help="Model folders. SLERP: A B (A is the base: t=0 gives A). Linear: two or more.",
+        None,
+        help="Model folders. SLERP: A B (A is the base: t=0 gives A). Linear: two or more.",
         show_default=False,
     ),
     t: float = typer.Option(0.5, "--t", "-t", help="SLERP interpolation factor in [0, 1]."),
     method: str = typer.Option("slerp", "--method", "-m", help="slerp or linear."),
     weights: Optional[List[str]] = typer.Option(
-        None, "--weights", "-w", help="Linear weights, one per model (e.g. 0.5,0.3,0.2); "
-        "default equal. Normalized by their sum."),
+        None,
+        "--weights",
+        "-w",
+        help="Linear weights, one per model (e.g. 0.5,0.3,0.2); "
+        "default equal. Normalized by their sum.",
+    ),
     config: Optional[Path] = typer.Option(
-        None, "--config", "-c", help="A mergekit YAML config (slerp or linear) instead of MODELS."),
+        None, "--config", "-c", help="A mergekit YAML config (slerp or linear) instead of MODELS."
+    ),
     output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="Output folder (default: named after the inputs, in the "
-        "current directory)."),
+        None,
+        "--output",
+        "-o",
+        help="Output folder (default: named after the inputs, in the current directory).",
+    ),
     max_shard_size: str = typer.Option("5GB", help="Largest output shard (5GB, 500MB, 2GiB)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
-    threads: int = typer.Option(0, help="Worker threads (0: all cores). Output is identical "
-                                "for any count."),
+    threads: int = typer.Option(
+        0, help="Worker threads (0: all cores). Output is identical for any count."
+    ),
     fsync: bool = typer.Option(True, help="Flush the shards to disk before renaming into place."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
@@ -55,8 +67,16 @@ def merge(
         loaded = load_config(config)
         if output is None:
             output = Path.cwd() / f"{config.stem}.merged"
-        result = run_merge([], config=loaded, output=output, max_shard_size=max_shard_size,
-                           overwrite=overwrite, threads=threads, fsync=fsync, progress=not quiet)
+        result = run_merge(
+            [],
+            config=loaded,
+            output=output,
+            max_shard_size=max_shard_size,
+            overwrite=overwrite,
+            threads=threads,
+            fsync=fsync,
+            progress=not quiet,
+        )
     else:
         if not models:
             raise typer.BadParameter("give the model folders to merge (or --config FILE)")
@@ -66,9 +86,18 @@ def merge(
         parsed = _parse_weights(weights)
         if parsed is not None and method != "linear":
             raise typer.BadParameter("--weights applies to --method linear")
-        result = run_merge(models, method=method, t=t, weights=parsed, output=output,
-                           max_shard_size=max_shard_size, overwrite=overwrite, threads=threads,
-                           fsync=fsync, progress=not quiet)
+        result = run_merge(
+            models,
+            method=method,
+            t=t,
+            weights=parsed,
+            output=output,
+            max_shard_size=max_shard_size,
+            overwrite=overwrite,
+            threads=threads,
+            fsync=fsync,
+            progress=not quiet,
+        )
     if not quiet:
         print_summary(result)
     typer.echo(str(result.output))

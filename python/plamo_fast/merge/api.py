@@ -23,13 +23,31 @@ from plamo_fast.merge.config import MergeConfig, layer_positions
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 # Files copied from the base model next to the merged weights.
 METADATA_PATTERNS = (
-    "config.json", "generation_config.json", "tokenizer*", "special_tokens_map.json",
-    "added_tokens.json", "vocab.*", "merges.txt", "chat_template*", "*.tiktoken", "spiece.model",
+    "config.json",
+    "generation_config.json",
+    "tokenizer*",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.*",
+    "merges.txt",
+    "chat_template*",
+    "*.tiktoken",
+    "spiece.model",
     "preprocessor_config.json",
 )
 PROVENANCE_FILE = "plamo_fast_merge.json"
-_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+    "TIB": 2**40,
+}
 
 
 def parse_size(text: str | int) -> int:
@@ -116,12 +134,23 @@ def _progress_reporter(total: int, show: bool) -> tuple[Callable[[int], None], C
     if not show:
         return (lambda _done: None), (lambda: None)
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                               TimeRemainingColumn, TransferSpeedColumn)
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     progress = Progress(
-        TextColumn("merging"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+        TextColumn("merging"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     )
     task = progress.add_task("merge", total=total)
     progress.start()
@@ -206,8 +235,15 @@ def merge(
     try:
         try:
             report = _native.merge(
-                handles, method, recipes, partial, max_shard_size=shard_limit, fsync=fsync,
-                threads=threads, normalize=normalize, progress=update,
+                handles,
+                method,
+                recipes,
+                partial,
+                max_shard_size=shard_limit,
+                fsync=fsync,
+                threads=threads,
+                normalize=normalize,
+                progress=update,
             )
         finally:
             stop()

@@ -28,9 +28,14 @@ from plamo_fast.errors import UsageError
 SUPPORTED_METHODS = ("slerp", "linear")
 LAYER_INDEX = re.compile(r"\.(?:layers|h|blocks|block|layer)\.(\d+)\.")
 DTYPE_NAMES = {
-    "bfloat16": "BF16", "bf16": "BF16",
-    "float16": "F16", "fp16": "F16", "half": "F16",
-    "float32": "F32", "fp32": "F32", "float": "F32",
+    "bfloat16": "BF16",
+    "bf16": "BF16",
+    "float16": "F16",
+    "fp16": "F16",
+    "half": "F16",
+    "float32": "F32",
+    "fp32": "F32",
+    "float": "F32",
 }
 
 
@@ -105,7 +110,9 @@ def evaluate_setting(tensor: str, setting: Any, position: float) -> Any:
         return (1 - frac) * setting[i0] + frac * setting[i1]
     for condition in setting:
         if not isinstance(condition, dict) or "value" not in condition:
-            raise ConfigError(f"a conditional parameter needs 'value' (and 'filter'): {condition!r}")
+            raise ConfigError(
+                f"a conditional parameter needs 'value' (and 'filter'): {condition!r}"
+            )
         unknown = set(condition) - {"filter", "value"}
         if unknown:
             raise ConfigError(f"unknown keys {sorted(unknown)} in conditional parameter")
@@ -139,13 +146,15 @@ def _model_path(reference: Any, config_dir: Path) -> Path:
     if not isinstance(reference, str):
         raise ConfigError(f"a model reference must be a path, got {reference!r}")
     if "+" in reference:
-        raise ConfigError(f"LoRA references ({reference!r}) are not supported: merge the LoRA first")
+        raise ConfigError(
+            f"LoRA references ({reference!r}) are not supported: merge the LoRA first"
+        )
     for candidate in (Path(reference), config_dir / reference):
         if candidate.is_dir():
             return candidate
     raise ConfigError(
-        f"model {reference!r} not found as a local folder (plamo-fast reads local checkpoints only; "
-        "download it first, e.g. with `huggingface-cli download`)"
+        f"model {reference!r} not found as a local folder (plamo-fast reads local "
+        "checkpoints only; download it first, e.g. with `huggingface-cli download`)"
     )
 
 
@@ -157,13 +166,27 @@ def load_config(path: str | Path) -> MergeConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a mergekit config is a YAML mapping")
-    known = {"merge_method", "models", "slices", "modules", "base_model", "parameters", "dtype",
-             "out_dtype", "tokenizer_source", "tokenizer", "chat_template", "name"}
+    known = {
+        "merge_method",
+        "models",
+        "slices",
+        "modules",
+        "base_model",
+        "parameters",
+        "dtype",
+        "out_dtype",
+        "tokenizer_source",
+        "tokenizer",
+        "chat_template",
+        "name",
+    }
     problems = [f"unknown key {k!r}" for k in raw if k not in known]
     method = raw.get("merge_method")
     if method not in SUPPORTED_METHODS:
-        problems.append(f"merge_method {method!r} is not supported (plamo-fast merges with "
-                        f"{' or '.join(SUPPORTED_METHODS)})")
+        problems.append(
+            f"merge_method {method!r} is not supported (plamo-fast merges with "
+            f"{' or '.join(SUPPORTED_METHODS)})"
+        )
     if "modules" in raw:
         problems.append("'modules' configs are not supported")
     if raw.get("tokenizer") or raw.get("tokenizer_source") not in (None, "base"):
@@ -194,8 +217,10 @@ def load_config(path: str | Path) -> MergeConfig:
                 entries.append((source.get("model"), source.get("parameters") or {}))
                 ranges.add(tuple(source.get("layer_range") or ()))
             if len(ranges) > 1:
-                problems.append(f"sources use different layer ranges {sorted(ranges)}; "
-                                "layer-range slicing is not supported")
+                problems.append(
+                    f"sources use different layer ranges {sorted(ranges)}; "
+                    "layer-range slicing is not supported"
+                )
             if out_slice.get("base_model"):
                 raw.setdefault("base_model", out_slice["base_model"])
     if problems:

@@ -27,7 +27,7 @@ STORAGE_DTYPES = {
 def write_safetensors(
     path: str | Path, tensors: dict[str, tuple[str, np.ndarray]], metadata: dict | None = None
 ) -> None:
-    """Writes ``{name: (dtype, array)}``; ``array`` holds the storage values (uint16 bits for BF16)."""
+    """Writes ``{name: (dtype, array)}``; arrays hold storage values (uint16 bits for BF16)."""
     header: dict = {"__metadata__": metadata or {"format": "pt"}}
     offset = 0
     blobs = []
@@ -59,8 +59,9 @@ def read_safetensors(path: str | Path) -> dict[str, tuple[str, np.ndarray]]:
     for name, entry in header.items():
         begin, end = entry["data_offsets"]
         storage = STORAGE_DTYPES[entry["dtype"]]
-        array = np.frombuffer(raw, dtype=storage, count=(end - begin) // storage.itemsize,
-                              offset=8 + n + begin)
+        array = np.frombuffer(
+            raw, dtype=storage, count=(end - begin) // storage.itemsize, offset=8 + n + begin
+        )
         out[name] = (entry["dtype"], array.reshape(entry["shape"]))
     return out
 

@@ -42,22 +42,26 @@ def encode(dtype: str, values: np.ndarray) -> np.ndarray:
 
 
 def slerp_coefficients(t: float, a: np.ndarray, b: np.ndarray) -> tuple[np.float32, np.float32]:
+    """Exact statistics (float64), then mergekit's float32 coefficient chain: every product and
+    quotient rounded to float32, sin/acos correctly rounded to float32."""
     a64 = a.astype(np.float64).ravel()
     b64 = b.astype(np.float64).ravel()
     norm_a = math.sqrt(float(np.dot(a64, a64)))
     norm_b = math.sqrt(float(np.dot(b64, b64)))
     norm_a = norm_a if norm_a > NORM_EPS else 1.0
     norm_b = norm_b if norm_b > NORM_EPS else 1.0
-    cos = min(1.0, max(-1.0, float(np.dot(a64, b64)) / (norm_a * norm_b)))
+    cos32 = np.float32(min(1.0, max(-1.0, float(np.dot(a64, b64)) / (norm_a * norm_b))))
     t32 = np.float32(t)
     one_minus_t32 = np.float32(1.0) - t32
-    if abs(cos) > DOT_THRESHOLD:
+    if abs(cos32) > np.float32(DOT_THRESHOLD):
         return one_minus_t32, t32
-    theta = math.acos(cos)
-    return (
-        np.float32(math.sin(float(one_minus_t32) * theta) / math.sin(theta)),
-        np.float32(math.sin(float(t32) * theta) / math.sin(theta)),
-    )
+
+    def sin32(x: np.float32) -> np.float32:
+        return np.float32(math.sin(float(x)))
+
+    theta = np.float32(math.acos(float(cos32)))
+    sin_theta = sin32(theta)
+    return sin32(one_minus_t32 * theta) / sin_theta, sin32(t32 * theta) / sin_theta
 
 
 def slerp(t: float, dtype: str, a_storage: np.ndarray, b_storage: np.ndarray) -> np.ndarray:
@@ -72,8 +76,9 @@ def slerp(t: float, dtype: str, a_storage: np.ndarray, b_storage: np.ndarray) ->
     return encode(dtype, ca * a + cb * b)
 
 
-def linear(weights: list[float], dtype: str, storages: list[np.ndarray],
-           normalize: bool = True) -> np.ndarray:
+def linear(
+    weights: list[float], dtype: str, storages: list[np.ndarray], normalize: bool = True
+) -> np.ndarray:
     """Weighted average ``Σ w_i x_i / Σ w_i`` in float32, one rounding at the end."""
     w32 = [np.float32(w) for w in weights]
     acc = np.zeros(storages[0].shape, dtype=np.float32)

@@ -80,6 +80,9 @@ impl Model {
             let text = std::fs::read_to_string(&index).map_err(|e| Error::io(&index, e))?;
             let parsed: IndexFile = serde_json::from_str(&text)
                 .map_err(|e| Error::invalid_file(&index, format!("malformed index: {e}")))?;
+            if parsed.weight_map.is_empty() {
+                return Err(Error::invalid_file(&index, "the index lists no tensors"));
+            }
             let mut names: Vec<String> = Vec::new();
             for shard in parsed.weight_map.values() {
                 check_shard_path(&index, shard)?;
@@ -115,13 +118,15 @@ impl Model {
                 if let Some(map) = &expected {
                     match map.get(&info.name) {
                         Some(listed) if listed == name => {}
-                        Some(listed) => return Err(Error::invalid_file(
-                            &file.path,
-                            format!(
+                        Some(listed) => {
+                            return Err(Error::invalid_file(
+                                &file.path,
+                                format!(
                                 "tensor {:?} is also here although the index puts it in {listed:?}",
                                 info.name
                             ),
-                        )),
+                            ))
+                        }
                         None => {
                             return Err(Error::invalid_file(
                                 &file.path,

@@ -159,7 +159,7 @@ pub fn merge<'py>(
                 pool.install(|| merge_models(&model_refs, &recipes, &out_dir, &options, &state))
             });
             while !worker.is_finished() {
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(50));
                 Python::attach(|py| {
                     if let Err(e) = py.check_signals() {
                         callback_error.get_or_insert(e);

@@ -94,6 +94,15 @@ pub fn check_compatible(models: &[&Model]) -> Result<()> {
                     o.info.shape
                 )));
             }
+            // Integer and boolean buffers (position ids, masks) are copied, so they must agree.
+            if !t.info.dtype.is_mergeable_float() && other.bytes(o) != base.bytes(t) {
+                return Err(Error::Mismatch(format!(
+                    "tensor {name:?} has dtype {}, which is copied rather than interpolated, \
+                     but its values differ between {} and {label}",
+                    t.info.dtype.name(),
+                    base.dir.display()
+                )));
+            }
         }
         if let Some(extra) = other
             .tensors
@@ -201,7 +210,7 @@ fn unit_moments(task: &TensorTask, models: &[&Model], start: usize, end: usize) 
             s.b.resize(n, 0.0);
             decode_f32(dtype, ba, &mut s.a)?;
             decode_f32(dtype, bb, &mut s.b)?;
-            total = total.add(block_moments(&s.a, &s.b));
+            total = total + block_moments(&s.a, &s.b);
         }
         Ok(total)
     })
@@ -308,17 +317,7 @@ enum Done {
 fn merge_tensor(task: &TensorTask, models: &[&Model], progress: &MergeProgress) -> Result<Done> {
     let dtype = task.dtype();
     if !dtype.is_mergeable_float() {
-        // Integer or boolean buffers (position ids, masks) must agree; they are copied.
-        let first = models[0].bytes(task.inputs[0]);
-        if let Some(k) = (1..task.inputs.len()).find(|&k| models[k].bytes(task.inputs[k]) != first)
-        {
-            return Err(Error::Mismatch(format!(
-                "tensor {:?} has dtype {} (not interpolated) and differs between model 1 and model {}",
-                task.name,
-                dtype.name(),
-                k + 1
-            )));
-        }
+        // Identical in every model (checked by `check_compatible`): copied.
         copy_input(task, models, 0, progress)?;
         return Ok(Done::Copied);
     }
@@ -340,7 +339,7 @@ fn merge_tensor(task: &TensorTask, models: &[&Model], progress: &MergeProgress) 
                 })
                 .collect::<Result<_>>()?;
             // Combined in unit order: the same sums whatever the thread count.
-            let moments = partials.into_iter().fold(Moments::default(), Moments::add);
+            let moments = partials.into_iter().fold(Moments::default(), |acc, m| acc + m);
             kernels::check_finite(moments, task.name)?;
             let c = slerp_coefficients(*t, moments);
             write_units(task, models, &[c.a, c.b], progress)?;
