@@ -339,7 +339,9 @@ fn merge_tensor(task: &TensorTask, models: &[&Model], progress: &MergeProgress) 
                 })
                 .collect::<Result<_>>()?;
             // Combined in unit order: the same sums whatever the thread count.
-            let moments = partials.into_iter().fold(Moments::default(), |acc, m| acc + m);
+            let moments = partials
+                .into_iter()
+                .fold(Moments::default(), |acc, m| acc + m);
             kernels::check_finite(moments, task.name)?;
             let c = slerp_coefficients(*t, moments);
             write_units(task, models, &[c.a, c.b], progress)?;
