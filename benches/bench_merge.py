@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from plamo_fast.merge.synthetic import SHAPES, LlamaShape, write_random_model
 from plamo_fast.reference.safetensors_io import read_model
 
@@ -99,24 +101,50 @@ class Series:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workdir", type=Path, default=REPO / "bench-work",
-                   help="checkpoints, outputs and logs (default: bench-work/ in the repo root)")
-    p.add_argument("--shape", choices=sorted(SHAPES), default="2gb",
-                   help="model shape (default 2gb; tiny/small only for smoke tests)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=REPO / "bench-work",
+        help="checkpoints, outputs and logs (default: bench-work/ in the repo root)",
+    )
+    p.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="2gb",
+        help="model shape (default 2gb; tiny/small only for smoke tests)",
+    )
     p.add_argument("--repeat", type=int, default=3, help="timed rounds per tool (median)")
-    p.add_argument("--mergekit-python", type=Path, default=None,
-                   help="python of mergekit's virtualenv (else $PLAMO_FAST_MERGEKIT_PYTHON, "
-                   "/root/venvs/mergekit/bin/python, ~/.cache/plamo-fast/mergekit-0.1.5)")
+    p.add_argument(
+        "--mergekit-python",
+        type=Path,
+        default=None,
+        help="python of mergekit's virtualenv (else $PLAMO_FAST_MERGEKIT_PYTHON, "
+        "/root/venvs/mergekit/bin/python, ~/.cache/plamo-fast/mergekit-0.1.5)",
+    )
     p.add_argument("--no-peer", action="store_true", help="skip mergekit")
     p.add_argument("--no-copy", action="store_true", help="skip the copy-limit run")
-    p.add_argument("--plamo-arg", action="append", default=[], metavar="ARG",
-                   help="extra argument for `plamo-fast merge` (repeatable, e.g. --no-fsync)")
-    p.add_argument("--check-parity", action="store_true",
-                   help="compare plamo-fast's and mergekit's outputs tensor by tensor")
-    p.add_argument("--scaling", action="store_true",
-                   help="also time the plamo-fast merge at 1x, 2x and 4x the size")
-    p.add_argument("--prune-scaling", action="store_true",
-                   help="delete the 2x/4x checkpoints after the scaling runs")
+    p.add_argument(
+        "--plamo-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra argument for `plamo-fast merge` (repeatable, e.g. --no-fsync)",
+    )
+    p.add_argument(
+        "--check-parity",
+        action="store_true",
+        help="compare plamo-fast's and mergekit's outputs tensor by tensor",
+    )
+    p.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also time the plamo-fast merge at 1x, 2x and 4x the size",
+    )
+    p.add_argument(
+        "--prune-scaling",
+        action="store_true",
+        help="delete the 2x/4x checkpoints after the scaling runs",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
     return p.parse_args(argv)
 
@@ -154,14 +182,34 @@ def package_version(python: str | Path, package: str) -> str:
 
 
 def find_mergekit(explicit: Path | None) -> Path | None:
-    """The python of mergekit's virtualenv, or None when there is none with mergekit-yaml."""
+    """The python of mergekit's virtualenv (first of --mergekit-python,
+    $PLAMO_FAST_MERGEKIT_PYTHON, the defaults that has a mergekit-yaml beside it), or None."""
     env = os.environ.get("PLAMO_FAST_MERGEKIT_PYTHON")
-    candidates = [explicit] if explicit else ([Path(env)] if env else [])
-    candidates += [] if explicit or env else list(DEFAULT_MERGEKIT_PYTHONS)
+    if explicit is not None:
+        candidates = [explicit]
+    else:
+        candidates = ([Path(env).expanduser()] if env else []) + list(DEFAULT_MERGEKIT_PYTHONS)
     for python in candidates:
         if python.is_file() and (python.parent / "mergekit-yaml").is_file():
             return python
     return None
+
+
+def build_id() -> dict:
+    """Git commit (and whether the tree is dirty) and a hash of the native module, to spot a
+    rebuild during the run."""
+    import plamo_fast._native as native
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else "?"
+
+    digest = hashlib.sha256(Path(native.__file__).read_bytes()).hexdigest()[:12]
+    return {
+        "commit": git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+        "native_sha256": digest,
+    }
 
 
 def scaled_shape(base: LlamaShape, factor: int) -> LlamaShape:
@@ -232,8 +280,9 @@ def run_timed(argv: list[str], log: Path, *, cwd: Path, env: dict | None = None)
     stats.unlink(missing_ok=True)
     launcher = [sys.executable, "-I", "-S", "-c", LAUNCHER, str(stats)]
     with open(log, "wb") as out:
-        code = subprocess.run(launcher + argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-                              env=env).returncode
+        code = subprocess.run(
+            launcher + argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env
+        ).returncode
     if code != 0 or not stats.is_file():
         return Run(float("nan"), 0, code or 1, log)
     wall, maxrss, returncode = stats.read_text().split()
@@ -258,8 +307,23 @@ class Job:
 
 def plamo_job(a: Path, b: Path, out: Path, extra: list[str]) -> Job:
     """``plamo-fast merge A B --t 0.5``."""
-    argv = [sys.executable, "-m", "plamo_fast.cli", "merge", str(a), str(b), "--t", "0.5",
-            "-o", str(out), "--quiet", "--overwrite", "--max-shard-size", "1GB", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "plamo_fast.cli",
+        "merge",
+        str(a),
+        str(b),
+        "--t",
+        "0.5",
+        "-o",
+        str(out),
+        "--quiet",
+        "--overwrite",
+        "--max-shard-size",
+        "1GB",
+        *extra,
+    ]
     return Job(Series("plamo-fast", shlex.join(argv)), argv, out)
 
 
@@ -268,17 +332,30 @@ def mergekit_job(python: Path, a: Path, b: Path, out: Path, workdir: Path) -> Jo
     config = workdir / f"mergekit-{a.name}.yml"
     config.write_text(MERGEKIT_CONFIG.format(a=a, b=b))
     # --out-shard-size counts bytes in 0.1.5's writer (numel * element_size), despite its help.
-    argv = [str(python.parent / "mergekit-yaml"), str(config), str(out), "--no-cuda",
-            "--out-shard-size", "1B", "--no-copy-tokenizer", "--quiet"]
+    argv = [
+        str(python.parent / "mergekit-yaml"),
+        str(config),
+        str(out),
+        "--no-cuda",
+        "--out-shard-size",
+        "1B",
+        "--no-copy-tokenizer",
+        "--quiet",
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
     return Job(Series("mergekit", shlex.join(argv)), argv, out, env)
 
 
-def copy_job(a: Path, b: Path, out: Path) -> Job:
-    """Plain tools: read both inputs, write one output of the same size."""
+def copy_job(a: Path, b: Path, out: Path, fsync: bool) -> Job:
+    """Plain tools: read both inputs, write one output of the same size (and fsync it when
+    plamo-fast does, so both pay for the same durability)."""
     qa, qb, qo = (shlex.quote(str(p)) for p in (a, b, out))
-    script = (f"mkdir -p {qo} && cat {qa}/*.safetensors > /dev/null && "
-              f"cat {qb}/*.safetensors > /dev/null && cp {qa}/*.safetensors {qo}/")
+    script = (
+        f"mkdir -p {qo} && cat {qa}/*.safetensors > /dev/null && "
+        f"cat {qb}/*.safetensors > /dev/null && cp {qa}/*.safetensors {qo}/"
+    )
+    if fsync:
+        script += f" && sync {qo}/*.safetensors"
     argv = ["sh", "-c", script]
     return Job(Series("copy limit", shlex.join(argv)), argv, out)
 
@@ -292,8 +369,11 @@ def run_rounds(jobs: list[Job], repeat: int, logs: Path) -> None:
             log = logs / f"{job.series.name.replace(' ', '-')}-{job.output.name}-{round_}.log"
             run = run_timed(job.argv, log, cwd=logs, env=job.env)
             job.series.runs.append(run)
-            print(f"  round {round_}: {job.series.name:<11} {run.wall_s:7.1f} s "
-                  f"{run.maxrss_kib / 1024:8.0f} MiB  rc={run.returncode}", flush=True)
+            print(
+                f"  round {round_}: {job.series.name:<11} {run.wall_s:7.1f} s "
+                f"{run.maxrss_kib / 1024:8.0f} MiB  rc={run.returncode}",
+                flush=True,
+            )
             if run.returncode != 0:
                 print(f"  {job.series.name} failed (log {log}):\n{log_tail(log)}", flush=True)
                 active.remove(job)
@@ -324,8 +404,9 @@ def compare_outputs(ours: Path, theirs: Path) -> dict:
             dtype_mismatch.append(f"{name}: {da}{list(xa.shape)} vs {db}{list(xb.shape)}")
             continue
         total += xa.size
-        identical += int(np.count_nonzero(xa.view(f"u{xa.dtype.itemsize}")
-                                          == xb.view(f"u{xb.dtype.itemsize}")))
+        identical += int(
+            np.count_nonzero(xa.view(f"u{xa.dtype.itemsize}") == xb.view(f"u{xb.dtype.itemsize}"))
+        )
         ulp = np.abs(ordered(xa) - ordered(xb))
         counts = np.bincount(np.minimum(ulp, 3).ravel(), minlength=4)
         for key, count in zip(histogram, counts):
@@ -339,6 +420,7 @@ def compare_outputs(ours: Path, theirs: Path) -> dict:
         "only_mergekit": sorted(set(b) - set(a)),
         "dtype_or_shape_mismatch": dtype_mismatch,
         "elements": total,
+        "bit_identical": identical,
         "bit_identical_fraction": identical / total if total else None,
         "max_ulp": max_ulp,
         "max_ulp_tensor": worst,
@@ -351,22 +433,31 @@ def print_machine(info: dict, versions: dict) -> None:
     argv = getattr(sys, "orig_argv", [sys.executable, *sys.argv])
     print(f"command:  {shlex.join(argv)}")
     print(f"date:     {info['date']}")
-    print(f"machine:  {info['nproc']} CPUs ({info['cpu']}), {info['arch']}, "
-          f"{info['mem_gib']} GiB RAM, Linux {info['kernel']}")
+    print(
+        f"machine:  {info['nproc']} CPUs ({info['cpu']}), {info['arch']}, "
+        f"{info['mem_gib']} GiB RAM, Linux {info['kernel']}"
+    )
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
 
 
 def print_table(series: list[Series]) -> None:
     """Median wall time, peak RSS and output throughput per tool."""
-    print(f"\n{'tool':<12}{'runs':>5}{'wall s (median)':>17}{'peak RSS MiB':>14}{'out GB/s':>10}")
+    print(
+        f"\n{'tool':<12}{'runs':>5}{'wall s (median)':>17}{'min':>8}{'max':>8}"
+        f"{'peak RSS MiB':>14}{'out GB/s':>10}"
+    )
     for s in series:
         if not s.runs:
             continue
         if not s.ok:
             print(f"{s.name:<12}{len(s.runs):>5}   failed (see {s.runs[-1].log})")
             continue
-        print(f"{s.name:<12}{len(s.runs):>5}{s.wall_s:>17.2f}{s.rss_mib:>14.0f}"
-              f"{s.gb_per_s:>10.2f}")
+        walls = [r.wall_s for r in s.runs]
+        print(
+            f"{s.name:<12}{len(s.runs):>5}{s.wall_s:>17.2f}{min(walls):>8.2f}{max(walls):>8.2f}"
+            f"{s.rss_mib:>14.0f}"
+            f"{s.gb_per_s:>10.2f}"
+        )
 
 
 def ratios(plamo: Series, peer: Series | None, copy: Series | None) -> dict:
@@ -394,19 +485,28 @@ def print_ratios(values: dict) -> None:
             print(f"{label:<34} n/a")
             continue
         met = value >= target if sense == ">=" else value <= target
-        print(f"{label:<34} {value:6.2f}{unit:<2} (target {sense} {target}{unit}: "
-              f"{'met' if met else 'NOT met'})")
+        print(
+            f"{label:<34} {value:6.2f}{unit:<2} (target {sense} {target}{unit}: "
+            f"{'met' if met else 'NOT met'})"
+        )
 
 
 def print_parity(parity: dict) -> None:
     """Parity summary."""
-    print(f"\nparity plamo-fast vs mergekit: {parity['tensors_compared']} tensors, "
-          f"{parity['elements']:,} elements")
+    print(
+        f"\nparity plamo-fast vs mergekit: {parity['tensors_compared']} tensors, "
+        f"{parity['elements']:,} elements"
+    )
     if parity["bit_identical_fraction"] is not None:
-        print(f"  bit-identical: {parity['bit_identical_fraction'] * 100:.4f} %   "
-              f"max |diff|: {parity['max_ulp']} ulp ({parity['max_ulp_tensor']})")
-    print("  ulp histogram: " + ", ".join(f"{k}: {v:,}" for k, v in
-                                          parity["ulp_histogram"].items()))
+        print(
+            f"  bit-identical: {parity['bit_identical']:,} of {parity['elements']:,} "
+            f"({parity['bit_identical_fraction'] * 100:.6f} %)"
+        )
+        print(f"  max |diff|: {parity['max_ulp']} ulp ({parity['max_ulp_tensor']})")
+    print(
+        "  elements by |diff| in ulp (-0 == +0): "
+        + ", ".join(f"{k}: {v:,}" for k, v in parity["ulp_histogram"].items())
+    )
     for key in ("only_plamo_fast", "only_mergekit", "dtype_or_shape_mismatch"):
         if parity[key]:
             print(f"  {key}: {parity[key][:5]}{' ...' if len(parity[key]) > 5 else ''}")
@@ -426,15 +526,23 @@ def bench_scaling(args: argparse.Namespace, base: LlamaShape, logs: Path) -> lis
         job = plamo_job(a, b, args.workdir / "out" / f"scaling-x{factor}", args.plamo_arg)
         run_rounds([job], args.repeat, logs)
         s = job.series
-        results.append({"factor": factor, "layers": shape.layers,
-                        "input_bytes": tensor_bytes(a), **s.to_json()})
+        results.append(
+            {
+                "factor": factor,
+                "layers": shape.layers,
+                "input_bytes": tensor_bytes(a),
+                **s.to_json(),
+            }
+        )
         shutil.rmtree(job.output, ignore_errors=True)
         if args.prune_scaling and factor > 1:
             for folder in (a, b):
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.with_name(folder.name + ".recipe.json").unlink(missing_ok=True)
-    print(f"\n{'size':<6}{'layers':>7}{'GB':>7}{'wall s':>9}{'s/GB':>7}{'vs 1x':>7}"
-          f"{'peak RSS MiB':>14}")
+    print(
+        f"\n{'size':<6}{'layers':>7}{'GB':>7}{'wall s':>9}{'s/GB':>7}{'vs 1x':>7}"
+        f"{'peak RSS MiB':>14}"
+    )
     per_gb_1x = None
     for r in results:
         if not r["ok"]:
@@ -443,8 +551,10 @@ def bench_scaling(args: argparse.Namespace, base: LlamaShape, logs: Path) -> lis
         gb = r["output_bytes"] / 1e9
         per_gb = r["median_wall_s"] / gb
         per_gb_1x = per_gb_1x or per_gb
-        print(f"{str(r['factor']) + 'x':<6}{r['layers']:>7}{gb:>7.2f}{r['median_wall_s']:>9.2f}"
-              f"{per_gb:>7.2f}{per_gb / per_gb_1x:>7.2f}{r['median_rss_mib']:>14.0f}")
+        print(
+            f"{str(r['factor']) + 'x':<6}{r['layers']:>7}{gb:>7.2f}{r['median_wall_s']:>9.2f}"
+            f"{per_gb:>7.2f}{per_gb / per_gb_1x:>7.2f}{r['median_rss_mib']:>14.0f}"
+        )
     return results
 
 
@@ -461,10 +571,19 @@ def main(argv: list[str] | None = None) -> int:
         versions["mergekit"] = package_version(mergekit, "mergekit")
         versions["torch (mergekit venv)"] = package_version(mergekit, "torch")
     print_machine(info, versions)
+    build = build_id()
+    print(
+        f"build:    commit {build['commit']}{' (dirty tree)' if build['dirty'] else ''}, "
+        f"native module sha256 {build['native_sha256']}"
+    )
+    if mergekit:
+        print(f"peer:     {mergekit}")
 
     base = SHAPES[args.shape]
-    print(f"\ninputs: two random Llama-shaped bf16 checkpoints, shape {args.shape} "
-          f"({base.num_bytes() / 1e9:.2f} GB each, 1 GB shards), SLERP t=0.5")
+    print(
+        f"\ninputs: two random Llama-shaped bf16 checkpoints, shape {args.shape} "
+        f"({base.num_bytes() / 1e9:.2f} GB each, 1 GB shards), SLERP t=0.5"
+    )
     a = ensure_model(args.workdir / "models" / f"{args.shape}-a", base, seed=1)
     b = ensure_model(args.workdir / "models" / f"{args.shape}-b", base, seed=2)
     out = args.workdir / "out"
@@ -472,21 +591,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_peer:
         print("peer: mergekit skipped (--no-peer)")
     elif mergekit is None:
-        print("peer: mergekit SKIPPED: no virtualenv with mergekit-yaml found (give "
-              "--mergekit-python or set PLAMO_FAST_MERGEKIT_PYTHON)")
+        print(
+            "peer: mergekit SKIPPED: no virtualenv with mergekit-yaml found (give "
+            "--mergekit-python or set PLAMO_FAST_MERGEKIT_PYTHON)"
+        )
     else:
         jobs.append(mergekit_job(mergekit, a, b, out / "mergekit", args.workdir))
+    fsync = "--no-fsync" not in args.plamo_arg
     if not args.no_copy:
-        jobs.append(copy_job(a, b, out / "copy"))
+        jobs.append(copy_job(a, b, out / "copy", fsync))
     print("commands:")
     for job in jobs:
         print(f"  {job.series.name}: {job.series.command}")
-    print("page cache: not dropped; inputs read once before the timed runs (warm cache); "
-          "`sync` before each run; outputs deleted before each run (untimed)")
-    print("peak RSS: ru_maxrss of the command and its children via os.wait4, spawned from a "
-          "small launcher (~8 MiB floor)")
+    print(
+        f"fsync: plamo-fast {'on (its default)' if fsync else 'off'}, copy limit "
+        f"{'on (sync FILE...)' if fsync else 'off'}, mergekit off (it never fsyncs)"
+    )
+    print(
+        "page cache: not dropped; inputs read once before the timed runs (warm cache); "
+        "`sync` before each run; outputs deleted before each run (untimed)"
+    )
+    print(
+        "peak RSS: ru_maxrss of the command and its children via os.wait4, spawned from a "
+        "small launcher (~8 MiB floor)"
+    )
     warm_cache([a, b])
-    print(f"timed runs: {args.repeat} rounds, tools interleaved within each round")
+    rounds = "1 round" if args.repeat == 1 else f"{args.repeat} rounds"
+    print(f"timed runs: {rounds}, tools interleaved within each round")
     run_rounds(jobs, args.repeat, logs)
 
     series = [job.series for job in jobs]
@@ -506,11 +637,16 @@ def main(argv: list[str] | None = None) -> int:
 
     scaling = bench_scaling(args, base, logs) if args.scaling else None
 
+    if build_id()["native_sha256"] != build["native_sha256"]:
+        print("\nWARNING: the native module was rebuilt during the run; timings are mixed")
+        build["rebuilt_during_run"] = True
+
     if args.json:
         result = {
             "command": shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
             "machine": info,
             "versions": versions,
+            "build": build,
             "shape": {"name": args.shape, **dataclasses.asdict(base)},
             "input_bytes": tensor_bytes(a),
             "repeat": args.repeat,
