@@ -21,8 +21,12 @@ def build_wheel(out: Path) -> Path:
     given = os.environ.get("PLAMO_FAST_WHEEL")
     if given:
         return Path(given)
-    subprocess.run([sys.executable, "-m", "maturin", "build", "--release", "-q", "-o", str(out)],
-                   cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "maturin", "build", "--release", "-q", "-o", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = out.glob("plamo_fast-*.whl")
     return wheel
 
@@ -34,19 +38,30 @@ def test_wheel_installs_without_torch_and_merges(tmp_path: Path):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
     subprocess.run([str(python), "-m", "pip", "install", "-q", str(wheel)], check=True)
-    installed = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"],
-                               check=True, capture_output=True, text=True).stdout.lower()
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.lower()
     for heavy in ("torch", "vllm", "transformers"):
         assert f"\n{heavy}==" not in f"\n{installed}", f"{heavy} pulled by the base install"
 
-    a = write_random_model(tmp_path / "a", SHAPES["tiny"], seed=1)
-    b = write_random_model(tmp_path / "b", SHAPES["tiny"], seed=2)
-    proc = subprocess.run([str(env_dir / "bin" / "plamo-fast"), "merge", "a", "b", "--t", "0.5"],
-                          cwd=tmp_path, capture_output=True, text=True)
+    write_random_model(tmp_path / "a", SHAPES["tiny"], seed=1)
+    write_random_model(tmp_path / "b", SHAPES["tiny"], seed=2)
+    proc = subprocess.run(
+        [str(env_dir / "bin" / "plamo-fast"), "merge", "a", "b", "--t", "0.5"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "a+b.slerp-t0.5"
     assert (out / "model.safetensors.index.json").exists()
     check = subprocess.run(
         [str(python), "-c", "import sys, plamo_fast.merge; print('torch' in sys.modules)"],
-        check=True, capture_output=True, text=True)
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.strip() == "False"
