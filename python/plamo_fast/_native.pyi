@@ -1,0 +1,47 @@
+"""Type stubs of the native module (rust/py). Keep in sync with rust/py/src/*.rs."""
+
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+
+from typing_extensions import final
+
+__all__ = [
+    "InvalidFileError",
+    "ModelMismatchError",
+    "PlamoFastError",
+    "SafetensorsModel",
+    "__version__",
+    "check_models_compatible",
+    "merge",
+]
+__version__: str
+
+class PlamoFastError(Exception): ...
+class InvalidFileError(PlamoFastError): ...
+class ModelMismatchError(PlamoFastError): ...
+
+@final
+class SafetensorsModel:
+    """An opened, validated model folder (memory-mapped safetensors)."""
+
+    def __new__(cls, path: str | PathLike[str]) -> SafetensorsModel: ...
+    @property
+    def path(self) -> Path: ...
+    def tensors(self) -> list[tuple[str, str, list[int]]]: ...
+    def nbytes(self) -> int: ...
+    def shard_files(self) -> list[Path]: ...
+
+def check_models_compatible(models: list[SafetensorsModel]) -> None: ...
+def merge(
+    models: list[SafetensorsModel],
+    method: str,
+    recipes: dict[str, list[float]],
+    out_dir: str | PathLike[str],
+    *,
+    max_shard_size: int,
+    fsync: bool = True,
+    threads: int = 0,
+    normalize: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, object]: ...
