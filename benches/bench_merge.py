@@ -128,7 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="ARG",
-        help="extra argument for `plamo-fast merge` (repeatable, e.g. --no-fsync)",
+        help="extra argument for `plamo-fast merge` (repeatable; e.g. --plamo-arg=--no-fsync, "
+        "which also drops the fsync from the copy limit)",
     )
     p.add_argument(
         "--check-parity",
@@ -146,7 +147,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="delete the 2x/4x checkpoints after the scaling runs",
     )
     p.add_argument("--json", type=Path, default=None, help="write the results as JSON")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    return args
 
 
 def machine_info() -> dict:
@@ -502,7 +506,8 @@ def print_parity(parity: dict) -> None:
             f"  bit-identical: {parity['bit_identical']:,} of {parity['elements']:,} "
             f"({parity['bit_identical_fraction'] * 100:.6f} %)"
         )
-        print(f"  max |diff|: {parity['max_ulp']} ulp ({parity['max_ulp_tensor']})")
+        where = f" ({parity['max_ulp_tensor']})" if parity["max_ulp"] else ""
+        print(f"  max |diff|: {parity['max_ulp']} ulp{where}")
     print(
         "  elements by |diff| in ulp (-0 == +0): "
         + ", ".join(f"{k}: {v:,}" for k, v in parity["ulp_histogram"].items())
@@ -512,36 +517,59 @@ def print_parity(parity: dict) -> None:
             print(f"  {key}: {parity[key][:5]}{' ...' if len(parity[key]) > 5 else ''}")
 
 
-def bench_scaling(args: argparse.Namespace, base: LlamaShape, logs: Path) -> list[dict]:
-    """plamo-fast merge time and peak RSS at 1x, 2x and 4x the size."""
+def bench_scaling(
+    args: argparse.Namespace, base: LlamaShape, logs: Path, mem_gib: float
+) -> list[dict]:
+    """plamo-fast merge time and peak RSS at 1x, 2x and 4x the size (more layers), each with
+    its copy limit so that I/O effects (inputs outgrowing the page cache) show up as such."""
     results = []
-    print("\nscaling (plamo-fast only, more layers):")
+    fsync = "--no-fsync" not in args.plamo_arg
+    print("\nscaling (plamo-fast and copy limit, more layers):")
     for factor in (1, 2, 4):
         shape = scaled_shape(base, factor)
         tag = args.shape if factor == 1 else f"{args.shape}-x{factor}"
         models = args.workdir / "models"
         a = ensure_model(models / f"{tag}-a", shape, seed=1)
         b = ensure_model(models / f"{tag}-b", shape, seed=2)
+        out = args.workdir / "out"
+        jobs = [plamo_job(a, b, out / f"scaling-x{factor}", args.plamo_arg)]
+        if not args.no_copy:
+            jobs.append(copy_job(a, b, out / f"scaling-copy-x{factor}", fsync))
         warm_cache([a, b])
-        job = plamo_job(a, b, args.workdir / "out" / f"scaling-x{factor}", args.plamo_arg)
-        run_rounds([job], args.repeat, logs)
-        s = job.series
+        run_rounds(jobs, args.repeat, logs)
+        plamo = jobs[0].series
+        copy = jobs[1].series if len(jobs) > 1 else None
         results.append(
             {
                 "factor": factor,
                 "layers": shape.layers,
                 "input_bytes": tensor_bytes(a),
-                **s.to_json(),
+                **plamo.to_json(),
+                "copy": copy.to_json() if copy else None,
             }
         )
-        shutil.rmtree(job.output, ignore_errors=True)
+        for job in jobs:
+            shutil.rmtree(job.output, ignore_errors=True)
         if args.prune_scaling and factor > 1:
             for folder in (a, b):
                 shutil.rmtree(folder, ignore_errors=True)
                 folder.with_name(folder.name + ".recipe.json").unlink(missing_ok=True)
+    print_scaling(results)
+    for r in results:
+        working_set = (2 * r["input_bytes"] + r["output_bytes"]) / 2**30
+        if working_set > 0.8 * mem_gib:
+            print(
+                f"note: at {r['factor']}x, inputs + output ({working_set:.1f} GiB) do not fit in "
+                f"the page cache ({mem_gib} GiB RAM): part of the inputs is read from disk"
+            )
+    return results
+
+
+def print_scaling(results: list[dict]) -> None:
+    """Time per GB relative to 1x, peak RSS, and the copy limit per size."""
     print(
         f"\n{'size':<6}{'layers':>7}{'GB':>7}{'wall s':>9}{'s/GB':>7}{'vs 1x':>7}"
-        f"{'peak RSS MiB':>14}"
+        f"{'peak RSS MiB':>14}{'copy s':>9}{'copy/plamo':>12}"
     )
     per_gb_1x = None
     for r in results:
@@ -551,11 +579,17 @@ def bench_scaling(args: argparse.Namespace, base: LlamaShape, logs: Path) -> lis
         gb = r["output_bytes"] / 1e9
         per_gb = r["median_wall_s"] / gb
         per_gb_1x = per_gb_1x or per_gb
+        copy = r["copy"]
+        copy_s = copy["median_wall_s"] if copy and copy["ok"] else None
+        tail = (
+            f"{copy_s:>9.2f}{copy_s / r['median_wall_s']:>12.2f}"
+            if copy_s
+            else f"{'n/a':>9}{'n/a':>12}"
+        )
         print(
             f"{str(r['factor']) + 'x':<6}{r['layers']:>7}{gb:>7.2f}{r['median_wall_s']:>9.2f}"
-            f"{per_gb:>7.2f}{per_gb / per_gb_1x:>7.2f}{r['median_rss_mib']:>14.0f}"
+            f"{per_gb:>7.2f}{per_gb / per_gb_1x:>7.2f}{r['median_rss_mib']:>14.0f}{tail}"
         )
-    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -613,7 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "peak RSS: ru_maxrss of the command and its children via os.wait4, spawned from a "
-        "small launcher (~8 MiB floor)"
+        "small launcher (~8 MiB floor); it counts mapped input pages (file-backed) as well as "
+        "heap"
     )
     warm_cache([a, b])
     rounds = "1 round" if args.repeat == 1 else f"{args.repeat} rounds"
@@ -635,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print("\nparity: skipped (needs successful plamo-fast and mergekit runs)")
 
-    scaling = bench_scaling(args, base, logs) if args.scaling else None
+    scaling = bench_scaling(args, base, logs, info["mem_gib"]) if args.scaling else None
 
     if build_id()["native_sha256"] != build["native_sha256"]:
         print("\nWARNING: the native module was rebuilt during the run; timings are mixed")
