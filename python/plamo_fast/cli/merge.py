@@ -61,22 +61,19 @@ def merge(
     from plamo_fast.merge.api import print_summary
     from plamo_fast.merge.config import load_config
 
+    options = dict(
+        max_shard_size=max_shard_size,
+        overwrite=overwrite,
+        threads=threads,
+        fsync=fsync,
+        progress=not quiet,
+    )
     if config is not None:
         if models:
             raise typer.BadParameter("give either MODELS or --config, not both")
-        loaded = load_config(config)
         if output is None:
             output = Path.cwd() / f"{config.stem}.merged"
-        result = run_merge(
-            [],
-            config=loaded,
-            output=output,
-            max_shard_size=max_shard_size,
-            overwrite=overwrite,
-            threads=threads,
-            fsync=fsync,
-            progress=not quiet,
-        )
+        result = run_merge([], config=load_config(config), output=output, **options)
     else:
         if not models:
             raise typer.BadParameter("give the model folders to merge (or --config FILE)")
@@ -86,18 +83,7 @@ def merge(
         parsed = _parse_weights(weights)
         if parsed is not None and method != "linear":
             raise typer.BadParameter("--weights applies to --method linear")
-        result = run_merge(
-            models,
-            method=method,
-            t=t,
-            weights=parsed,
-            output=output,
-            max_shard_size=max_shard_size,
-            overwrite=overwrite,
-            threads=threads,
-            fsync=fsync,
-            progress=not quiet,
-        )
+        result = run_merge(models, method=method, t=t, weights=parsed, output=output, **options)
     if not quiet:
         print_summary(result)
     typer.echo(str(result.output))
