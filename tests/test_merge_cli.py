@@ -257,3 +257,72 @@ def test_killed_merge_leaves_no_output_folder(tmp_path: Path, medium_pair, sig):
     else:
         # A hard kill cannot clean up; what remains is a hidden, clearly partial folder.
         assert all(p.name.startswith(".out.partial-") for p in tmp_path.glob(".out*"))
+
+
+def write_config(path: Path, config: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_config_file_from_the_cli(tiny_pair, tmp_path: Path):
+    a, b = tiny_pair
+    config = write_config(
+        tmp_path / "slerp.yml",
+        {
+            "merge_method": "slerp",
+            "base_model": str(a),
+            "dtype": "bfloat16",
+            "models": [{"model": str(a)}, {"model": str(b)}],
+            "parameters": {"t": [{"filter": "mlp", "value": [0, 1]}, {"value": 0.5}]},
+        },
+    )
+    out = tmp_path / "from_config"
+    assert main(["merge", "--config", str(config), "-o", str(out), "-q"]) == 0
+    provenance = json.loads((out / "plamo_fast_merge.json").read_text())
+    assert provenance["config"] == str(config.resolve())
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"merge_method": "ties"}, "merge_method 'ties' is not supported"),
+        ({"base_model": None}, "slerp needs 'base_model'"),
+        ({"dtype": "float16"}, "dtype F16 asked for but the models store BF16"),
+        ({"tokenizer_source": "union"}, "tokenizer merging is not supported"),
+        ({"surprise": 1}, "unknown key 'surprise'"),
+        (
+            {
+                "models": None,
+                "slices": [
+                    {
+                        "sources": [
+                            {"model": "A", "layer_range": [0, 2]},
+                            {"model": "B", "layer_range": [2, 4]},
+                        ]
+                    }
+                ],
+            },
+            "layer-range slicing is not supported",
+        ),
+    ],
+)
+def test_config_refusals(tiny_pair, tmp_path: Path, capsys, change, message):
+    a, b = tiny_pair
+    config = {
+        "merge_method": "slerp",
+        "base_model": str(a),
+        "parameters": {"t": 0.5},
+        "models": [{"model": str(a)}, {"model": str(b)}],
+    }
+    config.update(change)
+    if "slices" in change:
+        for source, path in zip(config["slices"][0]["sources"], (a, b)):
+            source["model"] = str(path)
+    config = {k: v for k, v in config.items() if v is not None}
+    path = write_config(tmp_path / "bad.yml", config)
+    assert main(["merge", "--config", str(path), "-o", str(tmp_path / "o"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert not (tmp_path / "o").exists()
