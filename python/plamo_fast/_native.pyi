@@ -12,6 +12,7 @@ __all__ = [
     "PlamoFastError",
     "SafetensorsModel",
     "__version__",
+    "best_fit_decreasing_rows",
     "check_models_compatible",
     "merge",
 ]
@@ -45,3 +46,6 @@ def merge(
     normalize: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, object]: ...
+def best_fit_decreasing_rows(
+    lengths: list[int], capacity: int, seed: int
+) -> tuple[bytes, bytes]: ...

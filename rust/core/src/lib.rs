@@ -8,6 +8,7 @@ pub mod dtype;
 pub mod error;
 pub mod merge;
 pub mod model;
+pub mod pack;
 pub mod safetensors;
 
 pub use error::{Error, Result};

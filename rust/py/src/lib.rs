@@ -3,6 +3,7 @@
 
 mod errors;
 mod merge;
+mod pack;
 
 use pyo3::prelude::*;
 
@@ -22,5 +23,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<merge::SafetensorsModel>()?;
     m.add_function(wrap_pyfunction!(merge::merge, m)?)?;
     m.add_function(wrap_pyfunction!(merge::check_models_compatible, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::best_fit_decreasing_rows, m)?)?;
     Ok(())
 }

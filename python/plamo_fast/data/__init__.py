@@ -1,0 +1,1 @@
+"""Data preparation: packing now; chat templating, masks, dedup and leak filtering to come."""

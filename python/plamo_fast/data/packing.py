@@ -1,0 +1,93 @@
+"""Global best-fit-decreasing packing of document lengths into rows of at most ``max_length``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from plamo_fast import _native
+
+
+def pack_lengths(
+    lengths: Sequence[int] | np.ndarray, max_length: int, seed: int = 0
+) -> list[np.ndarray]:
+    """Rows of item indices: every item (1..=max_length long) in exactly one row, no row longer
+    than ``max_length``, deterministic for a given ``seed`` (which orders items of equal length).
+    """
+    if max_length <= 0:
+        raise ValueError(f"max_length must be positive, got {max_length}")
+    array = np.asarray(lengths, dtype=np.int64)
+    if array.size and (array.min() < 1 or array.max() > max_length):
+        bad = int(np.flatnonzero((array < 1) | (array > max_length))[0])
+        raise ValueError(f"item {bad} has length {int(array[bad])}, outside 1..={max_length}")
+    items, starts = _native.best_fit_decreasing_rows(
+        array.astype(np.uint32).tolist(), max_length, seed
+    )
+    order = np.frombuffer(items, dtype="<u4").astype(np.int64)
+    bounds = np.frombuffer(starts, dtype="<u8").astype(np.int64)
+    return [order[bounds[r] : bounds[r + 1]] for r in range(len(bounds) - 1)]
+
+
+IGNORE_INDEX = -100
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each (s, n), vectorized."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    offsets = np.repeat(starts - (ends - lengths), lengths)
+    return np.arange(total, dtype=np.int64) + offsets
+
+
+def pack_documents(
+    tokens: np.ndarray,
+    labels: np.ndarray,
+    doc_offsets: np.ndarray,
+    max_length: int,
+    *,
+    doc_ids: np.ndarray | None = None,
+    source_ids: np.ndarray | None = None,
+    seed: int = 0,
+):
+    """Packs documents stored back to back (``tokens[doc_offsets[i]:doc_offsets[i + 1]]``) into
+    rows and returns a ``pyarrow.Table`` with the columns of ``plamo-fast pack``: ``input_ids``,
+    ``labels`` (-100 also on each document's first token, so no target crosses a document
+    boundary), ``position_ids`` (restarting per document), ``seq_lengths``, ``doc_ids`` and,
+    when given, ``source_ids``."""
+    import pyarrow as pa
+
+    doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
+    starts, lengths = doc_offsets[:-1], np.diff(doc_offsets)
+    if doc_ids is None:
+        doc_ids = np.arange(len(lengths), dtype=np.int64)
+    rows = pack_lengths(lengths, max_length, seed=seed)
+    order = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    docs_per_row = np.array([len(r) for r in rows], dtype=np.int64)
+    row_doc_offsets = np.concatenate([[0], np.cumsum(docs_per_row)])
+    ordered_lengths = lengths[order]
+    positions = _ranges(starts[order], ordered_lengths)
+    doc_first = np.concatenate([[0], np.cumsum(ordered_lengths)[:-1]]) if len(order) else order
+    row_token_offsets = np.concatenate([[0], np.cumsum(ordered_lengths)])[row_doc_offsets]
+
+    out_labels = np.asarray(labels, dtype=np.int32)[positions]
+    out_labels[doc_first] = IGNORE_INDEX
+    position_ids = (positions - np.repeat(starts[order], ordered_lengths)).astype(np.int32)
+
+    def ragged(values: np.ndarray, offsets: np.ndarray, dtype) -> pa.Array:
+        return pa.ListArray.from_arrays(
+            pa.array(offsets.astype(np.int32)), pa.array(values.astype(dtype))
+        )
+
+    columns = {
+        "input_ids": ragged(np.asarray(tokens)[positions], row_token_offsets, np.int32),
+        "labels": ragged(out_labels, row_token_offsets, np.int32),
+        "position_ids": ragged(position_ids, row_token_offsets, np.int32),
+        "seq_lengths": ragged(ordered_lengths, row_doc_offsets, np.int32),
+        "doc_ids": ragged(np.asarray(doc_ids)[order], row_doc_offsets, np.int64),
+    }
+    if source_ids is not None:
+        columns["source_ids"] = ragged(np.asarray(source_ids)[order], row_doc_offsets, np.int32)
+    return pa.table(columns)

@@ -1,0 +1,3 @@
+//! Packing of tokenized documents into fixed-length rows.
+
+pub mod bfd;
