@@ -7,6 +7,7 @@ from pathlib import Path
 from typing_extensions import final
 
 __all__ = [
+    "ChatTokenizer",
     "InvalidFileError",
     "ModelMismatchError",
     "PlamoFastError",
@@ -49,3 +50,13 @@ def merge(
 def best_fit_decreasing_rows(
     lengths: list[int], capacity: int, seed: int
 ) -> tuple[bytes, bytes]: ...
+
+@final
+class ChatTokenizer:
+    """A fast tokenizer (tokenizer.json) that labels response tokens from character spans."""
+
+    def __new__(cls, path: str | PathLike[str]) -> ChatTokenizer: ...
+    def encode_ids(self, text: str) -> list[int]: ...
+    def encode_masked_batch(
+        self, texts: list[str], spans: list[list[tuple[int, int]]]
+    ) -> tuple[bytes, bytes, bytes]: ...

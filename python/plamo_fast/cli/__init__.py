@@ -10,6 +10,7 @@ import typer
 
 from plamo_fast.cli import demo as demo_command
 from plamo_fast.cli import merge as merge_command
+from plamo_fast.cli import pack as pack_command
 
 app = typer.Typer(
     name="plamo-fast",
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("merge", no_args_is_help=True)(merge_command.merge)
+app.command("pack", no_args_is_help=True)(pack_command.pack)
 app.command("demo")(demo_command.demo)
 
 

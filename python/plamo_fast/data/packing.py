@@ -50,22 +50,37 @@ def pack_documents(
     *,
     doc_ids: np.ndarray | None = None,
     source_ids: np.ndarray | None = None,
+    pair_ids: np.ndarray | None = None,
+    group_sizes: np.ndarray | None = None,
     seed: int = 0,
 ):
     """Packs documents stored back to back (``tokens[doc_offsets[i]:doc_offsets[i + 1]]``) into
     rows and returns a ``pyarrow.Table`` with the columns of ``plamo-fast pack``: ``input_ids``,
     ``labels`` (-100 also on each document's first token, so no target crosses a document
     boundary), ``position_ids`` (restarting per document), ``seq_lengths``, ``doc_ids`` and,
-    when given, ``source_ids``."""
+    when given, ``source_ids`` and ``pair_ids``. ``group_sizes`` keeps consecutive documents
+    together in one row, in order (a DPO pair: prompt+chosen, then prompt+rejected)."""
     import pyarrow as pa
 
     doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
     starts, lengths = doc_offsets[:-1], np.diff(doc_offsets)
     if doc_ids is None:
         doc_ids = np.arange(len(lengths), dtype=np.int64)
-    rows = pack_lengths(lengths, max_length, seed=seed)
-    order = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    docs_per_row = np.array([len(r) for r in rows], dtype=np.int64)
+    sizes = (
+        np.ones(len(lengths), dtype=np.int64)
+        if group_sizes is None
+        else np.asarray(group_sizes, dtype=np.int64)
+    )
+    if int(sizes.sum()) != len(lengths) or (sizes.size and sizes.min() < 1):
+        raise ValueError("group_sizes must be positive and cover every document")
+    group_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    group_lengths = (
+        np.add.reduceat(lengths, group_starts) if len(lengths) else np.zeros(0, dtype=np.int64)
+    )
+    rows = pack_lengths(group_lengths, max_length, seed=seed)
+    group_order = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    order = _ranges(group_starts[group_order], sizes[group_order])
+    docs_per_row = np.array([int(sizes[r].sum()) for r in rows], dtype=np.int64)
     row_doc_offsets = np.concatenate([[0], np.cumsum(docs_per_row)])
     ordered_lengths = lengths[order]
     positions = _ranges(starts[order], ordered_lengths)
@@ -90,4 +105,6 @@ def pack_documents(
     }
     if source_ids is not None:
         columns["source_ids"] = ragged(np.asarray(source_ids)[order], row_doc_offsets, np.int32)
+    if pair_ids is not None:
+        columns["pair_ids"] = ragged(np.asarray(pair_ids)[order], row_doc_offsets, np.int64)
     return pa.table(columns)

@@ -24,5 +24,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge::merge, m)?)?;
     m.add_function(wrap_pyfunction!(merge::check_models_compatible, m)?)?;
     m.add_function(wrap_pyfunction!(pack::best_fit_decreasing_rows, m)?)?;
+    m.add_class::<pack::ChatTokenizer>()?;
     Ok(())
 }

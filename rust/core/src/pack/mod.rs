@@ -1,3 +1,5 @@
-//! Packing of tokenized documents into fixed-length rows.
+//! Packing of tokenized documents into fixed-length rows, and the tokenization with
+//! response-only labels that feeds it.
 
 pub mod bfd;
+pub mod mask;

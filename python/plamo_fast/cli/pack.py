@@ -1,0 +1,59 @@
+"""``plamo-fast pack``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def pack(
+    inputs: List[Path] = typer.Argument(..., help="JSONL or Parquet files.", show_default=False),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer folder."),
+    max_length: int = typer.Option(..., "--max-length", "-L", help="Tokens per packed row."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+    kind: str = typer.Option("sft", help="sft or dpo."),
+    chat_template: Optional[Path] = typer.Option(
+        None, help="Jinja file overriding the tokenizer's chat template."
+    ),
+    truncate: str = typer.Option(
+        "drop",
+        help="Over-long samples: drop, or left (drop the "
+        "oldest turns, keep the final answer whole).",
+    ),
+    last_turn_only: bool = typer.Option(False, help="Train only the final assistant turn."),
+    seed: int = typer.Option(0, help="Seed of the packing order."),
+    skip_bad: bool = typer.Option(
+        False, help="Count malformed records in the report instead of stopping."
+    ),
+    overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
+) -> None:
+    """Render chat templates, tokenize, label responses only, and pack rows (best-fit-decreasing
+    over the whole dataset) into Parquet with a pack_report.json."""
+    from plamo_fast.data.pack import pack as run_pack
+
+    report = run_pack(
+        inputs,
+        tokenizer,
+        output,
+        max_length=max_length,
+        kind=kind,
+        chat_template=chat_template,
+        truncate=truncate,
+        last_turn_only=last_turn_only,
+        seed=seed,
+        skip_bad=skip_bad,
+        overwrite=overwrite,
+    )
+    typer.echo(
+        json.dumps(
+            {
+                k: report[k]
+                for k in ("examples_read", "examples_packed", "dropped", "rows", "fill_ratio")
+            }
+        ),
+        err=True,
+    )
+    typer.echo(str(output))

@@ -1,0 +1,371 @@
+"""``plamo-fast pack``: records -> chat template -> tokens -> response-only labels -> global
+best-fit-decreasing packing -> Parquet rows and ``pack_report.json``.
+
+Python renders the templates (the exact Jinja setup of transformers); the native core tokenizes
+and labels in parallel with the GIL released, and packs. Every input record is accounted for:
+packed exactly once, or counted as dropped with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from plamo_fast import _native
+from plamo_fast.data.chat_template import render_with_spans
+from plamo_fast.data.packing import IGNORE_INDEX, pack_documents
+from plamo_fast.data.records import (
+    Conversation,
+    RecordError,
+    Tokenized,
+    _as_messages,
+    iter_rows,
+    sft_example,
+)
+from plamo_fast.errors import UsageError
+
+BATCH = 2048
+REPORT_FILE = "pack_report.json"
+SPECIAL_TOKEN_KEYS = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
+
+
+@dataclass
+class TokenizerBundle:
+    native: object
+    chat_template: str
+    special_tokens: dict[str, str]
+
+
+def load_tokenizer(
+    folder: str | os.PathLike, chat_template: str | os.PathLike | None = None
+) -> TokenizerBundle:
+    folder = Path(folder)
+    tokenizer_json = folder / "tokenizer.json"
+    if not tokenizer_json.is_file():
+        raise UsageError(
+            f"{folder}: no tokenizer.json; only fast (Rust) tokenizers are "
+            "supported so far (the slow-tokenizer path is not implemented yet)"
+        )
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: use "default"
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    if (folder / "chat_template.jinja").is_file():
+        template = (folder / "chat_template.jinja").read_text(encoding="utf-8")
+    if chat_template is not None:
+        template = Path(chat_template).read_text(encoding="utf-8")
+    if not template:
+        raise UsageError(f"{folder}: the tokenizer has no chat_template (pass --chat-template)")
+    special = {}
+    for key in SPECIAL_TOKEN_KEYS:
+        value = config.get(key)
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str):
+            special[key] = value
+    return TokenizerBundle(_native.ChatTokenizer(tokenizer_json), template, special)
+
+
+@dataclass
+class PackReport:
+    inputs: list[str]
+    kind: str
+    max_length: int
+    examples_read: int = 0
+    examples_packed: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    bad_records: list[str] = field(default_factory=list)
+    total_tokens: int = 0
+    trained_tokens: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        lower = -(-self.total_tokens // self.max_length) if self.total_tokens else 0
+        return {
+            "inputs": self.inputs,
+            "kind": self.kind,
+            "max_length": self.max_length,
+            "examples_read": self.examples_read,
+            "examples_packed": self.examples_packed,
+            "dropped": dict(self.dropped),
+            "bad_records": self.bad_records[:100],
+            "total_tokens": self.total_tokens,
+            "trained_tokens": self.trained_tokens,
+            "rows": self.rows,
+            "fill_ratio": self.total_tokens / (self.rows * self.max_length) if self.rows else 0.0,
+            "rows_lower_bound": lower,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class _Docs:
+    """Tokenized documents collected for packing (one per SFT example, two per DPO pair)."""
+
+    ids: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    doc_ids: list[int] = field(default_factory=list)
+    source_ids: list[int] = field(default_factory=list)
+    group_sizes: list[int] = field(default_factory=list)
+
+
+def _dpo_conversations(record, where: str) -> list[Conversation]:
+    if not isinstance(record, dict) or not all(
+        k in record for k in ("prompt", "chosen", "rejected")
+    ):
+        raise RecordError(f"{where}: DPO records need 'prompt', 'chosen' and 'rejected'")
+    prompt = _as_messages(record["prompt"], "user", where)
+    out = []
+    for key in ("chosen", "rejected"):
+        answer = _as_messages(record[key], "assistant", where)
+        messages = prompt + answer
+        trained = [len(prompt) + i for i, m in enumerate(answer) if m["role"] == "assistant"]
+        out.append(Conversation(messages, trained))
+    return out
+
+
+def _drop_oldest_exchange(messages: list[dict]) -> list[dict] | None:
+    """The conversation without its oldest user/assistant exchange (a leading system message is
+    kept); None when only the final exchange is left."""
+    head = 1 if messages and messages[0]["role"] == "system" else 0
+    rest = messages[head:]
+    for i in range(1, len(rest)):
+        if rest[i]["role"] == "user" and any(m["role"] == "assistant" for m in rest[:i]):
+            return messages[:head] + rest[i:]
+    return None
+
+
+class _Packer:
+    def __init__(
+        self, tokenizer: TokenizerBundle, max_length: int, truncate: str, last_turn_only: bool
+    ):
+        self.tok = tokenizer
+        self.max_length = max_length
+        self.truncate = truncate
+        self.last_turn_only = last_turn_only
+
+    def encode(self, conversations: list[Conversation]) -> list[tuple[np.ndarray, np.ndarray]]:
+        texts, spans = [], []
+        for c in conversations:
+            text, span = render_with_spans(
+                self.tok.chat_template, c.messages, self.tok.special_tokens, c.trained
+            )
+            texts.append(text)
+            spans.append(span)
+        ids_b, labels_b, offsets_b = self.tok.native.encode_masked_batch(texts, spans)
+        ids = np.frombuffer(ids_b, dtype="<u4").astype(np.int32)
+        labels = np.frombuffer(labels_b, dtype="<i4")
+        offsets = np.frombuffer(offsets_b, dtype="<u8").astype(np.int64)
+        return [
+            (ids[offsets[i] : offsets[i + 1]], labels[offsets[i] : offsets[i + 1]])
+            for i in range(len(conversations))
+        ]
+
+    def fit_left(self, c: Conversation) -> tuple[np.ndarray, np.ndarray] | None:
+        """Drops the oldest exchanges until the conversation fits; the final answer stays whole."""
+        messages = c.messages
+        while True:
+            messages = _drop_oldest_exchange(messages)
+            if messages is None:
+                return None
+            trained = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+            if self.last_turn_only:
+                trained = trained[-1:]
+            ids, labels = self.encode([Conversation(messages, trained)])[0]
+            if len(ids) <= self.max_length:
+                return ids, labels
+
+
+def pack(
+    inputs: list[str | os.PathLike],
+    tokenizer: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    max_length: int,
+    kind: str = "sft",
+    chat_template: str | os.PathLike | None = None,
+    truncate: str = "drop",
+    last_turn_only: bool = False,
+    seed: int = 0,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+) -> dict:
+    """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
+    ``pack_report.json``), written to a temporary folder and renamed when complete."""
+    started = time.perf_counter()
+    if kind not in ("sft", "dpo"):
+        raise UsageError(f"kind must be sft or dpo, got {kind!r}")
+    if truncate not in ("drop", "left"):
+        raise UsageError(f"truncate must be drop or left, got {truncate!r}")
+    if max_length < 2:
+        raise UsageError(f"max_length must be at least 2, got {max_length}")
+    paths = [Path(p) for p in inputs]
+    for path in paths:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: input file not found")
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise UsageError(f"output {out} already exists (pass --overwrite to replace it)")
+    bundle = load_tokenizer(tokenizer, chat_template)
+    packer = _Packer(bundle, max_length, truncate, last_turn_only)
+    report = PackReport([str(p) for p in paths], kind, max_length)
+    docs = _Docs()
+
+    for source, path in enumerate(paths):
+        read_here = 0
+        pending: list[tuple[int, list[Conversation]]] = []
+        for number, record in iter_rows(path):
+            read_here += 1
+            report.examples_read += 1
+            where = f"{path}:{number}"
+            try:
+                if isinstance(record, Exception):
+                    raise record
+                if kind == "dpo":
+                    pending.append((number - 1, _dpo_conversations(record, where)))
+                else:
+                    example = sft_example(record, where, last_turn_only)
+                    if isinstance(example, Tokenized):
+                        _add(
+                            docs,
+                            report,
+                            packer,
+                            source,
+                            number - 1,
+                            [
+                                (
+                                    np.asarray(example.input_ids, np.int32),
+                                    np.asarray(example.labels, np.int32),
+                                )
+                            ],
+                            None,
+                        )
+                    else:
+                        pending.append((number - 1, [example]))
+            except RecordError as exc:
+                if not skip_bad:
+                    raise
+                report.dropped["malformed"] += 1
+                report.bad_records.append(str(exc))
+            if len(pending) >= BATCH:
+                _flush(pending, docs, report, packer, source)
+        _flush(pending, docs, report, packer, source)
+        if read_here == 0:
+            if not skip_bad:
+                raise RecordError(f"{path}: no records (empty file)")
+            report.bad_records.append(f"{path}: no records (empty file)")
+
+    table = _packed_table(docs, report, max_length, kind, seed, multiple_sources=len(paths) > 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
+    try:
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, partial / "data.parquet")
+        report.seconds = time.perf_counter() - started
+        result = report.to_json()
+        (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        if out.exists() and overwrite:
+            shutil.rmtree(out)
+        os.rename(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return result
+
+
+def _flush(pending, docs: _Docs, report: PackReport, packer: _Packer, source: int) -> None:
+    if not pending:
+        return
+    flat = [c for _, group in pending for c in group]
+    encoded = packer.encode(flat)
+    cursor = 0
+    for doc_id, group in pending:
+        parts = encoded[cursor : cursor + len(group)]
+        cursor += len(group)
+        _add(docs, report, packer, source, doc_id, parts, group)
+    pending.clear()
+
+
+def _add(
+    docs: _Docs,
+    report: PackReport,
+    packer: _Packer,
+    source: int,
+    doc_id: int,
+    parts: list[tuple[np.ndarray, np.ndarray]],
+    conversations,
+) -> None:
+    """Adds one example (one document, or a DPO pair) after the length and label checks."""
+    if sum(len(ids) for ids, _ in parts) > packer.max_length:
+        if packer.truncate == "left" and conversations is not None and len(parts) == 1:
+            fitted = packer.fit_left(conversations[0])
+            if fitted is None:
+                report.dropped["too_long"] += 1
+                return
+            parts = [fitted]
+        else:
+            report.dropped["too_long"] += 1
+            return
+    # The first token of each document never carries a target (packing masks it), so a
+    # document must have a trained token after its first.
+    if any(not np.any(labels[1:] != IGNORE_INDEX) for _, labels in parts):
+        report.dropped["no_trainable_token"] += 1
+        return
+    for ids, labels in parts:
+        docs.ids.append(ids)
+        docs.labels.append(labels)
+        docs.doc_ids.append(doc_id)
+        docs.source_ids.append(source)
+        report.total_tokens += len(ids)
+        report.trained_tokens += int(np.count_nonzero(labels[1:] != IGNORE_INDEX))
+    docs.group_sizes.append(len(parts))
+    report.examples_packed += 1
+
+
+def _packed_table(
+    docs: _Docs,
+    report: PackReport,
+    max_length: int,
+    kind: str,
+    seed: int,
+    *,
+    multiple_sources: bool,
+):
+    lengths = np.array([len(i) for i in docs.ids], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = np.concatenate(docs.ids) if docs.ids else np.zeros(0, np.int32)
+    labels = np.concatenate(docs.labels) if docs.labels else np.zeros(0, np.int32)
+    doc_ids = np.asarray(docs.doc_ids, dtype=np.int64)
+    table = pack_documents(
+        tokens,
+        labels,
+        offsets,
+        max_length,
+        doc_ids=doc_ids,
+        source_ids=np.asarray(docs.source_ids, np.int32) if multiple_sources else None,
+        pair_ids=doc_ids if kind == "dpo" else None,
+        group_sizes=np.asarray(docs.group_sizes, np.int64),
+        seed=seed,
+    )
+    report.rows = table.num_rows
+    return table

@@ -1,0 +1,113 @@
+"""Reading training records (JSONL or Parquet) and turning each into a conversation to render
+or a pre-tokenized document. Every problem names the file and line (1-based; Parquet: row)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from plamo_fast.errors import PlamoFastError
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+class RecordError(PlamoFastError, ValueError):
+    """A malformed training record (the message names the file and line)."""
+
+
+@dataclass
+class Conversation:
+    messages: list[dict]
+    trained: list[int]  # indices of the assistant messages whose tokens are trained
+
+
+@dataclass
+class Tokenized:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def iter_rows(path: Path) -> Iterator[tuple[int, object]]:
+    """``(line_or_row_number, record)`` for each record; a bad JSON line yields the exception."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch_start, batch in _parquet_batches(pq.ParquetFile(path)):
+            for offset, row in enumerate(batch.to_pylist()):
+                yield batch_start + offset + 1, row
+        return
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield number, RecordError(f"{path}:{number}: malformed JSON: {exc}")
+
+
+def _parquet_batches(file):
+    start = 0
+    for batch in file.iter_batches(batch_size=8192):
+        yield start, batch
+        start += batch.num_rows
+
+
+def _as_messages(value, default_role: str, where: str) -> list[dict]:
+    if isinstance(value, str):
+        return [{"role": default_role, "content": value}]
+    if isinstance(value, list):
+        return [_check_message(m, where) for m in value]
+    raise RecordError(
+        f"{where}: expected a string or a list of messages, got {type(value).__name__}"
+    )
+
+
+def _check_message(message, where: str) -> dict:
+    if not isinstance(message, dict):
+        raise RecordError(f"{where}: a message must be an object, got {message!r:.60}")
+    for key in ("role", "content"):
+        if key not in message:
+            raise RecordError(f"{where}: a message has no {key!r}: {message!r:.80}")
+    if message["role"] not in ROLES:
+        raise RecordError(
+            f"{where}: unknown role {message['role']!r} (expected one of {', '.join(ROLES)})"
+        )
+    if not isinstance(message["content"], str):
+        raise RecordError(f"{where}: message content must be a string")
+    return message
+
+
+def sft_example(record, where: str, last_turn_only: bool) -> Conversation | Tokenized:
+    """One SFT record: ``messages``, ``prompt``/``completion``, or pre-tokenized ``input_ids``."""
+    if not isinstance(record, dict):
+        raise RecordError(f"{where}: expected a JSON object")
+    if "input_ids" in record:
+        ids = record["input_ids"]
+        if "labels" in record:
+            labels = record["labels"]
+        elif "assistant_masks" in record:
+            labels = [t if m else -100 for t, m in zip(ids, record["assistant_masks"])]
+        else:
+            raise RecordError(f"{where}: pre-tokenized rows need 'labels' or 'assistant_masks'")
+        if len(labels) != len(ids):
+            raise RecordError(f"{where}: input_ids and labels have different lengths")
+        return Tokenized(list(ids), list(labels))
+    if "messages" in record:
+        messages = _as_messages(record["messages"], "user", where)
+    elif "prompt" in record and "completion" in record:
+        messages = _as_messages(record["prompt"], "user", where) + _as_messages(
+            record["completion"], "assistant", where
+        )
+    else:
+        raise RecordError(
+            f"{where}: expected 'messages', 'prompt' and 'completion', or 'input_ids'"
+        )
+    if not messages:
+        raise RecordError(f"{where}: empty conversation")
+    trained = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if last_turn_only:
+        trained = trained[-1:]
+    return Conversation(messages, trained)
