@@ -162,7 +162,7 @@ class _Packer:
         self.truncate = truncate
         self.last_turn_only = last_turn_only
 
-    def encode(self, conversations: list[Conversation]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def render(self, conversations: list[Conversation]) -> tuple[list[str], list[list]]:
         texts, spans = [], []
         for c in conversations:
             text, span = render_with_spans(
@@ -170,14 +170,21 @@ class _Packer:
             )
             texts.append(text)
             spans.append(span)
+        return texts, spans
+
+    def tokenize(self, texts: list[str], spans: list[list]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Native, parallel, with the GIL released (so rendering the next batch overlaps it)."""
         ids_b, labels_b, offsets_b = self.tok.native.encode_masked_batch(texts, spans)
         ids = np.frombuffer(ids_b, dtype="<u4").astype(np.int32)
         labels = np.frombuffer(labels_b, dtype="<i4")
         offsets = np.frombuffer(offsets_b, dtype="<u8").astype(np.int64)
         return [
             (ids[offsets[i] : offsets[i + 1]], labels[offsets[i] : offsets[i + 1]])
-            for i in range(len(conversations))
+            for i in range(len(texts))
         ]
+
+    def encode(self, conversations: list[Conversation]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return self.tokenize(*self.render(conversations))
 
     def fit_left(self, c: Conversation) -> tuple[np.ndarray, np.ndarray] | None:
         """Drops the oldest exchanges until the conversation fits; the final answer stays whole."""
@@ -229,6 +236,7 @@ def pack(
     report = PackReport([str(p) for p in paths], kind, max_length)
     docs = _Docs()
 
+    pipeline = _Pipeline(docs, report, packer)
     for source, path in enumerate(paths):
         read_here = 0
         pending: list[tuple[int, list[Conversation]]] = []
@@ -266,13 +274,15 @@ def pack(
                 report.dropped["malformed"] += 1
                 report.bad_records.append(str(exc))
             if len(pending) >= BATCH:
-                _flush(pending, docs, report, packer, source)
-        _flush(pending, docs, report, packer, source)
+                pipeline.submit(pending, source)
+                pending = []
+        pipeline.submit(pending, source)
         if read_here == 0:
             if not skip_bad:
                 raise RecordError(f"{path}: no records (empty file)")
             report.bad_records.append(f"{path}: no records (empty file)")
 
+    pipeline.finish()
     table = _packed_table(docs, report, max_length, kind, seed, multiple_sources=len(paths) > 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -293,17 +303,47 @@ def pack(
     return result
 
 
-def _flush(pending, docs: _Docs, report: PackReport, packer: _Packer, source: int) -> None:
-    if not pending:
-        return
-    flat = [c for _, group in pending for c in group]
-    encoded = packer.encode(flat)
-    cursor = 0
-    for doc_id, group in pending:
-        parts = encoded[cursor : cursor + len(group)]
-        cursor += len(group)
-        _add(docs, report, packer, source, doc_id, parts, group)
-    pending.clear()
+class _Pipeline:
+    """Renders batch k+1 in Python while the native core tokenizes batch k (GIL released);
+    results are added in input order."""
+
+    def __init__(self, docs: _Docs, report: PackReport, packer: _Packer):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.docs, self.report, self.packer = docs, report, packer
+        self.executor = ThreadPoolExecutor(max_workers=1)
+        self.inflight = None
+
+    def submit(self, pending: list[tuple[int, list[Conversation]]], source: int) -> None:
+        if not pending:
+            return
+        texts, spans = self.packer.render([c for _, group in pending for c in group])
+        self._collect()
+        future = self.executor.submit(self.packer.tokenize, texts, spans)
+        self.inflight = (future, pending, source)
+
+    def add_tokenized(self, source: int, doc_id: int, example: Tokenized) -> None:
+        self._collect()  # keep input order
+        parts = [(np.asarray(example.input_ids, np.int32), np.asarray(example.labels, np.int32))]
+        _add(self.docs, self.report, self.packer, source, doc_id, parts, None)
+
+    def _collect(self) -> None:
+        if self.inflight is None:
+            return
+        future, pending, source = self.inflight
+        self.inflight = None
+        encoded = future.result()
+        cursor = 0
+        for doc_id, group in pending:
+            parts = encoded[cursor : cursor + len(group)]
+            cursor += len(group)
+            _add(self.docs, self.report, self.packer, source, doc_id, parts, group)
+
+    def finish(self) -> None:
+        try:
+            self._collect()
+        finally:
+            self.executor.shutdown(wait=True)
 
 
 def _add(
