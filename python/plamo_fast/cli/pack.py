@@ -29,6 +29,7 @@ def pack(
         False, help="Count malformed records in the report instead of stopping."
     ),
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render chat templates, tokenize, label responses only, and pack rows (best-fit-decreasing
     over the whole dataset) into Parquet with a pack_report.json."""

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from plamo_fast import _native
+from plamo_fast._progress import progress_bar
 from plamo_fast.data.chat_template import render_with_spans
 from plamo_fast.data.packing import IGNORE_INDEX, pack_documents
 from plamo_fast.data.records import (
@@ -214,6 +215,7 @@ def pack(
     seed: int = 0,
     skip_bad: bool = False,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> dict:
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
     ``pack_report.json``), written to a temporary folder and renamed when complete."""
@@ -237,6 +239,7 @@ def pack(
     docs = _Docs()
 
     pipeline = _Pipeline(docs, report, packer)
+    update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     for source, path in enumerate(paths):
         read_here = 0
         pending: list[tuple[int, list[Conversation]]] = []
@@ -276,6 +279,7 @@ def pack(
             if len(pending) >= BATCH:
                 pipeline.submit(pending, source)
                 pending = []
+                update(report.examples_read)
         pipeline.submit(pending, source)
         if read_here == 0:
             if not skip_bad:
@@ -283,6 +287,7 @@ def pack(
             report.bad_records.append(f"{path}: no records (empty file)")
 
     pipeline.finish()
+    stop()
     table = _packed_table(docs, report, max_length, kind, seed, multiple_sources=len(paths) > 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"

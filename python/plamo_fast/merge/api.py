@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from plamo_fast import _native
+from plamo_fast._progress import progress_bar
 from plamo_fast.errors import ModelMismatchError, UsageError
 from plamo_fast.merge.config import MergeConfig, layer_positions
 
@@ -131,30 +132,7 @@ def _copy_metadata(base: Path, dest: Path) -> list[str]:
 
 
 def _progress_reporter(total: int, show: bool) -> tuple[Callable[[int], None], Callable[[], None]]:
-    if not show:
-        return (lambda _done: None), (lambda: None)
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    progress = Progress(
-        TextColumn("merging"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task("merge", total=total)
-    progress.start()
-    return (lambda done: progress.update(task, completed=done)), progress.stop
+    return progress_bar("merging", total, transfer=True, show=show)
 
 
 def merge(
@@ -231,7 +209,7 @@ def merge(
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir()
-    update, stop = _progress_reporter(sum(h.nbytes() for h in handles[:1]), progress)
+    update, stop = _progress_reporter(handles[0].nbytes(), progress)
     try:
         try:
             report = _native.merge(
