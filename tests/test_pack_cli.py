@@ -153,3 +153,33 @@ def test_pretokenized_rows_are_packed_as_they_are(chatml: Path, tmp_path: Path):
             cursor += n
     assert docs[0] == ([5, 6, 7, 8], [-100, -100, 7, 8])
     assert docs[1] == ([9, 10, 11], [-100, 10, 11])
+
+
+def test_parquet_input_and_padding(chatml: Path, tmp_path: Path):
+    import pyarrow as pa
+
+    table = pa.table({"messages": [CONVERSATIONS[0], CONVERSATIONS[2], CONVERSATIONS[1]]})
+    pq.write_table(table, tmp_path / "in.parquet")
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "pack",
+                str(tmp_path / "in.parquet"),
+                "--tokenizer",
+                str(chatml),
+                "-L",
+                "64",
+                "-o",
+                str(out),
+                "--pad",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    packed = rows(out)
+    assert all(len(r["input_ids"]) == 64 for r in packed)
+    report = json.loads((out / "pack_report.json").read_text())
+    assert report["examples_packed"] + report["dropped"].get("too_long", 0) == 3
+    assert len([d for r in packed for d in r["doc_ids"] if d >= 0]) == report["examples_packed"]

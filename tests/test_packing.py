@@ -74,3 +74,22 @@ def test_pack_documents_columns_keep_every_document_intact():
             seen.add(doc)
             cursor += n
     assert seen == set(range(200))
+
+
+def test_pad_rows_to_full_length():
+    from plamo_fast.data.packing import IGNORE_INDEX, pack_documents, pad_rows
+
+    lengths = np.array([5, 3, 7, 8])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    tokens = np.arange(1, offsets[-1] + 1, dtype=np.int32)
+    table = pad_rows(pack_documents(tokens, tokens, offsets, 10), 10, pad_id=0)
+    for row in table.to_pylist():
+        assert len(row["input_ids"]) == len(row["labels"]) == len(row["position_ids"]) == 10
+        assert sum(row["seq_lengths"]) == 10
+        assert len(row["seq_lengths"]) == len(row["doc_ids"])
+        real = sum(n for n, d in zip(row["seq_lengths"], row["doc_ids"]) if d >= 0)
+        if real < 10:
+            assert row["doc_ids"][-1] == -1
+            assert row["input_ids"][real:] == [0] * (10 - real)
+            assert row["labels"][real:] == [IGNORE_INDEX] * (10 - real)
+            assert row["position_ids"][real:] == list(range(10 - real))

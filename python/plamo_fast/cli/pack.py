@@ -29,6 +29,11 @@ def pack(
         False, help="Count malformed records in the report instead of stopping."
     ),
     overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
+    pad: bool = typer.Option(
+        False,
+        help="Pad every row to --max-length (pad_token, else "
+        "eos_token; labels -100; a trailing segment with doc id -1).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render chat templates, tokenize, label responses only, and pack rows (best-fit-decreasing
@@ -47,6 +52,8 @@ def pack(
         seed=seed,
         skip_bad=skip_bad,
         overwrite=overwrite,
+        pad=pad,
+        progress=not quiet,
     )
     typer.echo(
         json.dumps(

@@ -22,7 +22,7 @@ import numpy as np
 from plamo_fast import _native
 from plamo_fast._progress import progress_bar
 from plamo_fast.data.chat_template import render_with_spans
-from plamo_fast.data.packing import IGNORE_INDEX, pack_documents
+from plamo_fast.data.packing import IGNORE_INDEX, pack_documents, pad_rows
 from plamo_fast.data.records import (
     Conversation,
     RecordError,
@@ -215,6 +215,7 @@ def pack(
     seed: int = 0,
     skip_bad: bool = False,
     overwrite: bool = False,
+    pad: bool = False,
     progress: bool = False,
 ) -> dict:
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
@@ -289,6 +290,8 @@ def pack(
     pipeline.finish()
     stop()
     table = _packed_table(docs, report, max_length, kind, seed, multiple_sources=len(paths) > 1)
+    if pad:
+        table = pad_rows(table, max_length, _pad_id(bundle))
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     partial.mkdir()
@@ -306,6 +309,16 @@ def pack(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return result
+
+
+def _pad_id(bundle: TokenizerBundle) -> int:
+    token = bundle.special_tokens.get("pad_token") or bundle.special_tokens.get("eos_token")
+    ids = bundle.native.encode_ids(token) if token else []
+    if len(ids) != 1:
+        raise UsageError(
+            "--pad needs a pad_token (or eos_token) that is a single token in tokenizer_config.json"
+        )
+    return ids[0]
 
 
 class _Pipeline:

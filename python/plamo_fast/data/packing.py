@@ -108,3 +108,59 @@ def pack_documents(
     if pair_ids is not None:
         columns["pair_ids"] = ragged(np.asarray(pair_ids)[order], row_doc_offsets, np.int64)
     return pa.table(columns)
+
+
+def pad_rows(table, max_length: int, pad_id: int):
+    """Pads every row of a packed table to ``max_length``: ``pad_id`` tokens labelled -100 with
+    positions from 0, recorded as a trailing segment in ``seq_lengths`` whose ``doc_ids`` (and
+    ``source_ids``/``pair_ids``) entry is -1, so segment lengths still sum to the row length."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lengths = np.asarray(pc.list_value_length(table["input_ids"]).to_numpy(), dtype=np.int64)
+    pads = max_length - lengths
+    rows = len(lengths)
+    token_row = np.repeat(np.arange(rows), lengths)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    new_index = token_row * max_length + (np.arange(offsets[-1]) - offsets[:-1][token_row])
+    new_offsets = np.arange(rows + 1, dtype=np.int64) * max_length
+
+    def padded_tokens(name: str, fill) -> pa.Array:
+        values = table[name].combine_chunks().flatten().to_numpy()
+        out = np.full(rows * max_length, fill, dtype=np.int32)
+        out[new_index] = values
+        if name == "position_ids":  # positions of the padding restart at 0
+            pad_row = np.repeat(np.arange(rows), pads)
+            starts = np.concatenate([[0], np.cumsum(pads)])[:-1]
+            pad_pos = np.arange(int(pads.sum())) - starts[pad_row]
+            mask = np.ones(rows * max_length, dtype=bool)
+            mask[new_index] = False
+            out[mask] = pad_pos
+        return pa.ListArray.from_arrays(pa.array(new_offsets.astype(np.int32)), pa.array(out))
+
+    def with_pad_segment(name: str, pad_value, dtype) -> pa.Array:
+        column = table[name].combine_chunks()
+        values = column.flatten().to_numpy()
+        counts = np.asarray(pc.list_value_length(column).to_numpy(), dtype=np.int64)
+        has_pad = pads > 0
+        seg_offsets = np.concatenate([[0], np.cumsum(counts + has_pad)])
+        out = np.empty(int(seg_offsets[-1]), dtype=dtype)
+        row_of = np.repeat(np.arange(rows), counts)
+        seg_index = seg_offsets[:-1][row_of] + (
+            np.arange(len(values)) - np.concatenate([[0], np.cumsum(counts)])[:-1][row_of]
+        )
+        out[seg_index] = values
+        pad_slots = seg_offsets[1:][has_pad] - 1
+        out[pad_slots] = pads[has_pad] if pad_value is None else pad_value
+        return pa.ListArray.from_arrays(pa.array(seg_offsets.astype(np.int32)), pa.array(out))
+
+    columns = {
+        "input_ids": padded_tokens("input_ids", pad_id),
+        "labels": padded_tokens("labels", IGNORE_INDEX),
+        "position_ids": padded_tokens("position_ids", 0),
+        "seq_lengths": with_pad_segment("seq_lengths", None, np.int32),
+    }
+    for name, dtype in (("doc_ids", np.int64), ("source_ids", np.int32), ("pair_ids", np.int64)):
+        if name in table.column_names:
+            columns[name] = with_pad_segment(name, -1, dtype)
+    return pa.table(columns)
