@@ -183,3 +183,25 @@ def test_parquet_input_and_padding(chatml: Path, tmp_path: Path):
     report = json.loads((out / "pack_report.json").read_text())
     assert report["examples_packed"] + report["dropped"].get("too_long", 0) == 3
     assert len([d for r in packed for d in r["doc_ids"] if d >= 0]) == report["examples_packed"]
+
+
+def test_mixture_counts_and_weights(chatml: Path, tmp_path: Path):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"messages": CONVERSATIONS[0]}] * 10)
+    b = write_jsonl(tmp_path / "b.jsonl", [{"messages": CONVERSATIONS[2]}] * 4)
+    out = tmp_path / "mix"
+    report = pack([f"{a}:3", f"{b}:1.5x"], chatml, out, max_length=256, seed=2)
+    assert report["mixture"] == {
+        "0": {"amount": "3", "available": 10, "taken": 3},
+        "1": {"amount": "1.5x", "available": 4, "taken": 6},
+    }
+    pairs = [(s, d) for r in rows(out) for s, d in zip(r["source_ids"], r["doc_ids"])]
+    from collections import Counter
+
+    per_source = Counter(s for s, _ in pairs)
+    assert per_source == {0: 3, 1: 6}
+    assert len({d for s, d in pairs if s == 0}) == 3  # without replacement
+    counts_b = Counter(d for s, d in pairs if s == 1)
+    assert sorted(counts_b.values()) == [1, 1, 2, 2]  # every example once, two of them twice
+    again = pack([f"{a}:3", f"{b}:1.5x"], chatml, tmp_path / "mix2", max_length=256, seed=2)
+    assert again["mixture"] == report["mixture"]
+    assert rows(tmp_path / "mix2") == rows(out)

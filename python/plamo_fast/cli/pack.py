@@ -10,7 +10,12 @@ import typer
 
 
 def pack(
-    inputs: List[Path] = typer.Argument(..., help="JSONL or Parquet files.", show_default=False),
+    inputs: List[str] = typer.Argument(
+        ...,
+        help="JSONL or Parquet files; FILE:N takes N examples, FILE:2x twice its examples "
+        "(a mixture).",
+        show_default=False,
+    ),
     tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer folder."),
     max_length: int = typer.Option(..., "--max-length", "-L", help="Tokens per packed row."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),

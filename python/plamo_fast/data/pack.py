@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -93,6 +94,7 @@ class PackReport:
     examples_packed: int = 0
     dropped: Counter = field(default_factory=Counter)
     bad_records: list[str] = field(default_factory=list)
+    mixture: dict = field(default_factory=dict)
     total_tokens: int = 0
     trained_tokens: int = 0
     rows: int = 0
@@ -108,6 +110,7 @@ class PackReport:
             "examples_packed": self.examples_packed,
             "dropped": dict(self.dropped),
             "bad_records": self.bad_records[:100],
+            "mixture": self.mixture,
             "total_tokens": self.total_tokens,
             "trained_tokens": self.trained_tokens,
             "rows": self.rows,
@@ -227,7 +230,8 @@ def pack(
         raise UsageError(f"truncate must be drop or left, got {truncate!r}")
     if max_length < 2:
         raise UsageError(f"max_length must be at least 2, got {max_length}")
-    paths = [Path(p) for p in inputs]
+    specs = [parse_input(p) for p in inputs]
+    paths = [path for path, _ in specs]
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: input file not found")
@@ -289,6 +293,8 @@ def pack(
 
     pipeline.finish()
     stop()
+    if any(amount is not None for _, amount in specs):
+        _apply_mixture(docs, report, [amount for _, amount in specs], seed)
     table = _packed_table(docs, report, max_length, kind, seed, multiple_sources=len(paths) > 1)
     if pad:
         table = pad_rows(table, max_length, _pad_id(bundle))
@@ -309,6 +315,66 @@ def pack(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return result
+
+
+def parse_input(spec: str | os.PathLike) -> tuple[Path, str | None]:
+    """``FILE``, ``FILE:N`` (take N examples) or ``FILE:Wx`` (W times its examples, e.g. 0.5x or
+    2x). The suffix is read only when it has that form, so other paths with ':' still work."""
+    text = str(spec)
+    head, sep, tail = text.rpartition(":")
+    if sep and head and re.fullmatch(r"\d+|\d+(\.\d+)?x", tail):
+        return Path(head), tail
+    return Path(text), None
+
+
+def _mixture_counts(amount: str, available: int) -> int:
+    if amount.endswith("x"):
+        return round(float(amount[:-1]) * available)
+    return int(amount)
+
+
+def _apply_mixture(docs: _Docs, report: PackReport, amounts: list, seed: int) -> None:
+    """Resamples each input's packed examples (whole DPO pairs) to its requested amount: all of
+    them once per full multiple, then a seeded sample without replacement for the remainder."""
+    rng = np.random.default_rng(seed)
+    sizes = np.asarray(docs.group_sizes, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    group_source = np.asarray(docs.source_ids, dtype=np.int64)[starts] if len(starts) else starts
+    chosen = []
+    for source, amount in enumerate(amounts):
+        groups = np.flatnonzero(group_source == source)
+        if amount is None:
+            chosen.append(groups)
+            continue
+        want = _mixture_counts(amount, len(groups))
+        if want and not len(groups):
+            raise UsageError(f"input {source} has no packed examples to sample {amount} from")
+        whole, rest = divmod(want, len(groups)) if len(groups) else (0, 0)
+        picked = np.concatenate(
+            [np.tile(groups, whole), np.sort(rng.choice(groups, size=rest, replace=False))]
+        )
+        chosen.append(picked.astype(np.int64))
+        report.mixture[str(source)] = {
+            "amount": amount,
+            "available": int(len(groups)),
+            "taken": int(want),
+        }
+    order = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
+    doc_index = (
+        np.concatenate([np.arange(starts[g], starts[g] + sizes[g]) for g in order])
+        if len(order)
+        else np.zeros(0, dtype=np.int64)
+    )
+    docs.ids = [docs.ids[i] for i in doc_index]
+    docs.labels = [docs.labels[i] for i in doc_index]
+    docs.doc_ids = [docs.doc_ids[i] for i in doc_index]
+    docs.source_ids = [docs.source_ids[i] for i in doc_index]
+    docs.group_sizes = sizes[order].tolist()
+    report.examples_packed = len(order)
+    report.total_tokens = int(sum(len(ids) for ids in docs.ids))
+    report.trained_tokens = int(
+        sum(np.count_nonzero(labels[1:] != IGNORE_INDEX) for labels in docs.labels)
+    )
 
 
 def _pad_id(bundle: TokenizerBundle) -> int:
