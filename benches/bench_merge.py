@@ -174,7 +174,7 @@ def machine_info() -> dict:
         "mem_gib": round(mem_kib / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
     }
 
 
@@ -413,7 +413,7 @@ def compare_outputs(ours: Path, theirs: Path) -> dict:
         )
         ulp = np.abs(ordered(xa) - ordered(xb))
         counts = np.bincount(np.minimum(ulp, 3).ravel(), minlength=4)
-        for key, count in zip(histogram, counts):
+        for key, count in zip(histogram, counts, strict=False):
             histogram[key] += int(count)
         peak = int(ulp.max()) if ulp.size else 0
         if peak > max_ulp:

@@ -318,7 +318,7 @@ def test_config_refusals(tiny_pair, tmp_path: Path, capsys, change, message):
     }
     config.update(change)
     if "slices" in change:
-        for source, path in zip(config["slices"][0]["sources"], (a, b)):
+        for source, path in zip(config["slices"][0]["sources"], (a, b), strict=False):
             source["model"] = str(path)
     config = {k: v for k, v in config.items() if v is not None}
     path = write_config(tmp_path / "bad.yml", config)

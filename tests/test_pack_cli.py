@@ -75,7 +75,9 @@ def test_mixture_has_source_ids(chatml: Path, tmp_path: Path):
     b = write_jsonl(tmp_path / "b.jsonl", [{"messages": CONVERSATIONS[1]}] * 2)
     out = tmp_path / "mix"
     pack([a, b], chatml, out, max_length=256)
-    sources = sorted((s, d) for row in rows(out) for s, d in zip(row["source_ids"], row["doc_ids"]))
+    sources = sorted(
+        (s, d) for row in rows(out) for s, d in zip(row["source_ids"], row["doc_ids"], strict=False)
+    )
     assert sources == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
 
 
@@ -148,7 +150,7 @@ def test_pretokenized_rows_are_packed_as_they_are(chatml: Path, tmp_path: Path):
     docs = {}
     for row in rows(tmp_path / "o"):
         cursor = 0
-        for d, n in zip(row["doc_ids"], row["seq_lengths"]):
+        for d, n in zip(row["doc_ids"], row["seq_lengths"], strict=False):
             docs[d] = (row["input_ids"][cursor : cursor + n], row["labels"][cursor : cursor + n])
             cursor += n
     assert docs[0] == ([5, 6, 7, 8], [-100, -100, 7, 8])
@@ -194,7 +196,7 @@ def test_mixture_counts_and_weights(chatml: Path, tmp_path: Path):
         "0": {"amount": "3", "available": 10, "taken": 3},
         "1": {"amount": "1.5x", "available": 4, "taken": 6},
     }
-    pairs = [(s, d) for r in rows(out) for s, d in zip(r["source_ids"], r["doc_ids"])]
+    pairs = [(s, d) for r in rows(out) for s, d in zip(r["source_ids"], r["doc_ids"], strict=False)]
     from collections import Counter
 
     per_source = Counter(s for s, _ in pairs)

@@ -81,7 +81,7 @@ def test_end_of_turn_is_trained_and_following_whitespace_is_not(style):
     messages = CONVERSATIONS[1]
     ((ids, labels),) = _Packer(bundle, 4096, "drop", False).encode([Conversation(messages, [1, 3])])
     tokens = [raw.id_to_token(int(i)) for i in ids]
-    trained = [t for t, label in zip(tokens, labels) if label != IGNORE_INDEX]
+    trained = [t for t, label in zip(tokens, labels, strict=False) if label != IGNORE_INDEX]
     if name in END_OF_TURN:
         assert trained.count(END_OF_TURN[name]) == 2
         for k, token in enumerate(tokens):

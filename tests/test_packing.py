@@ -63,7 +63,7 @@ def test_pack_documents_columns_keep_every_document_intact():
         assert sum(row["seq_lengths"]) == len(row["input_ids"])
         assert len(row["labels"]) == len(row["position_ids"]) == len(row["input_ids"])
         cursor = 0
-        for doc, n, src in zip(row["doc_ids"], row["seq_lengths"], row["source_ids"]):
+        for doc, n, src in zip(row["doc_ids"], row["seq_lengths"], row["source_ids"], strict=False):
             span = slice(cursor, cursor + n)
             assert row["input_ids"][span] == tokens[offsets[doc] : offsets[doc + 1]].tolist()
             expected = labels[offsets[doc] : offsets[doc + 1]].tolist()
@@ -87,7 +87,7 @@ def test_pad_rows_to_full_length():
         assert len(row["input_ids"]) == len(row["labels"]) == len(row["position_ids"]) == 10
         assert sum(row["seq_lengths"]) == 10
         assert len(row["seq_lengths"]) == len(row["doc_ids"])
-        real = sum(n for n, d in zip(row["seq_lengths"], row["doc_ids"]) if d >= 0)
+        real = sum(n for n, d in zip(row["seq_lengths"], row["doc_ids"], strict=False) if d >= 0)
         if real < 10:
             assert row["doc_ids"][-1] == -1
             assert row["input_ids"][real:] == [0] * (10 - real)

@@ -3,8 +3,9 @@
 from collections.abc import Callable
 from os import PathLike
 from pathlib import Path
+from typing import final
 
-from typing_extensions import final
+from typing_extensions import Buffer
 
 __all__ = [
     "ChatTokenizer",
@@ -15,6 +16,7 @@ __all__ = [
     "__version__",
     "best_fit_decreasing_rows",
     "check_models_compatible",
+    "gather_documents",
     "merge",
 ]
 __version__: str
@@ -60,3 +62,13 @@ class ChatTokenizer:
     def encode_masked_batch(
         self, texts: list[str], spans: list[list[tuple[int, int]]]
     ) -> tuple[bytes, bytes, bytes]: ...
+
+def gather_documents(
+    tokens: Buffer,
+    labels: Buffer,
+    doc_offsets: Buffer,
+    order: Buffer,
+    out_ids: Buffer,
+    out_labels: Buffer,
+    out_positions: Buffer,
+) -> None: ...

@@ -33,13 +33,22 @@ IGNORE_INDEX = -100
 
 
 def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + n)`` for each (s, n), vectorized."""
+    """Concatenation of ``arange(s, s + n)`` for each (s, n), vectorized (per-document use)."""
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     ends = np.cumsum(lengths)
     offsets = np.repeat(starts - (ends - lengths), lengths)
     return np.arange(total, dtype=np.int64) + offsets
+
+
+def _list_array(values, offsets: np.ndarray):
+    """An Arrow list column from flat values and row offsets (large_list past 2**31 values)."""
+    import pyarrow as pa
+
+    if offsets[-1] < 2**31:
+        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+    return pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), values)
 
 
 def pack_documents(
@@ -59,11 +68,14 @@ def pack_documents(
     ``labels`` (-100 also on each document's first token, so no target crosses a document
     boundary), ``position_ids`` (restarting per document), ``seq_lengths``, ``doc_ids`` and,
     when given, ``source_ids`` and ``pair_ids``. ``group_sizes`` keeps consecutive documents
-    together in one row, in order (a DPO pair: prompt+chosen, then prompt+rejected)."""
+    together in one row, in order (a DPO pair: prompt+chosen, then prompt+rejected).
+
+    The packing decision and the token copy run natively; token-level data is never indexed
+    from Python."""
     import pyarrow as pa
 
     doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
-    starts, lengths = doc_offsets[:-1], np.diff(doc_offsets)
+    lengths = np.diff(doc_offsets)
     if doc_ids is None:
         doc_ids = np.arange(len(lengths), dtype=np.int64)
     sizes = (
@@ -80,33 +92,42 @@ def pack_documents(
     rows = pack_lengths(group_lengths, max_length, seed=seed)
     group_order = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
     order = _ranges(group_starts[group_order], sizes[group_order])
-    docs_per_row = np.array([int(sizes[r].sum()) for r in rows], dtype=np.int64)
-    row_doc_offsets = np.concatenate([[0], np.cumsum(docs_per_row)])
+    groups_per_row = np.array([len(r) for r in rows], dtype=np.int64)
+    docs_per_row = (
+        np.add.reduceat(sizes[group_order], np.concatenate([[0], np.cumsum(groups_per_row)[:-1]]))
+        if len(rows)
+        else groups_per_row
+    )
+    row_doc_offsets = np.concatenate([[0], np.cumsum(docs_per_row)]).astype(np.int64)
     ordered_lengths = lengths[order]
-    positions = _ranges(starts[order], ordered_lengths)
-    doc_first = np.concatenate([[0], np.cumsum(ordered_lengths)[:-1]]) if len(order) else order
     row_token_offsets = np.concatenate([[0], np.cumsum(ordered_lengths)])[row_doc_offsets]
 
-    out_labels = np.asarray(labels, dtype=np.int32)[positions]
-    out_labels[doc_first] = IGNORE_INDEX
-    position_ids = (positions - np.repeat(starts[order], ordered_lengths)).astype(np.int32)
+    total = int(row_token_offsets[-1])
+    out_ids, out_labels, out_positions = (np.empty(total, dtype=np.int32) for _ in range(3))
+    _native.gather_documents(
+        np.ascontiguousarray(tokens, dtype=np.int32),
+        np.ascontiguousarray(labels, dtype=np.int32),
+        doc_offsets,
+        order.astype(np.int64),
+        out_ids,
+        out_labels,
+        out_positions,
+    )
 
-    def ragged(values: np.ndarray, offsets: np.ndarray, dtype) -> pa.Array:
-        return pa.ListArray.from_arrays(
-            pa.array(offsets.astype(np.int32)), pa.array(values.astype(dtype))
-        )
+    def per_doc(values: np.ndarray, dtype) -> pa.Array:
+        return _list_array(pa.array(np.asarray(values).astype(dtype)), row_doc_offsets)
 
     columns = {
-        "input_ids": ragged(np.asarray(tokens)[positions], row_token_offsets, np.int32),
-        "labels": ragged(out_labels, row_token_offsets, np.int32),
-        "position_ids": ragged(position_ids, row_token_offsets, np.int32),
-        "seq_lengths": ragged(ordered_lengths, row_doc_offsets, np.int32),
-        "doc_ids": ragged(np.asarray(doc_ids)[order], row_doc_offsets, np.int64),
+        "input_ids": _list_array(pa.array(out_ids), row_token_offsets),
+        "labels": _list_array(pa.array(out_labels), row_token_offsets),
+        "position_ids": _list_array(pa.array(out_positions), row_token_offsets),
+        "seq_lengths": per_doc(ordered_lengths, np.int32),
+        "doc_ids": per_doc(np.asarray(doc_ids)[order], np.int64),
     }
     if source_ids is not None:
-        columns["source_ids"] = ragged(np.asarray(source_ids)[order], row_doc_offsets, np.int32)
+        columns["source_ids"] = per_doc(np.asarray(source_ids)[order], np.int32)
     if pair_ids is not None:
-        columns["pair_ids"] = ragged(np.asarray(pair_ids)[order], row_doc_offsets, np.int64)
+        columns["pair_ids"] = per_doc(np.asarray(pair_ids)[order], np.int64)
     return pa.table(columns)
 
 

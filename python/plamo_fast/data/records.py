@@ -89,7 +89,9 @@ def sft_example(record, where: str, last_turn_only: bool) -> Conversation | Toke
         if "labels" in record:
             labels = record["labels"]
         elif "assistant_masks" in record:
-            labels = [t if m else -100 for t, m in zip(ids, record["assistant_masks"])]
+            labels = [
+                t if m else -100 for t, m in zip(ids, record["assistant_masks"], strict=False)
+            ]
         else:
             raise RecordError(f"{where}: pre-tokenized rows need 'labels' or 'assistant_masks'")
         if len(labels) != len(ids):

@@ -11,10 +11,9 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from plamo_fast import _native
 from plamo_fast._progress import progress_bar
@@ -98,15 +97,15 @@ def _check_models(folders: list[Path], models: list) -> None:
     configs = [_read_config(f) for f in folders]
     vocab = [_vocab_size(c) for c in configs]
     if len({v for v in vocab if v is not None}) > 1:
-        sizes = ", ".join(f"{f} has {v}" for f, v in zip(folders, vocab))
+        sizes = ", ".join(f"{f} has {v}" for f, v in zip(folders, vocab, strict=False))
         raise ModelMismatchError(
             f"different vocabulary sizes ({sizes}); plamo-fast does not resize embeddings"
         )
     names = [{name for name, _, _ in m.tensors()} for m in models]
     for head in ("lm_head.weight",):
-        having = [f for f, n in zip(folders, names) if head in n]
+        having = [f for f, n in zip(folders, names, strict=False) if head in n]
         if having and len(having) != len(folders):
-            missing = [str(f) for f, n in zip(folders, names) if head not in n]
+            missing = [str(f) for f, n in zip(folders, names, strict=False) if head not in n]
             raise ModelMismatchError(
                 f"{head} is stored in {', '.join(map(str, having))} but not in "
                 f"{', '.join(missing)} (tied word embeddings); untie the embeddings of one model "

@@ -82,7 +82,7 @@ def linear(
     """Weighted average ``Σ w_i x_i / Σ w_i`` in float32, one rounding at the end."""
     w32 = [np.float32(w) for w in weights]
     acc = np.zeros(storages[0].shape, dtype=np.float32)
-    for w, s in zip(w32, storages):
+    for w, s in zip(w32, storages, strict=False):
         acc = acc + decode(dtype, s) * w
     if normalize:
         acc = acc / np.float32(sum(w32, np.float32(0)))

@@ -25,5 +25,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merge::check_models_compatible, m)?)?;
     m.add_function(wrap_pyfunction!(pack::best_fit_decreasing_rows, m)?)?;
     m.add_class::<pack::ChatTokenizer>()?;
+    m.add_function(wrap_pyfunction!(pack::gather_documents, m)?)?;
     Ok(())
 }

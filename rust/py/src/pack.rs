@@ -1,6 +1,8 @@
 //! Bindings of the packing kernels.
 
 use plamo_fast_core::pack::bfd::best_fit_decreasing;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -98,4 +100,65 @@ impl ChatTokenizer {
             PyBytes::new(py, &offsets),
         ))
     }
+}
+
+fn contiguous<T: pyo3::buffer::Element>(
+    buffer: &PyBuffer<T>,
+    what: &str,
+) -> PyResult<std::ptr::NonNull<[T]>> {
+    buffer
+        .as_slice_ptr()
+        .ok_or_else(|| PyValueError::new_err(format!("{what} must be C-contiguous")))
+}
+
+/// A C-contiguous buffer (a numpy array) seen as a slice, valid while `buffer` lives.
+fn read_slice<'a, T: pyo3::buffer::Element>(
+    buffer: &'a PyBuffer<T>,
+    what: &str,
+) -> PyResult<&'a [T]> {
+    // SAFETY: the buffer protocol keeps the memory alive and in place while `buffer` is held,
+    // and no Python code runs while the slice is in use.
+    Ok(unsafe { contiguous(buffer, what)?.as_ref() })
+}
+
+/// Like [`read_slice`], for an output buffer (refused when read-only).
+fn write_slice<'a, T: pyo3::buffer::Element>(
+    buffer: &'a mut PyBuffer<T>,
+    what: &str,
+) -> PyResult<&'a mut [T]> {
+    if buffer.readonly() {
+        return Err(PyValueError::new_err(format!("{what} must be writable")));
+    }
+    // SAFETY: as in `read_slice`; the buffer is writable and borrowed mutably here.
+    Ok(unsafe { contiguous(buffer, what)?.as_mut() })
+}
+
+/// Copies documents (document `d` is `tokens[doc_offsets[d]:doc_offsets[d + 1]]`) in the order
+/// `order` into the preallocated `out_ids`, `out_labels` and `out_positions` (int32 arrays as
+/// long as those documents together); each document's first label becomes -100 and its
+/// positions restart at 0. Inputs are int32 (`tokens`, `labels`) and int64 arrays.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn gather_documents(
+    py: Python<'_>,
+    tokens: PyBuffer<i32>,
+    labels: PyBuffer<i32>,
+    doc_offsets: PyBuffer<i64>,
+    order: PyBuffer<i64>,
+    mut out_ids: PyBuffer<i32>,
+    mut out_labels: PyBuffer<i32>,
+    mut out_positions: PyBuffer<i32>,
+) -> PyResult<()> {
+    use plamo_fast_core::pack::gather::{document_spans, gather_into};
+
+    let tokens_s = read_slice(&tokens, "tokens")?;
+    let labels_s = read_slice(&labels, "labels")?;
+    let offsets_s = read_slice(&doc_offsets, "doc_offsets")?;
+    let order_s = read_slice(&order, "order")?;
+    let ids = write_slice(&mut out_ids, "out_ids")?;
+    let labs = write_slice(&mut out_labels, "out_labels")?;
+    let pos = write_slice(&mut out_positions, "out_positions")?;
+    let spans = document_spans(tokens_s.len(), offsets_s, order_s).map_err(to_py)?;
+    py.detach(|| gather_into(tokens_s, labels_s, &spans, ids, labs, pos))
+        .map_err(to_py)
 }

@@ -2,4 +2,5 @@
 //! response-only labels that feeds it.
 
 pub mod bfd;
+pub mod gather;
 pub mod mask;
