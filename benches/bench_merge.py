@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import os
-import platform
 import shlex
 import shutil
 import statistics
@@ -27,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from bench_common import machine_info, package_version
 
 from plamo_fast.merge.synthetic import SHAPES, LlamaShape, write_random_model
 from plamo_fast.reference.safetensors_io import read_model
@@ -151,38 +150,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
     return args
-
-
-def machine_info() -> dict:
-    """nproc, architecture, CPU model, memory, kernel, date."""
-    cpu = "unknown"
-    mem_kib = 0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "arch": platform.machine(),
-        "cpu": cpu,
-        "mem_gib": round(mem_kib / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    }
-
-
-def package_version(python: str | Path, package: str) -> str:
-    """Version of ``package`` as installed for ``python``."""
-    code = f"import importlib.metadata as m; print(m.version({package!r}))"
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else "?"
 
 
 def find_mergekit(explicit: Path | None) -> Path | None:

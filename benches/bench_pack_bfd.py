@@ -15,12 +15,10 @@ the default ``batch_size=1000``, so BFD runs per 1000-document batch) and as one
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import gc
 import json
 import math
 import os
-import platform
 import resource
 import shlex
 import statistics
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from bench_common import machine_info, package_version
 
 from plamo_fast.data.packing import pack_documents, pack_lengths
 
@@ -139,37 +138,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "pack_bfd")
     p.add_argument("--json", type=Path, default=None, help="write all results to this file")
     return p.parse_args(argv)
-
-
-def machine_info() -> dict:
-    """nproc, architecture, CPU model, memory, kernel, date."""
-    cpu, mem_kib = "unknown", 0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-    except OSError:
-        pass
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "arch": platform.machine(),
-        "cpu": cpu,
-        "mem_gib": round(mem_kib / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-    }
-
-
-def package_version(python: str | Path, package: str) -> str:
-    """Version of ``package`` as installed for ``python``."""
-    code = f"import importlib.metadata as m; print(m.version({package!r}))"
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
-    return out.stdout.strip() if out.returncode == 0 else "?"
 
 
 def git_commit() -> str:
