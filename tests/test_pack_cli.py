@@ -207,3 +207,23 @@ def test_mixture_counts_and_weights(chatml: Path, tmp_path: Path):
     again = pack([f"{a}:3", f"{b}:1.5x"], chatml, tmp_path / "mix2", max_length=256, seed=2)
     assert again["mixture"] == report["mixture"]
     assert rows(tmp_path / "mix2") == rows(out)
+
+
+def test_out_of_core_path_writes_row_groups_identical_to_one_chunk(
+    chatml: Path, tmp_path: Path, monkeypatch
+):
+    """Documents are spilled to disk and rows gathered chunk by chunk; a small chunk size must
+    give the same rows as one big chunk, and no spill file may remain."""
+    from plamo_fast.data import pack as pack_module
+
+    records = [{"messages": c} for c in CONVERSATIONS * 30]
+    data = write_jsonl(tmp_path / "d.jsonl", records)
+    pack([data], chatml, tmp_path / "one", max_length=96)
+    monkeypatch.setattr(pack_module, "CHUNK_TOKENS", 200)
+    pack([data], chatml, tmp_path / "many", max_length=96)
+    assert pq.ParquetFile(tmp_path / "many" / "data.parquet").num_row_groups > 5
+    assert rows(tmp_path / "many") == rows(tmp_path / "one")
+    assert sorted(p.name for p in (tmp_path / "many").iterdir()) == [
+        "data.parquet",
+        "pack_report.json",
+    ]

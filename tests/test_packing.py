@@ -93,3 +93,24 @@ def test_pad_rows_to_full_length():
             assert row["input_ids"][real:] == [0] * (10 - real)
             assert row["labels"][real:] == [IGNORE_INDEX] * (10 - real)
             assert row["position_ids"][real:] == list(range(10 - real))
+
+
+def test_chunked_gather_equals_one_table():
+    import pyarrow as pa
+
+    from plamo_fast.data.packing import gather_table, pack_documents, plan_rows, row_chunks
+
+    rng = np.random.default_rng(9)
+    lengths = rng.integers(1, 50, size=500)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    tokens = rng.integers(0, 1000, size=int(offsets[-1])).astype(np.int32)
+    whole = pack_documents(tokens, tokens, offsets, 64, seed=3)
+    order, row_offsets = plan_rows(lengths, 64, seed=3)
+    doc_ids = np.arange(len(lengths))
+    chunks = [
+        gather_table(tokens, tokens, offsets, o, r, doc_ids=doc_ids)
+        for o, r in row_chunks(order, row_offsets, lengths, max_tokens=300)
+    ]
+    assert len(chunks) > 10
+    assert all(c.num_rows >= 1 for c in chunks)
+    assert pa.concat_tables(chunks).to_pylist() == whole.to_pylist()

@@ -23,7 +23,7 @@ import numpy as np
 from plamo_fast import _native
 from plamo_fast._progress import progress_bar
 from plamo_fast.data.chat_template import render_with_spans
-from plamo_fast.data.packing import IGNORE_INDEX, pack_documents, pad_rows
+from plamo_fast.data.packing import IGNORE_INDEX, gather_table, pad_rows, plan_rows, row_chunks
 from plamo_fast.data.records import (
     Conversation,
     RecordError,
@@ -35,6 +35,8 @@ from plamo_fast.data.records import (
 from plamo_fast.errors import UsageError
 
 BATCH = 2048
+# Tokens gathered and written per Parquet row group.
+CHUNK_TOKENS = 1 << 26
 REPORT_FILE = "pack_report.json"
 SPECIAL_TOKEN_KEYS = (
     "bos_token",
@@ -120,15 +122,45 @@ class PackReport:
         }
 
 
-@dataclass
-class _Docs:
-    """Tokenized documents collected for packing (one per SFT example, two per DPO pair)."""
+class _DocStore:
+    """Tokenized documents (one per SFT example, two per DPO pair), spilled to two int32 files
+    as they come so that only per-document lengths and ids stay in memory; the files are
+    memory-mapped for the gather."""
 
-    ids: list[np.ndarray] = field(default_factory=list)
-    labels: list[np.ndarray] = field(default_factory=list)
-    doc_ids: list[int] = field(default_factory=list)
-    source_ids: list[int] = field(default_factory=list)
-    group_sizes: list[int] = field(default_factory=list)
+    def __init__(self, folder: Path):
+        folder.mkdir()
+        self.folder = folder
+        self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in arrays())
+        self._labels = open(folder / "labels.i32", "wb")  # noqa: SIM115
+        self.lengths: list[int] = []
+        self.trained: list[int] = []
+        self.doc_ids: list[int] = []
+        self.source_ids: list[int] = []
+        self.group_sizes: list[int] = []
+
+    def append(self, ids: np.ndarray, labels: np.ndarray, doc_id: int, source: int) -> None:
+        self._tokens.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
+        self._labels.write(np.ascontiguousarray(labels, dtype="<i4").tobytes())
+        self.lengths.append(len(ids))
+        self.trained.append(int(np.count_nonzero(labels[1:] != IGNORE_INDEX)))
+        self.doc_ids.append(doc_id)
+        self.source_ids.append(source)
+
+    def close(self) -> None:
+        self._tokens.close()
+        self._labels.close()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(tokens, labels, doc_offsets)``, the first two memory-mapped."""
+        self.close()
+        offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
+
+        def mapped(name: str) -> np.ndarray:
+            if offsets[-1] == 0:
+                return np.zeros(0, dtype=np.int32)
+            return np.memmap(self.folder / name, dtype="<i4", mode="r")
+
+        return mapped("tokens.i32"), mapped("labels.i32"), offsets
 
 
 def _dpo_conversations(record, where: str) -> list[Conversation]:
@@ -241,9 +273,102 @@ def pack(
     bundle = load_tokenizer(tokenizer, chat_template)
     packer = _Packer(bundle, max_length, truncate, last_turn_only)
     report = PackReport([str(p) for p in paths], kind, max_length)
-    docs = _Docs()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    partial.mkdir()
+    try:
+        _pack_into(
+            partial,
+            out,
+            paths,
+            specs,
+            bundle,
+            packer,
+            report,
+            kind=kind,
+            max_length=max_length,
+            last_turn_only=last_turn_only,
+            seed=seed,
+            skip_bad=skip_bad,
+            pad=pad,
+            progress=progress,
+        )
+        report.seconds = time.perf_counter() - started
+        result = report.to_json()
+        (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        if out.exists() and overwrite:
+            shutil.rmtree(out)
+        os.rename(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return result
 
+
+def _pack_into(
+    partial: Path,
+    out: Path,
+    paths,
+    specs,
+    bundle,
+    packer,
+    report: PackReport,
+    *,
+    kind: str,
+    max_length: int,
+    last_turn_only: bool,
+    seed: int,
+    skip_bad: bool,
+    pad: bool,
+    progress: bool,
+) -> None:
+    """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks."""
+    docs = _DocStore(partial / "spill")
     pipeline = _Pipeline(docs, report, packer)
+    try:
+        _read_all(
+            docs,
+            pipeline,
+            paths,
+            report,
+            kind=kind,
+            last_turn_only=last_turn_only,
+            skip_bad=skip_bad,
+            progress=progress,
+        )
+    finally:
+        pipeline.finish()
+        docs.close()
+    doc_index, group_sizes = _select(docs, report, [amount for _, amount in specs], seed)
+    _write_rows(
+        partial / "data.parquet",
+        docs,
+        doc_index,
+        group_sizes,
+        report,
+        bundle,
+        kind=kind,
+        max_length=max_length,
+        seed=seed,
+        pad=pad,
+        multiple_sources=len(paths) > 1,
+    )
+    shutil.rmtree(docs.folder)
+
+
+def _read_all(
+    docs: _DocStore,
+    pipeline,
+    paths,
+    report: PackReport,
+    *,
+    kind: str,
+    last_turn_only: bool,
+    skip_bad: bool,
+    progress: bool,
+) -> None:
+    """Every record of every input, validated, rendered and tokenized into the store."""
+    packer = pipeline.packer
     update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     for source, path in enumerate(paths):
         read_here = 0
@@ -291,30 +416,7 @@ def pack(
                 raise RecordError(f"{path}: no records (empty file)")
             report.bad_records.append(f"{path}: no records (empty file)")
 
-    pipeline.finish()
     stop()
-    if any(amount is not None for _, amount in specs):
-        _apply_mixture(docs, report, [amount for _, amount in specs], seed)
-    table = _packed_table(docs, report, max_length, kind, seed, multiple_sources=len(paths) > 1)
-    if pad:
-        table = pad_rows(table, max_length, _pad_id(bundle))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
-        import pyarrow.parquet as pq
-
-        pq.write_table(table, partial / "data.parquet")
-        report.seconds = time.perf_counter() - started
-        result = report.to_json()
-        (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
-        if out.exists() and overwrite:
-            shutil.rmtree(out)
-        os.rename(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return result
 
 
 def parse_input(spec: str | os.PathLike) -> tuple[Path, str | None]:
@@ -333,12 +435,18 @@ def _mixture_counts(amount: str, available: int) -> int:
     return int(amount)
 
 
-def _apply_mixture(docs: _Docs, report: PackReport, amounts: list, seed: int) -> None:
-    """Resamples each input's packed examples (whole DPO pairs) to its requested amount: all of
-    them once per full multiple, then a seeded sample without replacement for the remainder."""
-    rng = np.random.default_rng(seed)
+def _select(
+    docs: _DocStore, report: PackReport, amounts: list, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The documents to pack, as indices into the store, and their group sizes. Without a
+    mixture: all of them once. With one, each input's examples (whole DPO pairs) are resampled
+    to the requested amount: all of them once per full multiple, then a seeded sample without
+    replacement for the remainder."""
     sizes = np.asarray(docs.group_sizes, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    if all(amount is None for amount in amounts):
+        return np.arange(len(docs.lengths), dtype=np.int64), sizes
+    rng = np.random.default_rng(seed)
     group_source = np.asarray(docs.source_ids, dtype=np.int64)[starts] if len(starts) else starts
     chosen = []
     for source, amount in enumerate(amounts):
@@ -360,21 +468,77 @@ def _apply_mixture(docs: _Docs, report: PackReport, amounts: list, seed: int) ->
             "taken": int(want),
         }
     order = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-    doc_index = (
-        np.concatenate([np.arange(starts[g], starts[g] + sizes[g]) for g in order])
-        if len(order)
-        else np.zeros(0, dtype=np.int64)
-    )
-    docs.ids = [docs.ids[i] for i in doc_index]
-    docs.labels = [docs.labels[i] for i in doc_index]
-    docs.doc_ids = [docs.doc_ids[i] for i in doc_index]
-    docs.source_ids = [docs.source_ids[i] for i in doc_index]
-    docs.group_sizes = sizes[order].tolist()
+    from plamo_fast.data.packing import _ranges
+
+    doc_index = _ranges(starts[order], sizes[order])
     report.examples_packed = len(order)
-    report.total_tokens = int(sum(len(ids) for ids in docs.ids))
-    report.trained_tokens = int(
-        sum(np.count_nonzero(labels[1:] != IGNORE_INDEX) for labels in docs.labels)
+    report.total_tokens = int(np.asarray(docs.lengths, dtype=np.int64)[doc_index].sum())
+    report.trained_tokens = int(np.asarray(docs.trained, dtype=np.int64)[doc_index].sum())
+    return doc_index, sizes[order]
+
+
+def _write_rows(
+    path: Path,
+    docs: _DocStore,
+    doc_index: np.ndarray,
+    group_sizes: np.ndarray,
+    report: PackReport,
+    bundle: TokenizerBundle,
+    *,
+    kind: str,
+    max_length: int,
+    seed: int,
+    pad: bool,
+    multiple_sources: bool,
+) -> None:
+    """Plans the rows on lengths alone, then gathers and writes them chunk by chunk, so memory
+    holds one chunk of rows (plus the mapped spill pages the kernel can drop)."""
+    import pyarrow.parquet as pq
+
+    tokens, labels, offsets = docs.arrays()
+    lengths = np.diff(offsets)
+    order, row_doc_offsets = plan_rows(
+        lengths[doc_index], max_length, group_sizes=group_sizes, seed=seed
     )
+    order = doc_index[order]
+    doc_ids = np.asarray(docs.doc_ids, dtype=np.int64)
+    sources = np.asarray(docs.source_ids, dtype=np.int32) if multiple_sources else None
+    pad_id = _pad_id(bundle) if pad else None
+    writer = None
+    try:
+        for chunk_order, chunk_rows in row_chunks(order, row_doc_offsets, lengths, CHUNK_TOKENS):
+            table = gather_table(
+                tokens,
+                labels,
+                offsets,
+                chunk_order,
+                chunk_rows,
+                doc_ids=doc_ids,
+                source_ids=sources,
+                pair_ids=doc_ids if kind == "dpo" else None,
+            )
+            if pad_id is not None:
+                table = pad_rows(table, max_length, pad_id)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            report.rows += table.num_rows
+        if writer is None:  # nothing to pack: an empty file with the schema
+            empty = gather_table(
+                tokens,
+                labels,
+                offsets,
+                order,
+                row_doc_offsets,
+                doc_ids=doc_ids,
+                source_ids=sources,
+                pair_ids=doc_ids if kind == "dpo" else None,
+            )
+            pq.write_table(empty, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        del tokens, labels
 
 
 def _pad_id(bundle: TokenizerBundle) -> int:
@@ -391,7 +555,7 @@ class _Pipeline:
     """Renders batch k+1 in Python while the native core tokenizes batch k (GIL released);
     results are added in input order."""
 
-    def __init__(self, docs: _Docs, report: PackReport, packer: _Packer):
+    def __init__(self, docs: _DocStore, report: PackReport, packer: _Packer):
         from concurrent.futures import ThreadPoolExecutor
 
         self.docs, self.report, self.packer = docs, report, packer
@@ -424,14 +588,15 @@ class _Pipeline:
             _add(self.docs, self.report, self.packer, source, doc_id, parts, group)
 
     def finish(self) -> None:
+        """Adds the last batch; the worker thread stops even on error."""
         try:
             self._collect()
         finally:
-            self.executor.shutdown(wait=True)
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _add(
-    docs: _Docs,
+    docs: _DocStore,
     report: PackReport,
     packer: _Packer,
     source: int,
@@ -456,40 +621,8 @@ def _add(
         report.dropped["no_trainable_token"] += 1
         return
     for ids, labels in parts:
-        docs.ids.append(ids)
-        docs.labels.append(labels)
-        docs.doc_ids.append(doc_id)
-        docs.source_ids.append(source)
+        docs.append(ids, labels, doc_id, source)
         report.total_tokens += len(ids)
         report.trained_tokens += int(np.count_nonzero(labels[1:] != IGNORE_INDEX))
     docs.group_sizes.append(len(parts))
     report.examples_packed += 1
-
-
-def _packed_table(
-    docs: _Docs,
-    report: PackReport,
-    max_length: int,
-    kind: str,
-    seed: int,
-    *,
-    multiple_sources: bool,
-):
-    lengths = np.array([len(i) for i in docs.ids], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    tokens = np.concatenate(docs.ids) if docs.ids else np.zeros(0, np.int32)
-    labels = np.concatenate(docs.labels) if docs.labels else np.zeros(0, np.int32)
-    doc_ids = np.asarray(docs.doc_ids, dtype=np.int64)
-    table = pack_documents(
-        tokens,
-        labels,
-        offsets,
-        max_length,
-        doc_ids=doc_ids,
-        source_ids=np.asarray(docs.source_ids, np.int32) if multiple_sources else None,
-        pair_ids=doc_ids if kind == "dpo" else None,
-        group_sizes=np.asarray(docs.group_sizes, np.int64),
-        seed=seed,
-    )
-    report.rows = table.num_rows
-    return table

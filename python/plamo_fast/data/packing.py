@@ -51,33 +51,13 @@ def _list_array(values, offsets: np.ndarray):
     return pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), values)
 
 
-def pack_documents(
-    tokens: np.ndarray,
-    labels: np.ndarray,
-    doc_offsets: np.ndarray,
-    max_length: int,
-    *,
-    doc_ids: np.ndarray | None = None,
-    source_ids: np.ndarray | None = None,
-    pair_ids: np.ndarray | None = None,
-    group_sizes: np.ndarray | None = None,
-    seed: int = 0,
-):
-    """Packs documents stored back to back (``tokens[doc_offsets[i]:doc_offsets[i + 1]]``) into
-    rows and returns a ``pyarrow.Table`` with the columns of ``plamo-fast pack``: ``input_ids``,
-    ``labels`` (-100 also on each document's first token, so no target crosses a document
-    boundary), ``position_ids`` (restarting per document), ``seq_lengths``, ``doc_ids`` and,
-    when given, ``source_ids`` and ``pair_ids``. ``group_sizes`` keeps consecutive documents
-    together in one row, in order (a DPO pair: prompt+chosen, then prompt+rejected).
-
-    The packing decision and the token copy run natively; token-level data is never indexed
-    from Python."""
-    import pyarrow as pa
-
-    doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
-    lengths = np.diff(doc_offsets)
-    if doc_ids is None:
-        doc_ids = np.arange(len(lengths), dtype=np.int64)
+def plan_rows(
+    lengths: np.ndarray, max_length: int, *, group_sizes: np.ndarray | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The packing decision on lengths alone: ``(order, row_doc_offsets)``, the documents in row
+    order and where each row's documents start in it. ``group_sizes`` keeps consecutive
+    documents together in one row, in order (a DPO pair: prompt+chosen, then prompt+rejected)."""
+    lengths = np.asarray(lengths, dtype=np.int64)
     sizes = (
         np.ones(len(lengths), dtype=np.int64)
         if group_sizes is None
@@ -98,17 +78,52 @@ def pack_documents(
         if len(rows)
         else groups_per_row
     )
-    row_doc_offsets = np.concatenate([[0], np.cumsum(docs_per_row)]).astype(np.int64)
-    ordered_lengths = lengths[order]
-    row_token_offsets = np.concatenate([[0], np.cumsum(ordered_lengths)])[row_doc_offsets]
+    return order, np.concatenate([[0], np.cumsum(docs_per_row)]).astype(np.int64)
 
+
+def row_chunks(
+    order: np.ndarray, row_doc_offsets: np.ndarray, lengths: np.ndarray, max_tokens: int
+):
+    """Splits planned rows into consecutive chunks of about ``max_tokens`` tokens: yields
+    ``(order_chunk, row_doc_offsets_chunk)`` with offsets rebased to the chunk."""
+    row_tokens = np.add.reduceat(lengths[order], row_doc_offsets[:-1]) if len(order) else order
+    row_end_tokens = np.cumsum(row_tokens)
+    start_row = 0
+    rows = len(row_doc_offsets) - 1
+    while start_row < rows:
+        base = row_end_tokens[start_row - 1] if start_row else 0
+        end_row = int(np.searchsorted(row_end_tokens, base + max_tokens, side="right"))
+        end_row = max(end_row, start_row + 1)
+        first, last = row_doc_offsets[start_row], row_doc_offsets[end_row]
+        yield order[first:last], row_doc_offsets[start_row : end_row + 1] - first
+        start_row = end_row
+
+
+def gather_table(
+    tokens: np.ndarray,
+    labels: np.ndarray,
+    doc_offsets: np.ndarray,
+    order: np.ndarray,
+    row_doc_offsets: np.ndarray,
+    *,
+    doc_ids: np.ndarray,
+    source_ids: np.ndarray | None = None,
+    pair_ids: np.ndarray | None = None,
+):
+    """The ``pyarrow.Table`` of planned rows. ``tokens``/``labels`` may be memory-mapped: only
+    the documents of ``order`` are read, natively, into arrays of this chunk's size."""
+    import pyarrow as pa
+
+    doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
+    ordered_lengths = np.diff(doc_offsets)[order]
+    row_token_offsets = np.concatenate([[0], np.cumsum(ordered_lengths)])[row_doc_offsets]
     total = int(row_token_offsets[-1])
     out_ids, out_labels, out_positions = (np.empty(total, dtype=np.int32) for _ in range(3))
     _native.gather_documents(
         np.ascontiguousarray(tokens, dtype=np.int32),
         np.ascontiguousarray(labels, dtype=np.int32),
         doc_offsets,
-        order.astype(np.int64),
+        np.ascontiguousarray(order, dtype=np.int64),
         out_ids,
         out_labels,
         out_positions,
@@ -129,6 +144,43 @@ def pack_documents(
     if pair_ids is not None:
         columns["pair_ids"] = per_doc(np.asarray(pair_ids)[order], np.int64)
     return pa.table(columns)
+
+
+def pack_documents(
+    tokens: np.ndarray,
+    labels: np.ndarray,
+    doc_offsets: np.ndarray,
+    max_length: int,
+    *,
+    doc_ids: np.ndarray | None = None,
+    source_ids: np.ndarray | None = None,
+    pair_ids: np.ndarray | None = None,
+    group_sizes: np.ndarray | None = None,
+    seed: int = 0,
+):
+    """Packs documents stored back to back (``tokens[doc_offsets[i]:doc_offsets[i + 1]]``) into
+    rows and returns a ``pyarrow.Table`` with the columns of ``plamo-fast pack``: ``input_ids``,
+    ``labels`` (-100 also on each document's first token, so no target crosses a document
+    boundary), ``position_ids`` (restarting per document), ``seq_lengths``, ``doc_ids`` and,
+    when given, ``source_ids`` and ``pair_ids`` (see :func:`plan_rows` for ``group_sizes``).
+
+    The packing decision and the token copy run natively; token-level data is never indexed
+    from Python."""
+    doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
+    lengths = np.diff(doc_offsets)
+    if doc_ids is None:
+        doc_ids = np.arange(len(lengths), dtype=np.int64)
+    order, row_doc_offsets = plan_rows(lengths, max_length, group_sizes=group_sizes, seed=seed)
+    return gather_table(
+        tokens,
+        labels,
+        doc_offsets,
+        order,
+        row_doc_offsets,
+        doc_ids=doc_ids,
+        source_ids=source_ids,
+        pair_ids=pair_ids,
+    )
 
 
 def pad_rows(table, max_length: int, pad_id: int):
