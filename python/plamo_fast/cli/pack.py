@@ -39,6 +39,9 @@ def pack(
         help="Pad every row to --max-length (pad_token, else "
         "eos_token; labels -100; a trailing segment with doc id -1).",
     ),
+    trust_remote_code: bool = typer.Option(
+        False, help="Allow a Python-only tokenizer's own code (e.g. PLaMo's) to run."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render chat templates, tokenize, label responses only, and pack rows (best-fit-decreasing
@@ -58,6 +61,7 @@ def pack(
         skip_bad=skip_bad,
         overwrite=overwrite,
         pad=pad,
+        trust_remote_code=trust_remote_code,
         progress=not quiet,
     )
     typer.echo(

@@ -57,15 +57,18 @@ class TokenizerBundle:
 
 
 def load_tokenizer(
-    folder: str | os.PathLike, chat_template: str | os.PathLike | None = None
+    folder: str | os.PathLike,
+    chat_template: str | os.PathLike | None = None,
+    trust_remote_code: bool = False,
 ) -> TokenizerBundle:
+    """The folder's fast tokenizer (``tokenizer.json``, native); a tokenizer that exists only as
+    a Python class goes through transformers and the slower path, with a warning."""
     folder = Path(folder)
     tokenizer_json = folder / "tokenizer.json"
-    if not tokenizer_json.is_file():
-        raise UsageError(
-            f"{folder}: no tokenizer.json; only fast (Rust) tokenizers are "
-            "supported so far (the slow-tokenizer path is not implemented yet)"
-        )
+    if tokenizer_json.is_file():
+        native = _native.ChatTokenizer(tokenizer_json)
+    else:
+        native = _slow_tokenizer(folder, trust_remote_code)
     config_path = folder / "tokenizer_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
     template = config.get("chat_template")
@@ -84,7 +87,35 @@ def load_tokenizer(
             value = value.get("content")
         if isinstance(value, str):
             special[key] = value
-    return TokenizerBundle(_native.ChatTokenizer(tokenizer_json), template, special)
+    return TokenizerBundle(native, template, special)
+
+
+def _slow_tokenizer(folder: Path, trust_remote_code: bool):
+    import warnings
+
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise UsageError(
+            f"{folder}: no tokenizer.json; a Python-only tokenizer needs "
+            "transformers (pip install 'plamo-fast[train]')"
+        ) from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            folder, use_fast=False, trust_remote_code=trust_remote_code
+        )
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise UsageError(
+                f"{folder}: the tokenizer is custom code; pass --trust-remote-code if you trust it"
+            ) from None
+        raise UsageError(f"{folder}: cannot load the tokenizer: {exc}") from None
+    warnings.warn(
+        f"{folder}: no tokenizer.json, using the slower Python tokenizer path", stacklevel=3
+    )
+    from plamo_fast.data.slow_tokenizer import SlowChatTokenizer
+
+    return SlowChatTokenizer(tokenizer)
 
 
 @dataclass
@@ -251,6 +282,7 @@ def pack(
     skip_bad: bool = False,
     overwrite: bool = False,
     pad: bool = False,
+    trust_remote_code: bool = False,
     progress: bool = False,
 ) -> dict:
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
@@ -270,7 +302,7 @@ def pack(
     out = Path(output)
     if out.exists() and not overwrite:
         raise UsageError(f"output {out} already exists (pass --overwrite to replace it)")
-    bundle = load_tokenizer(tokenizer, chat_template)
+    bundle = load_tokenizer(tokenizer, chat_template, trust_remote_code)
     packer = _Packer(bundle, max_length, truncate, last_turn_only)
     report = PackReport([str(p) for p in paths], kind, max_length)
     out.parent.mkdir(parents=True, exist_ok=True)
