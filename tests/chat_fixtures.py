@@ -99,12 +99,15 @@ SYSTEM_CONVERSATION = [
 ]
 
 
-def make_tokenizer(folder: Path, template: str) -> Path:
+def make_tokenizer(folder: Path, template: str, *, split_words: bool = True) -> Path:
+    """``split_words=False`` trains merges across word and segment boundaries (BPE seams)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(
+        add_prefix_space=False, use_regex=split_words
+    )
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=700,
@@ -112,7 +115,12 @@ def make_tokenizer(folder: Path, template: str) -> Path:
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(CORPUS * 20, trainer)
+    corpus = (
+        CORPUS
+        if split_words
+        else CORPUS + [f"assistant\n{m['content']}" for c in CONVERSATIONS for m in c]
+    )
+    tokenizer.train_from_iterator(corpus * 20, trainer)
     tokenizer.save(str(folder / "tokenizer.json"))
     (folder / "tokenizer_config.json").write_text(
         json.dumps(

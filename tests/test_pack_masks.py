@@ -137,3 +137,29 @@ def test_identical_user_and_assistant_text_is_masked_right(tmp_path: Path):
     assert raw.decode(ids[trained].tolist(), skip_special_tokens=False) == "Hello!<|im_end|>"
     first_hello = raw.decode(ids[: trained[0]].tolist(), skip_special_tokens=False)
     assert "user\nHello!" in first_hello
+
+
+@pytest.mark.parametrize("style", ["chatml", "plamo"])
+def test_bpe_seams_across_the_span_edge(tmp_path: Path, style: str):
+    """With merges across segment boundaries, tokens straddle span edges: they are trained (they
+    carry trained text), tokens still equal transformers', labels equal the reference."""
+    folder = make_tokenizer(tmp_path / style, TEMPLATES[style], split_words=False)
+    hf = transformers.AutoTokenizer.from_pretrained(folder)
+    raw = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    packer = _Packer(load_tokenizer(folder), 4096, "drop", False)
+    straddling = 0
+    for messages in CONVERSATIONS + [SYSTEM_CONVERSATION]:
+        trained = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        ((ids, labels),) = packer.encode([Conversation(messages, trained)])
+        assert ids.tolist() == list(
+            hf.apply_chat_template(messages, tokenize=True, return_dict=True)["input_ids"]
+        )
+
+        def render(msgs):
+            return hf.apply_chat_template(msgs, tokenize=False) if msgs else ""
+
+        text, spans = assistant_spans(render, messages, trained)
+        assert labels.tolist() == labels_for(raw, text, spans)[1]
+        offsets = raw.encode(text, add_special_tokens=False).offsets
+        straddling += sum(1 for s, e in offsets for a, b in spans if s < a < e or s < b < e)
+    assert straddling > 0  # the seam case really occurs
