@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 import uuid
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,11 +164,12 @@ class _DocStore:
         self.folder = folder
         self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in arrays())
         self._labels = open(folder / "labels.i32", "wb")  # noqa: SIM115
-        self.lengths: list[int] = []
-        self.trained: list[int] = []
-        self.doc_ids: list[int] = []
-        self.source_ids: list[int] = []
-        self.group_sizes: list[int] = []
+        # Compact per-document metadata: 8 bytes per value, not a Python int object each.
+        self.lengths = array("q")
+        self.trained = array("q")
+        self.doc_ids = array("q")
+        self.source_ids = array("q")
+        self.group_sizes = array("q")
 
     def append(self, ids: np.ndarray, labels: np.ndarray, doc_id: int, source: int) -> None:
         self._tokens.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
