@@ -37,7 +37,7 @@ from plamo_fast.errors import UsageError
 
 BATCH = 2048
 # Tokens gathered and written per Parquet row group.
-CHUNK_TOKENS = 1 << 26
+CHUNK_TOKENS = 1 << 24
 REPORT_FILE = "pack_report.json"
 SPECIAL_TOKEN_KEYS = (
     "bos_token",
@@ -184,16 +184,29 @@ class _DocStore:
         self._labels.close()
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(tokens, labels, doc_offsets)``, the first two memory-mapped."""
+        """``(tokens, labels, doc_offsets)``, the first two memory-mapped read-only."""
+        import mmap
+
         self.close()
         offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
+        self._maps = []
 
         def mapped(name: str) -> np.ndarray:
             if offsets[-1] == 0:
                 return np.zeros(0, dtype=np.int32)
-            return np.memmap(self.folder / name, dtype="<i4", mode="r")
+            with open(self.folder / name, "rb") as f:
+                self._maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
+            return np.frombuffer(self._maps[-1], dtype="<i4")
 
         return mapped("tokens.i32"), mapped("labels.i32"), offsets
+
+    def release_pages(self) -> None:
+        """Drops the mapped pages read so far from the resident set (they stay in the page
+        cache), so memory does not grow with the dataset while rows are gathered."""
+        import mmap
+
+        for m in getattr(self, "_maps", []):
+            m.madvise(mmap.MADV_DONTNEED)
 
 
 def _dpo_conversations(record, where: str) -> list[Conversation]:
@@ -557,6 +570,8 @@ def _write_rows(
                 writer = pq.ParquetWriter(path, table.schema)
             writer.write_table(table)
             report.rows += table.num_rows
+            del table
+            docs.release_pages()
         if writer is None:  # nothing to pack: an empty file with the schema
             empty = gather_table(
                 tokens,
