@@ -326,7 +326,6 @@ def pack(
     try:
         _pack_into(
             partial,
-            out,
             paths,
             specs,
             bundle,
@@ -354,7 +353,6 @@ def pack(
 
 def _pack_into(
     partial: Path,
-    out: Path,
     paths,
     specs,
     bundle,
@@ -372,18 +370,19 @@ def _pack_into(
     """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks."""
     docs = _DocStore(partial / "spill")
     pipeline = _Pipeline(docs, report, packer)
+    update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     try:
-        _read_all(
-            docs,
+        _read_sources(
             pipeline,
             paths,
             report,
             kind=kind,
             last_turn_only=last_turn_only,
             skip_bad=skip_bad,
-            progress=progress,
+            update=update,
         )
     finally:
+        stop()
         pipeline.finish()
         docs.close()
     doc_index, group_sizes = _select(docs, report, [amount for _, amount in specs], seed)
@@ -403,20 +402,10 @@ def _pack_into(
     shutil.rmtree(docs.folder)
 
 
-def _read_all(
-    docs: _DocStore,
-    pipeline,
-    paths,
-    report: PackReport,
-    *,
-    kind: str,
-    last_turn_only: bool,
-    skip_bad: bool,
-    progress: bool,
+def _read_sources(
+    pipeline, paths, report: PackReport, *, kind: str, last_turn_only: bool, skip_bad: bool, update
 ) -> None:
     """Every record of every input, validated, rendered and tokenized into the store."""
-    packer = pipeline.packer
-    update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     for source, path in enumerate(paths):
         read_here = 0
         pending: list[tuple[int, list[Conversation]]] = []
@@ -432,20 +421,7 @@ def _read_all(
                 else:
                     example = sft_example(record, where, last_turn_only)
                     if isinstance(example, Tokenized):
-                        _add(
-                            docs,
-                            report,
-                            packer,
-                            source,
-                            number - 1,
-                            [
-                                (
-                                    np.asarray(example.input_ids, np.int32),
-                                    np.asarray(example.labels, np.int32),
-                                )
-                            ],
-                            None,
-                        )
+                        pipeline.add_tokenized(source, number - 1, example)
                     else:
                         pending.append((number - 1, [example]))
             except RecordError as exc:
@@ -462,8 +438,6 @@ def _read_all(
             if not skip_bad:
                 raise RecordError(f"{path}: no records (empty file)")
             report.bad_records.append(f"{path}: no records (empty file)")
-
-    stop()
 
 
 def parse_input(spec: str | os.PathLike) -> tuple[Path, str | None]:
