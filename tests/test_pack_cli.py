@@ -227,3 +227,38 @@ def test_out_of_core_path_writes_row_groups_identical_to_one_chunk(
         "data.parquet",
         "pack_report.json",
     ]
+
+
+def test_chat_template_file_overrides_the_tokenizers(chatml: Path, tmp_path: Path):
+    from chat_fixtures import GEMMA
+
+    template = tmp_path / "gemma.jinja"
+    template.write_text(GEMMA)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": CONVERSATIONS[0]}])
+    out = tmp_path / "o"
+    assert (
+        main(
+            [
+                "pack",
+                str(data),
+                "--tokenizer",
+                str(chatml),
+                "-L",
+                "128",
+                "-o",
+                str(out),
+                "--chat-template",
+                str(template),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    from tokenizers import Tokenizer
+
+    raw = Tokenizer.from_file(str(chatml / "tokenizer.json"))
+    (row,) = rows(out)
+    text = raw.decode(row["input_ids"], skip_special_tokens=False)
+    assert text.startswith("<s><start_of_turn>user\n") and "<|im_start|>" not in text
+    trained = raw.decode([t for t in row["labels"] if t != -100], skip_special_tokens=False)
+    assert trained == CONVERSATIONS[0][1]["content"] + "<end_of_turn>"
