@@ -171,11 +171,13 @@ class _DocStore:
         self.source_ids = array("q")
         self.group_sizes = array("q")
 
-    def append(self, ids: np.ndarray, labels: np.ndarray, doc_id: int, source: int) -> None:
+    def append(
+        self, ids: np.ndarray, labels: np.ndarray, trained: int, doc_id: int, source: int
+    ) -> None:
         self._tokens.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
         self._labels.write(np.ascontiguousarray(labels, dtype="<i4").tobytes())
         self.lengths.append(len(ids))
-        self.trained.append(int(np.count_nonzero(labels[1:] != IGNORE_INDEX)))
+        self.trained.append(trained)
         self.doc_ids.append(doc_id)
         self.source_ids.append(source)
 
@@ -640,12 +642,13 @@ def _add(
             return
     # The first token of each document never carries a target (packing masks it), so a
     # document must have a trained token after its first.
-    if any(not np.any(labels[1:] != IGNORE_INDEX) for _, labels in parts):
+    trained = [int(np.count_nonzero(labels[1:] != IGNORE_INDEX)) for _, labels in parts]
+    if not all(trained):
         report.dropped["no_trainable_token"] += 1
         return
-    for ids, labels in parts:
-        docs.append(ids, labels, doc_id, source)
+    for (ids, labels), count in zip(parts, trained, strict=True):
+        docs.append(ids, labels, count, doc_id, source)
         report.total_tokens += len(ids)
-        report.trained_tokens += int(np.count_nonzero(labels[1:] != IGNORE_INDEX))
+        report.trained_tokens += count
     docs.group_sizes.append(len(parts))
     report.examples_packed += 1
