@@ -38,6 +38,8 @@ from plamo_fast.errors import UsageError
 BATCH = 2048
 # Tokens gathered and written per Parquet row group.
 CHUNK_TOKENS = 1 << 24
+# Token ids gain little from dictionaries; zstd is as fast here and smaller than snappy.
+PARQUET_OPTIONS = {"use_dictionary": False, "compression": "zstd"}
 REPORT_FILE = "pack_report.json"
 SPECIAL_TOKEN_KEYS = (
     "bos_token",
@@ -543,7 +545,7 @@ def _write_rows(
             if pad_id is not None:
                 table = pad_rows(table, max_length, pad_id)
             if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
+                writer = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
             writer.write_table(table)
             report.rows += table.num_rows
             del table
@@ -559,7 +561,7 @@ def _write_rows(
                 source_ids=sources,
                 pair_ids=doc_ids if kind == "dpo" else None,
             )
-            pq.write_table(empty, path)
+            pq.write_table(empty, path, **PARQUET_OPTIONS)
     finally:
         if writer is not None:
             writer.close()
@@ -577,34 +579,35 @@ def _pad_id(bundle: TokenizerBundle) -> int:
 
 
 class _Pipeline:
-    """Renders batch k+1 in Python while the native core tokenizes batch k (GIL released);
-    results are added in input order."""
+    """Keeps the native core busy: batch k+1 is rendered in Python and queued for tokenization
+    (GIL released) before batch k's results are added, so adding overlaps tokenizing too.
+    Results are added in input order."""
 
     def __init__(self, docs: _DocStore, report: PackReport, packer: _Packer):
+        from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
         self.docs, self.report, self.packer = docs, report, packer
         self.executor = ThreadPoolExecutor(max_workers=1)
-        self.inflight = None
+        self.inflight: deque = deque()
 
     def submit(self, pending: list[tuple[int, list[Conversation]]], source: int) -> None:
         if not pending:
             return
         texts, spans = self.packer.render([c for _, group in pending for c in group])
-        self._collect()
         future = self.executor.submit(self.packer.tokenize, texts, spans)
-        self.inflight = (future, pending, source)
+        self.inflight.append((future, pending, source))
+        while len(self.inflight) > 1:
+            self._collect_oldest()
 
     def add_tokenized(self, source: int, doc_id: int, example: Tokenized) -> None:
-        self._collect()  # keep input order
+        while self.inflight:  # keep input order
+            self._collect_oldest()
         parts = [(np.asarray(example.input_ids, np.int32), np.asarray(example.labels, np.int32))]
         _add(self.docs, self.report, self.packer, source, doc_id, parts, None)
 
-    def _collect(self) -> None:
-        if self.inflight is None:
-            return
-        future, pending, source = self.inflight
-        self.inflight = None
+    def _collect_oldest(self) -> None:
+        future, pending, source = self.inflight.popleft()
         encoded = future.result()
         cursor = 0
         for doc_id, group in pending:
@@ -613,10 +616,12 @@ class _Pipeline:
             _add(self.docs, self.report, self.packer, source, doc_id, parts, group)
 
     def finish(self) -> None:
-        """Adds the last batch; the worker thread stops even on error."""
+        """Adds the remaining batches; the worker thread stops even on error."""
         try:
-            self._collect()
+            while self.inflight:
+                self._collect_oldest()
         finally:
+            self.inflight.clear()
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
