@@ -550,18 +550,6 @@ def _write_rows(
             report.rows += table.num_rows
             del table
             docs.release_pages()
-        if writer is None:  # nothing to pack: an empty file with the schema
-            empty = gather_table(
-                tokens,
-                labels,
-                offsets,
-                order,
-                row_doc_offsets,
-                doc_ids=doc_ids,
-                source_ids=sources,
-                pair_ids=doc_ids if kind == "dpo" else None,
-            )
-            pq.write_table(empty, path, **PARQUET_OPTIONS)
     finally:
         if writer is not None:
             writer.close()

@@ -90,6 +90,8 @@ def row_chunks(
     row_end_tokens = np.cumsum(row_tokens)
     start_row = 0
     rows = len(row_doc_offsets) - 1
+    if rows == 0:  # one empty chunk, so that writers still learn the schema
+        yield order[:0], row_doc_offsets[:1]
     while start_row < rows:
         base = row_end_tokens[start_row - 1] if start_row else 0
         end_row = int(np.searchsorted(row_end_tokens, base + max_tokens, side="right"))
