@@ -33,6 +33,37 @@ pub struct MaskedDoc {
     pub labels: Vec<i32>,
 }
 
+/// Character ranges to byte ranges of `text` (spans in order, within the text).
+fn char_spans_to_bytes(text: &str, spans: &[(usize, usize)]) -> Result<Spans> {
+    let mut out = Vec::with_capacity(spans.len());
+    let mut chars = text
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain(std::iter::once(text.len()));
+    let (mut char_pos, mut byte_pos) = (0usize, chars.next().unwrap_or(0));
+    let mut to_byte = |target: usize| -> Result<usize> {
+        while char_pos < target {
+            byte_pos = chars.next().ok_or_else(|| {
+                Error::InvalidArgument(format!("span end {target} beyond the text"))
+            })?;
+            char_pos += 1;
+        }
+        if char_pos != target {
+            return Err(Error::InvalidArgument("spans must be in order".into()));
+        }
+        Ok(byte_pos)
+    };
+    for &(start, end) in spans {
+        if end < start {
+            return Err(Error::InvalidArgument(format!(
+                "span {start}..{end} is reversed"
+            )));
+        }
+        out.push((to_byte(start)?, to_byte(end)?));
+    }
+    Ok(out)
+}
+
 impl ChatTokenizer {
     pub fn from_file(path: &Path) -> Result<Self> {
         let tokenizer = Tokenizer::from_file(path)
@@ -49,10 +80,11 @@ impl ChatTokenizer {
         })
     }
 
+    /// Ids and byte offsets (cheaper than character offsets, which `encode_batch` computes).
     fn encode(&self, text: &str) -> Result<(Vec<u32>, Spans)> {
         let encoding = self
             .tokenizer
-            .encode_char_offsets(text, false)
+            .encode(text, false)
             .map_err(|e| Error::InvalidArgument(format!("tokenization failed: {e}")))?;
         Ok((encoding.get_ids().to_vec(), encoding.get_offsets().to_vec()))
     }
@@ -66,9 +98,10 @@ impl ChatTokenizer {
     pub fn encode_masked(&self, text: &str, spans: &[(usize, usize)]) -> Result<MaskedDoc> {
         let (ids, offsets) = self.encode(text)?;
         let mut labels = vec![IGNORE_INDEX; ids.len()];
-        let chars: Vec<char> = text.chars().collect();
+        let bytes = text.as_bytes();
+        let byte_spans = char_spans_to_bytes(text, spans)?;
         let mut t = 0;
-        for &(start, end) in spans {
+        for &(start, end) in &byte_spans {
             while t < ids.len() && offsets[t].1 <= start {
                 t += 1;
             }
@@ -89,9 +122,8 @@ impl ChatTokenizer {
                 }
                 let (s, e) = offsets[k];
                 let whitespace = s < e
-                    && chars[s..e.min(chars.len())]
-                        .iter()
-                        .all(|c| c.is_whitespace());
+                    && std::str::from_utf8(&bytes[s..e.min(bytes.len())])
+                        .is_ok_and(|piece| piece.chars().all(char::is_whitespace));
                 if !whitespace {
                     break;
                 }
@@ -106,5 +138,23 @@ impl ChatTokenizer {
         docs.par_iter()
             .map(|(text, spans)| self.encode_masked(text, spans))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn char_spans_become_byte_spans() {
+        let text = "aé日本b";
+        // chars: a(0) é(1) 日(2) 本(3) b(4); bytes: a 0, é 1..3, 日 3..6, 本 6..9, b 9
+        assert_eq!(
+            char_spans_to_bytes(text, &[(1, 2), (2, 4), (5, 5)]).unwrap(),
+            vec![(1, 3), (3, 9), (10, 10)]
+        );
+        assert!(char_spans_to_bytes(text, &[(0, 9)]).is_err());
+        assert!(char_spans_to_bytes(text, &[(3, 4), (0, 1)]).is_err());
+        assert!(char_spans_to_bytes(text, &[(2, 1)]).is_err());
     }
 }
