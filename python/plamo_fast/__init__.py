@@ -1,7 +1,7 @@
 """plamo-fast: a Rust-accelerated post-training toolkit for large language models.
 
-The base install covers the CPU data and checkpoint tools (``merge`` now; ``pack``, ``dedup`` and
-``decontaminate`` with their issues). Training and sampling live in the ``[train]`` and
+The base install covers the CPU data and checkpoint tools (``merge`` and ``pack`` now; ``dedup``
+and ``decontaminate`` with their issue). Training and sampling live in the ``[train]`` and
 ``[vllm]`` extras and are imported lazily, so ``import plamo_fast`` never loads torch.
 """
 

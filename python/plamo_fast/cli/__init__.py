@@ -14,8 +14,9 @@ from plamo_fast.cli import pack as pack_command
 
 app = typer.Typer(
     name="plamo-fast",
-    help="Fast post-training toolkit for LLMs: merge checkpoints (SLERP / linear) today; "
-    "pack, dedup, decontaminate, sft, dpo and sampling as they land.",
+    help="Fast post-training toolkit for LLMs: pack SFT/DPO data (chat template, response-only "
+    "labels, best-fit packing) and merge checkpoints (SLERP / linear); dedup, decontaminate, "
+    "sft, dpo and sampling as they land.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -1,1 +1,2 @@
-"""Data preparation: packing now; chat templating, masks, dedup and leak filtering to come."""
+"""Data preparation: chat templates with exact assistant spans, response-only labels, global
+best-fit-decreasing packing (``plamo-fast pack``); dedup and leak filtering to come."""
