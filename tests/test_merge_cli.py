@@ -183,7 +183,9 @@ def test_traceback_only_with_debug(tmp_path: Path):
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["merge", "--help"], ["demo", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["merge", "--help"], ["pack", "--help"], ["demo", "--help"]]
+)
 def test_help_is_fast_and_does_not_import_torch(args):
     code = (
         "import sys, time; t = time.perf_counter(); from plamo_fast.cli import main; "
