@@ -24,7 +24,14 @@ import numpy as np
 from plamo_fast import _native
 from plamo_fast._progress import progress_bar
 from plamo_fast.data.chat_template import render_with_spans
-from plamo_fast.data.packing import IGNORE_INDEX, gather_table, pad_rows, plan_rows, row_chunks
+from plamo_fast.data.packing import (
+    IGNORE_INDEX,
+    concat_ranges,
+    gather_table,
+    pad_rows,
+    plan_rows,
+    row_chunks,
+)
 from plamo_fast.data.records import (
     Conversation,
     RecordError,
@@ -329,19 +336,7 @@ def pack(
     partial.mkdir()
     try:
         _pack_into(
-            partial,
-            paths,
-            specs,
-            bundle,
-            packer,
-            report,
-            kind=kind,
-            max_length=max_length,
-            last_turn_only=last_turn_only,
-            seed=seed,
-            skip_bad=skip_bad,
-            pad=pad,
-            progress=progress,
+            partial, specs, packer, report, seed=seed, skip_bad=skip_bad, pad=pad, progress=progress
         )
         report.seconds = time.perf_counter() - started
         result = report.to_json()
@@ -357,34 +352,22 @@ def pack(
 
 def _pack_into(
     partial: Path,
-    paths,
-    specs,
-    bundle,
-    packer,
+    specs: list[tuple[Path, str | None]],
+    packer: _Packer,
     report: PackReport,
     *,
-    kind: str,
-    max_length: int,
-    last_turn_only: bool,
     seed: int,
     skip_bad: bool,
     pad: bool,
     progress: bool,
 ) -> None:
     """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks."""
+    paths = [path for path, _ in specs]
     docs = _DocStore(partial / "spill")
     pipeline = _Pipeline(docs, report, packer)
     update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     try:
-        _read_sources(
-            pipeline,
-            paths,
-            report,
-            kind=kind,
-            last_turn_only=last_turn_only,
-            skip_bad=skip_bad,
-            update=update,
-        )
+        _read_sources(pipeline, paths, report, skip_bad=skip_bad, update=update)
     finally:
         stop()
         pipeline.finish()
@@ -396,9 +379,7 @@ def _pack_into(
         doc_index,
         group_sizes,
         report,
-        bundle,
-        kind=kind,
-        max_length=max_length,
+        packer.tok,
         seed=seed,
         pad=pad,
         multiple_sources=len(paths) > 1,
@@ -406,10 +387,9 @@ def _pack_into(
     shutil.rmtree(docs.folder)
 
 
-def _read_sources(
-    pipeline, paths, report: PackReport, *, kind: str, last_turn_only: bool, skip_bad: bool, update
-) -> None:
+def _read_sources(pipeline, paths, report: PackReport, *, skip_bad: bool, update) -> None:
     """Every record of every input, validated, rendered and tokenized into the store."""
+    kind, last_turn_only = report.kind, pipeline.packer.last_turn_only
     for source, path in enumerate(paths):
         read_here = 0
         pending: list[tuple[int, list[Conversation]]] = []
@@ -493,9 +473,7 @@ def _select(
             "taken": int(want),
         }
     order = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
-    from plamo_fast.data.packing import _ranges
-
-    doc_index = _ranges(starts[order], sizes[order])
+    doc_index = concat_ranges(starts[order], sizes[order])
     report.examples_packed = len(order)
     report.total_tokens = int(np.asarray(docs.lengths, dtype=np.int64)[doc_index].sum())
     report.trained_tokens = int(np.asarray(docs.trained, dtype=np.int64)[doc_index].sum())
@@ -510,14 +488,13 @@ def _write_rows(
     report: PackReport,
     bundle: TokenizerBundle,
     *,
-    kind: str,
-    max_length: int,
     seed: int,
     pad: bool,
     multiple_sources: bool,
 ) -> None:
     """Plans the rows on lengths alone, then gathers and writes them chunk by chunk, so memory
     holds one chunk of rows (plus the mapped spill pages the kernel can drop)."""
+    kind, max_length = report.kind, report.max_length
     import pyarrow.parquet as pq
 
     tokens, labels, offsets = docs.arrays()

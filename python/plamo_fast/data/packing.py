@@ -32,7 +32,7 @@ def pack_lengths(
 IGNORE_INDEX = -100
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Concatenation of ``arange(s, s + n)`` for each (s, n), vectorized (per-document use)."""
     total = int(lengths.sum())
     if total == 0:
@@ -71,7 +71,7 @@ def plan_rows(
     )
     rows = pack_lengths(group_lengths, max_length, seed=seed)
     group_order = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    order = _ranges(group_starts[group_order], sizes[group_order])
+    order = concat_ranges(group_starts[group_order], sizes[group_order])
     groups_per_row = np.array([len(r) for r in rows], dtype=np.int64)
     docs_per_row = (
         np.add.reduceat(sizes[group_order], np.concatenate([[0], np.cumsum(groups_per_row)[:-1]]))

@@ -5,7 +5,6 @@
 //! model they expect. Sums are taken in float64 over fixed-size blocks and combined in a fixed
 //! order, so the result does not depend on the number of threads.
 
-use crate::dtype::Dtype;
 use crate::error::{Error, Result};
 
 pub const DOT_THRESHOLD: f64 = 0.9995;
@@ -171,18 +170,6 @@ pub fn check_finite(m: Moments, tensor: &str) -> Result<()> {
             "tensor {tensor:?} of {which} contains NaN or infinite values (or overflows float64 sums)"
         ))),
         None => Ok(()),
-    }
-}
-
-/// Whether `dtype` is one the kernels interpolate.
-pub fn ensure_mergeable(dtype: Dtype, tensor: &str) -> Result<()> {
-    if dtype.is_mergeable_float() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument(format!(
-            "tensor {tensor:?} has dtype {} which cannot be interpolated",
-            dtype.name()
-        )))
     }
 }
 

@@ -7,14 +7,6 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::pack::mask::IGNORE_INDEX;
 
-/// Flat output columns; row boundaries are the caller's (sums of the documents' lengths).
-#[derive(Debug, Default, PartialEq)]
-pub struct Gathered {
-    pub input_ids: Vec<i32>,
-    pub labels: Vec<i32>,
-    pub position_ids: Vec<i32>,
-}
-
 /// Checks `order` against `doc_offsets` and returns each document's token range, in order.
 pub fn document_spans(
     tokens: usize,
@@ -87,34 +79,42 @@ pub fn gather_into(
     Ok(())
 }
 
-/// [`gather_into`] into new vectors.
-pub fn gather_documents(
-    tokens: &[i32],
-    labels: &[i32],
-    doc_offsets: &[i64],
-    order: &[i64],
-) -> Result<Gathered> {
-    let spans = document_spans(tokens.len(), doc_offsets, order)?;
-    let total = spans.iter().map(|(s, e)| e - s).sum();
-    let mut out = Gathered {
-        input_ids: vec![0; total],
-        labels: vec![0; total],
-        position_ids: vec![0; total],
-    };
-    gather_into(
-        tokens,
-        labels,
-        &spans,
-        &mut out.input_ids,
-        &mut out.labels,
-        &mut out.position_ids,
-    )?;
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Flat output columns; row boundaries are the caller's (sums of the documents' lengths).
+    #[derive(Debug, Default, PartialEq)]
+    struct Gathered {
+        input_ids: Vec<i32>,
+        labels: Vec<i32>,
+        position_ids: Vec<i32>,
+    }
+
+    /// [`gather_into`] into new vectors.
+    fn gather_documents(
+        tokens: &[i32],
+        labels: &[i32],
+        doc_offsets: &[i64],
+        order: &[i64],
+    ) -> Result<Gathered> {
+        let spans = document_spans(tokens.len(), doc_offsets, order)?;
+        let total = spans.iter().map(|(s, e)| e - s).sum();
+        let mut out = Gathered {
+            input_ids: vec![0; total],
+            labels: vec![0; total],
+            position_ids: vec![0; total],
+        };
+        gather_into(
+            tokens,
+            labels,
+            &spans,
+            &mut out.input_ids,
+            &mut out.labels,
+            &mut out.position_ids,
+        )?;
+        Ok(out)
+    }
 
     #[test]
     fn gathers_in_order_with_first_target_masked() {
