@@ -8,21 +8,24 @@ import sys
 
 import typer
 
+from plamo_fast.cli import curate as curate_commands
 from plamo_fast.cli import demo as demo_command
 from plamo_fast.cli import merge as merge_command
 from plamo_fast.cli import pack as pack_command
 
 app = typer.Typer(
     name="plamo-fast",
-    help="Fast post-training toolkit for LLMs: pack SFT/DPO data (chat template, response-only "
-    "labels, best-fit packing) and merge checkpoints (SLERP / linear); dedup, decontaminate, "
-    "sft, dpo and sampling as they land.",
+    help="Fast post-training toolkit for LLMs: decontaminate (benchmark leak filter) and dedup "
+    "training data, pack SFT/DPO data (chat template, response-only labels, best-fit packing), "
+    "and merge checkpoints (SLERP / linear); sft, dpo and sampling as they land.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.command("merge", no_args_is_help=True)(merge_command.merge)
 app.command("pack", no_args_is_help=True)(pack_command.pack)
+app.command("decontaminate", no_args_is_help=True)(curate_commands.decontaminate)
+app.command("dedup", no_args_is_help=True)(curate_commands.dedup)
 app.command("demo")(demo_command.demo)
 
 

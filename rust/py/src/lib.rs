@@ -1,9 +1,12 @@
 //! `plamo_fast._native`: thin PyO3 bindings over plamo-fast-core. Exports only; each concern
 //! lives in its own file.
 
+mod dedup;
 mod errors;
+mod leak;
 mod merge;
 mod pack;
+mod text;
 
 use pyo3::prelude::*;
 
@@ -26,5 +29,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pack::best_fit_decreasing_rows, m)?)?;
     m.add_class::<pack::ChatTokenizer>()?;
     m.add_function(wrap_pyfunction!(pack::gather_documents, m)?)?;
+    m.add_function(wrap_pyfunction!(text::normalize_text, m)?)?;
+    m.add_function(wrap_pyfunction!(text::normalize_with_spans, m)?)?;
+    m.add_class::<leak::LeakIndex>()?;
+    m.add_class::<dedup::Deduper>()?;
     Ok(())
 }

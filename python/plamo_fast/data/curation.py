@@ -1,0 +1,111 @@
+"""What dedup and decontaminate share: walking the inputs with bad-record handling, the
+provenance guard, progress, and the run summary."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plamo_fast._progress import progress_bar
+from plamo_fast.data.curation_io import BadRecordError, Row, iter_input, where
+from plamo_fast.data.provenance import ProvenanceGuard
+
+BATCH = 4096
+
+
+@dataclass
+class CurationSummary:
+    records_read: int = 0
+    records_kept: int = 0
+    bad_records: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    bad_examples: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "records_read": self.records_read,
+            "records_kept": self.records_kept,
+            "bad_records_skipped": self.bad_records,
+            "dropped": dict(sorted(self.dropped.items())),
+            "bad_examples": self.bad_examples[:20],
+        }
+
+
+class ReportWriter:
+    """One JSON line per removed record (``None`` path: no report)."""
+
+    def __init__(self, path: Path | None):
+        # Closed by close(); the writer outlives any one block.
+        self._file = open(path, "w", encoding="utf-8") if path else None  # noqa: SIM115
+
+    def write(self, entry: dict) -> None:
+        if self._file:
+            self._file.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+
+def good_rows(
+    path: Path,
+    *,
+    skip_bad: bool,
+    guard: ProvenanceGuard,
+    summary: CurationSummary,
+    report: ReportWriter,
+    advance: Callable[[int], None],
+) -> Iterator[Row]:
+    """The rows of ``path`` that parse and pass the provenance guard. A bad row raises
+    :class:`BadRecordError` naming file and line, or is counted with ``skip_bad``; a guarded row
+    is reported and counted as dropped."""
+    for row in iter_input(path):
+        advance(len(row.raw) if row.raw is not None else 0)
+        if row.error is not None:
+            reject_bad(path, row, row.error, skip_bad, summary)
+            continue
+        summary.records_read += 1
+        reason = guard.drop_reason(row.record, path)
+        if reason is not None:
+            summary.dropped["provenance"] += 1
+            report.write({"file": str(path), "line": row.number, "reason": reason})
+            continue
+        yield row
+    if path.suffix == ".parquet":
+        advance(path.stat().st_size)
+
+
+def reject_bad(path: Path, row: Row, message: str, skip_bad: bool, summary: CurationSummary):
+    text = f"{where(path, row)}: {message}"
+    if not skip_bad:
+        raise BadRecordError(text + " (pass --skip-bad to count and skip bad records)")
+    summary.bad_records += 1
+    summary.bad_examples.append(text)
+
+
+def batched(rows: Iterator[Row], size: int = BATCH) -> Iterator[list[Row]]:
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def byte_progress(label: str, inputs: list[Path], show: bool):
+    """``(advance(nbytes), stop())`` over the total size of the inputs."""
+    total = sum(p.stat().st_size for p in inputs)
+    update, stop = progress_bar(label, total, transfer=True, show=show)
+    done = [0]
+
+    def advance(nbytes: int) -> None:
+        done[0] += nbytes
+        if nbytes:
+            update(done[0])
+
+    return advance, stop

@@ -1,0 +1,205 @@
+"""``plamo-fast decontaminate``: drop training records that contain benchmark questions.
+
+Every user turn and prompt-like field of a record is scanned by the native leak index (exact,
+containment and near matches on the matching form; see rust/core/src/leak.rs). A record is
+removed when a first turn (or single-turn question) matches, or when a later turn matches
+together with its own first turn in the same record. Kept records are written unchanged, in the
+input's format; each removed record gets one report line.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from plamo_fast import _native
+from plamo_fast._atomic import atomic_path
+from plamo_fast.data.benchmarks import BenchItem, load_benchmarks
+from plamo_fast.data.curation import (
+    CurationSummary,
+    ReportWriter,
+    batched,
+    byte_progress,
+    good_rows,
+    reject_bad,
+)
+from plamo_fast.data.curation_io import (
+    BadRecordError,
+    RecordWriter,
+    output_paths,
+    user_texts,
+)
+from plamo_fast.data.provenance import ProvenanceGuard
+
+KIND_RANK = {"exact": 0, "containment": 1, "near": 2}
+MATCHED_TEXT_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class LeakParams:
+    ngram: int = 5
+    candidate_containment: float = 0.3
+    min_item_len: int = 10
+    min_contained_len: int = 16
+    edit_rate: float = 0.2
+    edit_free_len: int = 10
+
+
+def build_index(items: list[BenchItem], params: LeakParams = LeakParams()):
+    return _native.LeakIndex(
+        [it.text for it in items],
+        ngram=params.ngram,
+        candidate_containment=params.candidate_containment,
+        min_item_len=params.min_item_len,
+        min_contained_len=params.min_contained_len,
+        edit_rate=params.edit_rate,
+        edit_free_len=params.edit_free_len,
+    )
+
+
+def leaks_in_records(index, items: list[BenchItem], records_texts: list[list[tuple[str, str]]]):
+    """Per record, its leak matches (best first) as dicts; an empty list keeps the record."""
+    texts: list[str] = []
+    owner: list[tuple[int, str]] = []
+    for r, fields in enumerate(records_texts):
+        for name, text in fields:
+            texts.append(text)
+            owner.append((r, name))
+    found: list[list[dict]] = [[] for _ in records_texts]
+    for t, item, kind, score, containment, start, end in index.scan(texts):
+        r, name = owner[t]
+        it = items[item]
+        found[r].append(
+            {
+                "benchmark": it.benchmark,
+                "item_id": it.item_id,
+                "turn": it.turn,
+                "kind": kind,
+                "score": round(score, 4),
+                "containment": round(containment, 4),
+                "field": name,
+                "span": [start, end],
+                "matched": texts[t][start:end][:MATCHED_TEXT_LIMIT],
+            }
+        )
+    return [_counted(matches) for matches in found]
+
+
+def _counted(matches: list[dict]) -> list[dict]:
+    """Keep the matches that count: first turns, and later turns whose first turn also
+    matched in the record. Best first: exact, containment, near; then score."""
+    firsts = {(m["benchmark"], m["item_id"]) for m in matches if m["turn"] == 1}
+    counted = [m for m in matches if m["turn"] == 1 or (m["benchmark"], m["item_id"]) in firsts]
+    counted.sort(key=lambda m: (KIND_RANK[m["kind"]], -m["score"], m["benchmark"], m["turn"]))
+    return counted
+
+
+def decontaminate(
+    inputs: list[Path],
+    benches: list[str],
+    output: Path,
+    *,
+    report_path: Path | None = None,
+    fields: tuple[str, ...] = (),
+    bench_field: str | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    guard: ProvenanceGuard | None = None,
+    params: LeakParams = LeakParams(),
+    progress: bool = True,
+) -> dict:
+    inputs = [Path(p) for p in inputs]
+    for path in inputs:
+        if not path.is_file():
+            raise FileNotFoundError(f"input {path} does not exist")
+    guard = guard or ProvenanceGuard()
+    items = load_benchmarks(benches, bench_field)
+    index = build_index(items, params)
+    single, targets = output_paths(inputs, Path(output))
+    summary = CurationSummary()
+    removed_by: Counter = Counter()
+    kinds: Counter = Counter()
+    advance, stop = byte_progress("decontaminate", inputs, progress)
+    report_cm = (
+        atomic_path(Path(report_path), overwrite=overwrite, folder=False)
+        if report_path
+        else nullcontext()
+    )
+    try:
+        with (
+            atomic_path(Path(output), overwrite=overwrite, folder=not single) as out,
+            report_cm as report_partial,
+        ):
+            report = ReportWriter(report_partial)
+            try:
+                for path, target in zip(inputs, targets, strict=True):
+                    writer = RecordWriter(path, out if single else out / target.name)
+                    try:
+                        rows = good_rows(
+                            path,
+                            skip_bad=skip_bad,
+                            guard=guard,
+                            summary=summary,
+                            report=report,
+                            advance=advance,
+                        )
+                        for batch in batched(rows):
+                            _filter_batch(
+                                batch, path, index, items, fields, writer, report, summary,
+                                skip_bad, removed_by, kinds,
+                            )  # fmt: skip
+                    finally:
+                        writer.close()
+            finally:
+                report.close()
+    finally:
+        stop()
+    result = summary.as_dict()
+    result["benchmark_items"] = len(items)
+    result["benchmark_items_too_short"] = sum(
+        index.item_len(k) < params.min_item_len for k in range(len(items))
+    )
+    result["removed_by_benchmark"] = dict(sorted(removed_by.items()))
+    result["removed_by_kind"] = dict(sorted(kinds.items()))
+    return result
+
+
+def _filter_batch(
+    batch, path, index, items, fields, writer, report, summary, skip_bad, removed_by, kinds
+) -> None:
+    texts_per_row = []
+    rows = []
+    for row in batch:
+        try:
+            texts = user_texts(row.record, fields)
+        except BadRecordError as exc:
+            summary.records_read -= 1
+            reject_bad(path, row, str(exc), skip_bad, summary)
+            continue
+        if not texts:
+            summary.records_read -= 1
+            reject_bad(
+                path,
+                row,
+                "no user text (expected messages/conversations with user turns, prompt, "
+                "instruction, input or question; name others with --fields)",
+                skip_bad,
+                summary,
+            )
+            continue
+        texts_per_row.append(texts)
+        rows.append(row)
+    for row, matches in zip(rows, leaks_in_records(index, items, texts_per_row), strict=True):
+        if not matches:
+            writer.write(row)
+            summary.records_kept += 1
+            continue
+        best = matches[0]
+        summary.dropped["benchmark_leak"] += 1
+        removed_by[best["benchmark"]] += 1
+        kinds[best["kind"]] += 1
+        report.write(
+            {"file": str(path), "line": row.number, **best, "other_matches": len(matches) - 1}
+        )

@@ -1,0 +1,272 @@
+"""``plamo-fast dedup``: exact and near-duplicate removal within and across datasets.
+
+Pass 1 streams every input once: the native deduper keeps per record only a 128-bit hash of the
+matching form and the LSH band keys (the n-gram sets go to a spill file), so inputs larger than
+memory work. Clustering (exact hashes, LSH candidates verified by true Jaccard, union-find) picks
+one record per cluster by the keep policy. Pass 2 streams the inputs again and writes the kept
+records unchanged.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from array import array
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+
+from plamo_fast import _native
+from plamo_fast._atomic import atomic_path
+from plamo_fast.data.curation import (
+    CurationSummary,
+    ReportWriter,
+    batched,
+    byte_progress,
+    good_rows,
+    reject_bad,
+)
+from plamo_fast.data.curation_io import (
+    BadRecordError,
+    RecordWriter,
+    output_paths,
+    record_text,
+    user_texts,
+)
+from plamo_fast.data.provenance import ProvenanceGuard
+from plamo_fast.errors import UsageError
+
+KEEP_POLICIES = ("first", "longest", "max")
+
+
+def key_text(record: dict, key: str, fields: tuple[str, ...]) -> str:
+    """The text compared for ``--key``: ``prompt`` (user-side texts), ``record`` (every string
+    value) or the name of a string field."""
+    if key == "prompt":
+        texts = user_texts(record, fields)
+        if not texts:
+            raise BadRecordError(
+                "no user text (expected messages/conversations with user turns, prompt, "
+                "instruction, input or question)"
+            )
+        return "\n".join(t for _, t in texts)
+    if key == "record":
+        return record_text(record)
+    value = record.get(key)
+    if not isinstance(value, str):
+        raise BadRecordError(f"no string field {key!r}")
+    return value
+
+
+def dedup(
+    inputs: list[Path],
+    output: Path,
+    *,
+    near: bool = False,
+    threshold: float = 0.8,
+    key: str = "prompt",
+    keep: str = "first",
+    keep_column: str | None = None,
+    exact_only: tuple[str, ...] = (),
+    ngram: int = 5,
+    num_perm: int = 128,
+    seed: int = 0,
+    fields: tuple[str, ...] = (),
+    report_path: Path | None = None,
+    skip_bad: bool = False,
+    overwrite: bool = False,
+    guard: ProvenanceGuard | None = None,
+    progress: bool = True,
+) -> dict:
+    inputs = [Path(p) for p in inputs]
+    for path in inputs:
+        if not path.is_file():
+            raise FileNotFoundError(f"input {path} does not exist")
+    if keep not in KEEP_POLICIES:
+        raise UsageError(f"--keep must be one of {', '.join(KEEP_POLICIES)}")
+    if (keep == "max") != (keep_column is not None):
+        raise UsageError("--keep max needs --keep-column (and --keep-column needs --keep max)")
+    guard = guard or ProvenanceGuard()
+    single, targets = output_paths(inputs, Path(output))
+    summary = CurationSummary()
+    report_cm = (
+        atomic_path(Path(report_path), overwrite=overwrite, folder=False)
+        if report_path
+        else nullcontext()
+    )
+    with (
+        atomic_path(Path(output), overwrite=overwrite, folder=not single) as out,
+        report_cm as report_partial,
+    ):
+        report = ReportWriter(report_partial)
+        spill = (out.parent if single else out) / f".dedup-spill-{out.name}"
+        try:
+            deduper = _native.Deduper(
+                spill, near=near, threshold=threshold, ngram=ngram, num_perm=num_perm, seed=seed
+            )
+            origins = _sketch_inputs(
+                deduper, inputs, key, fields, near, exact_only, keep_column, skip_bad, guard,
+                summary, report, progress,
+            )  # fmt: skip
+            lengths = np.frombuffer(deduper.lengths(), dtype=np.uint32)
+            root_b, sim_b, (exact_pairs, candidates, verified) = deduper.finish()
+            root = np.frombuffer(root_b, dtype=np.uint32)
+            similarity = np.frombuffer(sim_b, dtype=np.float32)
+            keep_mask = _keepers(root, keep, lengths, origins.values_array())
+            _report_clusters(report, root, keep_mask, similarity, inputs, origins)
+        finally:
+            report.close()
+            spill.unlink(missing_ok=True)
+        _write_kept(inputs, targets, out, single, keep_mask, key, fields, guard, progress)
+    summary.records_kept = int(keep_mask.sum())
+    removed = len(root) - summary.records_kept
+    if removed:
+        summary.dropped["duplicate"] = removed
+    result = summary.as_dict()
+    sizes = np.bincount(root) if len(root) else np.zeros(0, dtype=np.int64)
+    bands, rows = _native.Deduper.lsh_shape(threshold, num_perm)
+    result.update(
+        {
+            "clusters_with_duplicates": int(np.count_nonzero(sizes > 1)),
+            "exact_duplicate_pairs": exact_pairs,
+            "near_candidate_pairs": candidates,
+            "near_verified_pairs": verified,
+            "lsh": {"bands": bands, "rows": rows} if near else None,
+        }
+    )
+    return result
+
+
+class _Origins:
+    """Where each sketched record came from, and its keep-column value (compact arrays)."""
+
+    def __init__(self) -> None:
+        self.file = array("I")
+        self.line = array("q")
+        self.values = array("d")
+
+    def values_array(self) -> np.ndarray:
+        return np.frombuffer(self.values, dtype=np.float64) if self.values else np.zeros(0)
+
+
+def _sketch_inputs(
+    deduper, inputs, key, fields, near, exact_only, keep_column, skip_bad, guard, summary,
+    report, progress,
+) -> _Origins:  # fmt: skip
+    """Pass 1: every record's key text into the deduper."""
+    origins = _Origins()
+    advance, stop = byte_progress("dedup: sketch", inputs, progress)
+    try:
+        for file_index, path in enumerate(inputs):
+            near_here = near and not any(fnmatch.fnmatch(path.name, g) for g in exact_only)
+            rows = good_rows(
+                path, skip_bad=skip_bad, guard=guard, summary=summary, report=report,
+                advance=advance,
+            )  # fmt: skip
+            for batch in batched(rows):
+                texts = []
+                for row, text in _keyed(batch, path, key, fields, skip_bad, summary):
+                    texts.append(text)
+                    origins.file.append(file_index)
+                    origins.line.append(row.number)
+                    if keep_column is not None:
+                        origins.values.append(_numeric(row.record.get(keep_column)))
+                deduper.add(texts, [near_here] * len(texts))
+    finally:
+        stop()
+    return origins
+
+
+def _keyed(batch, path, key, fields, skip_bad, summary):
+    """``(row, key text)`` for the rows of a batch that have one (others are bad records)."""
+    for row in batch:
+        try:
+            text = key_text(row.record, key, fields)
+        except BadRecordError as exc:
+            if summary is not None:
+                summary.records_read -= 1
+                reject_bad(path, row, str(exc), skip_bad, summary)
+            continue
+        yield row, text
+
+
+def _report_clusters(report, root, keep_mask, similarity, inputs, origins) -> None:
+    """One line per cluster with duplicates: the kept record and the removed ones."""
+    n = len(root)
+    if n == 0:
+        return
+    order = np.argsort(root, kind="stable")
+    sorted_root = root[order]
+    bounds = np.flatnonzero(np.diff(sorted_root)) + 1
+    for group in np.split(order, bounds):
+        if len(group) < 2:
+            continue
+        kept = next(int(i) for i in group if keep_mask[i])
+
+        def place(i: int) -> dict:
+            return {"file": str(inputs[origins.file[i]]), "line": origins.line[i]}
+
+        report.write(
+            {
+                "cluster": int(root[group[0]]),
+                "size": len(group),
+                "kept": place(kept),
+                "removed": [
+                    {**place(int(i)), "similarity": round(float(similarity[i]), 4)}
+                    for i in group
+                    if int(i) != kept
+                ],
+            }
+        )
+
+
+def _write_kept(inputs, targets, out, single, keep_mask, key, fields, guard, progress) -> None:
+    """Pass 2: the same rows in the same order; write those kept."""
+    summary = CurationSummary()
+    report = ReportWriter(None)
+    advance, stop = byte_progress("dedup: write", inputs, progress)
+    index = 0
+    try:
+        for path, target in zip(inputs, targets, strict=True):
+            writer = RecordWriter(path, out if single else out / target.name)
+            try:
+                rows = good_rows(
+                    path, skip_bad=True, guard=guard, summary=summary, report=report,
+                    advance=advance,
+                )  # fmt: skip
+                for batch in batched(rows):
+                    for row, _ in _keyed(batch, path, key, fields, True, None):
+                        if keep_mask[index]:
+                            writer.write(row)
+                        index += 1
+            finally:
+                writer.close()
+    finally:
+        stop()
+    if index != len(keep_mask):
+        raise RuntimeError("an input changed while dedup was reading it (record count differs)")
+
+
+def _numeric(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return -math.inf
+    return float(value) if not math.isnan(value) else -math.inf
+
+
+def _keepers(root: np.ndarray, keep: str, lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """One record per cluster: the first, the longest (matching-form length) or the highest
+    ``--keep-column``; ties go to the first."""
+    n = len(root)
+    mask = np.zeros(n, dtype=bool)
+    if n == 0:
+        return mask
+    if keep == "first":
+        mask[root == np.arange(n, dtype=np.uint32)] = True
+        return mask
+    score = lengths.astype(np.float64) if keep == "longest" else values
+    order = np.lexsort((np.arange(n), -score, root))
+    first_of_group = np.ones(n, dtype=bool)
+    first_of_group[1:] = root[order][1:] != root[order][:-1]
+    mask[order[first_of_group]] = True
+    return mask
