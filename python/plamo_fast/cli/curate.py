@@ -67,7 +67,7 @@ def decontaminate(
         None, help="Question field of benchmark JSONL files in other formats."
     ),
     edit_rate: float = typer.Option(
-        0.2, help="Near match: edits allowed per normalized character beyond the first 10."
+        0.2, help="Near match: edits allowed per normalized character beyond the first 5."
     ),
     min_item_len: int = typer.Option(
         10,
@@ -75,7 +75,7 @@ def decontaminate(
         "to match and are ignored (counted in the summary).",
     ),
     min_contained_len: int = typer.Option(
-        16, help="Benchmark texts shorter than this match only a whole field, exactly."
+        10, help="Benchmark texts shorter than this match only a whole field, exactly."
     ),
     sources: Optional[Path] = REGISTRY,
     commercial_only: bool = COMMERCIAL_ONLY,

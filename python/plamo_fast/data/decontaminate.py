@@ -42,9 +42,10 @@ class LeakParams:
     ngram: int = 5
     candidate_containment: float = 0.3
     min_item_len: int = 10
-    min_contained_len: int = 16
+    min_contained_len: int = 10
+    min_near_contained_len: int = 20
     edit_rate: float = 0.2
-    edit_free_len: int = 10
+    edit_free_len: int = 5
 
 
 def build_index(items: list[BenchItem], params: LeakParams = LeakParams()):
@@ -54,6 +55,7 @@ def build_index(items: list[BenchItem], params: LeakParams = LeakParams()):
         candidate_containment=params.candidate_containment,
         min_item_len=params.min_item_len,
         min_contained_len=params.min_contained_len,
+        min_near_contained_len=params.min_near_contained_len,
         edit_rate=params.edit_rate,
         edit_free_len=params.edit_free_len,
     )

@@ -17,7 +17,7 @@ def normalize(text: str) -> str:
     return "".join(c for c in folded if unicodedata.category(c) not in REMOVED)
 
 
-def max_edits(length: int, edit_free_len: int = 10, edit_rate: float = 0.2) -> int:
+def max_edits(length: int, edit_free_len: int = 5, edit_rate: float = 0.2) -> int:
     return int(max(0, length - edit_free_len) * edit_rate)
 
 
@@ -33,6 +33,16 @@ def best_substring_edits(pattern: str, text: str) -> int:
     return min(previous)
 
 
+def levenshtein(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            current.append(min(previous[j - 1] + (x != y), previous[j] + 1, current[j - 1] + 1))
+        previous = current
+    return previous[-1]
+
+
 def ngrams(chars: str, n: int) -> set[str]:
     return {chars[i : i + n] for i in range(len(chars) - n + 1)}
 
@@ -44,9 +54,10 @@ def scan(
     ngram: int = 5,
     candidate_containment: float = 0.3,
     min_item_len: int = 10,
-    min_contained_len: int = 16,
+    min_contained_len: int = 10,
+    min_near_contained_len: int = 20,
     edit_rate: float = 0.2,
-    edit_free_len: int = 10,
+    edit_free_len: int = 5,
 ) -> dict[int, tuple[str, int]]:
     """``{item: (kind, edits)}`` for every item found in ``text``."""
     t = normalize(text)
@@ -66,9 +77,16 @@ def scan(
         grams = ngrams(b, ngram)
         if len(grams & text_grams) / len(grams) < candidate_containment:
             continue
+        bound = max_edits(len(b), edit_free_len, edit_rate)
         edits = best_substring_edits(b, t)
-        if edits <= max_edits(len(b), edit_free_len, edit_rate):
-            found[k] = ("near" if edits else "containment", edits)
+        if edits == 0:
+            found[k] = ("containment", 0)
+        elif len(b) < min_near_contained_len:
+            whole = levenshtein(b, t)  # short items match with edits only as the whole text
+            if 0 < whole <= bound:
+                found[k] = ("near", whole)
+        elif edits <= bound:
+            found[k] = ("near", edits)
     return found
 
 

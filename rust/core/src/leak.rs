@@ -29,6 +29,9 @@ pub struct LeakParams {
     pub min_item_len: usize,
     /// Items shorter than this only match a whole text exactly.
     pub min_contained_len: usize,
+    /// Items shorter than this match with edits only as a whole text (a short question with
+    /// an edit inside a longer prompt is too weak a signal).
+    pub min_near_contained_len: usize,
     /// Edits allowed per character beyond `edit_free_len` (length-aware near matching).
     pub edit_rate: f64,
     pub edit_free_len: usize,
@@ -40,9 +43,10 @@ impl Default for LeakParams {
             ngram: 5,
             candidate_containment: 0.3,
             min_item_len: 10,
-            min_contained_len: 16,
+            min_contained_len: 10,
+            min_near_contained_len: 20,
             edit_rate: 0.2,
-            edit_free_len: 10,
+            edit_free_len: 5,
         }
     }
 }
@@ -257,8 +261,19 @@ impl LeakIndex {
         let reach = m + max_edits;
         let lo = (hits.first as usize).saturating_sub(reach);
         let hi = (hits.last as usize + self.params.ngram + reach).min(norm.chars.len());
-        let (edits, start, end) = best_substring(&it.chars, &norm.chars[lo..hi], max_edits)?;
-        let (start, end) = (lo + start, lo + end);
+        let (mut edits, start, end) = best_substring(&it.chars, &norm.chars[lo..hi], max_edits)?;
+        let (mut start, mut end) = (lo + start, lo + end);
+        let whole = norm.chars.len();
+        if edits > 0 && m < self.params.min_near_contained_len && (start, end) != (0, whole) {
+            if whole.abs_diff(m) > max_edits {
+                return None;
+            }
+            edits = edit_distance(&it.chars, &norm.chars);
+            if edits > max_edits {
+                return None;
+            }
+            (start, end) = (0, whole);
+        }
         let kind = if edits > 0 {
             MatchKind::Near
         } else if start == 0 && end == norm.chars.len() {
@@ -317,6 +332,22 @@ pub fn best_substring(
         .enumerate()
         .min_by_key(|(j, (cost, _))| (*cost, *j))?;
     (cost <= bound).then_some((cost as usize, start as usize, end))
+}
+
+/// Levenshtein distance (both strings whole).
+pub fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + (ca != cb) as usize)
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }
 
 #[cfg(test)]
