@@ -4,10 +4,8 @@ spacing changed, in full-width characters, embedded in a longer prompt, or light
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from plamo_fast import _native
 from plamo_fast.data.benchmarks import BenchItem
@@ -81,19 +79,14 @@ def plant(
                 "exact": lambda it=item: it.text,
                 "case_space": lambda it=item: case_space(it.text, rng),
                 "full_width": lambda it=item: full_width(it.text),
-                "embedded": lambda it=item, h=host: f"{h}\n\n以下の質問にも答えてください。\n"
-                f"{it.text}\nよろしくお願いします。",
+                "embedded": lambda it=item, h=host: (
+                    f"{h}\n\n以下の質問にも答えてください。\n{it.text}\nよろしくお願いします。"
+                ),
                 "edited": lambda it=item: edit(it.text, rng),
             }[kind]()
             records[line] = {**records[line], "instruction": text, "input": ""}
             plants.append(Plant(line + 1, kind, item))
     return records, plants
-
-
-def write_jsonl(path: Path, records: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
 
 
 def score(plants: list[Plant], report_lines: list[dict], clean_total: int) -> dict:

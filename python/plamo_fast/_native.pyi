@@ -9,6 +9,8 @@ from typing_extensions import Buffer
 
 __all__ = [
     "ChatTokenizer",
+    "Deduper",
+    "LeakIndex",
     "InvalidFileError",
     "ModelMismatchError",
     "PlamoFastError",
@@ -18,6 +20,8 @@ __all__ = [
     "check_models_compatible",
     "gather_documents",
     "merge",
+    "normalize_text",
+    "normalize_with_spans",
 ]
 __version__: str
 
@@ -72,3 +76,46 @@ def gather_documents(
     out_labels: Buffer,
     out_positions: Buffer,
 ) -> None: ...
+def normalize_text(text: str) -> str: ...
+def normalize_with_spans(text: str) -> tuple[str, list[tuple[int, int]]]: ...
+
+@final
+class LeakIndex:
+    """An index of benchmark items (one string per item) for the leak filter."""
+
+    def __new__(
+        cls,
+        items: list[str],
+        *,
+        ngram: int = 5,
+        candidate_containment: float = 0.3,
+        min_item_len: int = 10,
+        min_contained_len: int = 10,
+        min_near_contained_len: int = 20,
+        edit_rate: float = 0.2,
+        edit_free_len: int = 5,
+    ) -> LeakIndex: ...
+    def __len__(self) -> int: ...
+    def item_len(self, item: int) -> int: ...
+    def scan(self, texts: list[str]) -> list[tuple[int, int, str, float, float, int, int]]: ...
+
+@final
+class Deduper:
+    """Exact and MinHash-LSH near-duplicate clustering over streamed texts."""
+
+    def __new__(
+        cls,
+        spill_path: str | PathLike[str],
+        *,
+        near: bool,
+        threshold: float = 0.8,
+        ngram: int = 5,
+        num_perm: int = 128,
+        seed: int = 0,
+    ) -> Deduper: ...
+    def add(self, texts: list[str], near: list[bool]) -> None: ...
+    def __len__(self) -> int: ...
+    def lengths(self) -> bytes: ...
+    def finish(self) -> tuple[bytes, bytes, tuple[int, int, int]]: ...
+    @staticmethod
+    def lsh_shape(threshold: float, num_perm: int) -> tuple[int, int]: ...

@@ -1,0 +1,148 @@
+"""decontaminate and dedup from the command line: unchanged outputs in the input's format, bad
+input named by file and line (or counted with --skip-bad), the provenance guard, atomic outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from curation_fixtures import MT_BENCH_LIKE, mt_bench_file, write_jsonl
+
+from plamo_fast.cli import main
+
+LEAK = MT_BENCH_LIKE[0]["turns"][0]
+
+
+def run(*args) -> int:
+    return main([str(a) for a in (*args, "-q")])
+
+
+def records():
+    return [
+        {"messages": [{"role": "user", "content": "猫について教えて"}], "x": 1.50},
+        {"messages": [{"role": "user", "content": f"Please: {LEAK}"}]},
+        {"prompt": "ＡＢＣとは？", "completion": "..."},
+    ]
+
+
+def test_decontaminate_keeps_lines_byte_for_byte(tmp_path):
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    data = tmp_path / "train.jsonl"
+    lines = [json.dumps(r, ensure_ascii=False, indent=None) for r in records()]
+    lines[0] = lines[0].replace(", ", ",   ")  # odd spacing survives
+    data.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    out = tmp_path / "clean.jsonl"
+    assert (
+        run("decontaminate", data, "--bench", bench, "-o", out, "--report", tmp_path / "r.jsonl")
+        == 0
+    )
+    assert out.read_text(encoding="utf-8") == lines[0] + "\n" + lines[2] + "\n"
+    assert json.loads((tmp_path / "r.jsonl").read_text())["line"] == 2
+    assert run("decontaminate", data, "--bench", bench, "-o", out) == 1  # exists
+    assert run("decontaminate", data, "--bench", bench, "-o", out, "--overwrite") == 0
+
+
+def test_decontaminate_parquet_and_several_inputs(tmp_path):
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    table = pa.Table.from_pylist([{"prompt": "hello", "n": 1}, {"prompt": LEAK, "n": 2}])
+    pq.write_table(table, tmp_path / "a.parquet")
+    write_jsonl(tmp_path / "b.jsonl", records())
+    out = tmp_path / "out"
+    assert run("decontaminate", tmp_path / "a.parquet", tmp_path / "b.jsonl", "--bench", bench,
+               "-o", out) == 0  # fmt: skip
+    kept = pq.read_table(out / "a.parquet")
+    assert kept.schema == table.schema and kept.to_pylist() == [{"prompt": "hello", "n": 1}]
+    assert len((out / "b.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'{"prompt": "ok"}\n{"prompt": \n', r"train.jsonl:2: malformed JSON"),
+        (b'{"prompt": "ok"}\n{"other": 1}\n', r"train.jsonl:2: no user text"),
+        (b'{"prompt": "ok"}\n{"prompt": "\xff\xfe"}\n', r"train.jsonl:2: invalid UTF-8"),
+        (b"", r"train.jsonl: empty file"),
+        (b'{"prompt": "ok"}\n[1, 2]\n', r"train.jsonl:2: expected a JSON object"),
+    ],
+)
+@pytest.mark.parametrize("command", ["decontaminate", "dedup"])
+def test_bad_input_is_named_or_counted(tmp_path, capsys, content, message, command):
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    data = tmp_path / "train.jsonl"
+    data.write_bytes(content)
+    extra = ["--bench", bench] if command == "decontaminate" else []
+    out = tmp_path / "out.jsonl"
+    assert run(command, data, *extra, "-o", out) == 1
+    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+    assert not out.exists() and not list(tmp_path.glob(".out.jsonl.partial*"))
+    assert run(command, data, *extra, "-o", out, "--skip-bad") == 0
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert summary["bad_records_skipped"] == 1
+    assert out.read_text() == ('{"prompt": "ok"}\n' if content else "")
+
+
+def test_provenance_guard(tmp_path, capsys):
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    write_jsonl(tmp_path / "oasst.jsonl", [{"prompt": "a"}, {"prompt": "b", "model": "gpt-4-0613"}])
+    write_jsonl(tmp_path / "nc.jsonl", [{"prompt": "c"}, {"prompt": "d", "license": "mit"}])
+    write_jsonl(tmp_path / "tagged.jsonl", [{"prompt": "e", "source": "dolly"}, {"prompt": "f"}])
+    registry = tmp_path / "sources.yaml"
+    registry.write_text(
+        "sources:\n  - match: 'oasst*'\n    license: apache-2.0\n"
+        "  - match: 'nc*'\n    license: cc-by-nc-4.0\n"
+        "  - source: dolly\n    license: cc-by-sa-3.0\n"
+    )
+    inputs = [tmp_path / n for n in ("oasst.jsonl", "nc.jsonl", "tagged.jsonl")]
+    out = tmp_path / "out"
+    args = ["--sources", registry, "--commercial-only", "--report", tmp_path / "r.jsonl"]
+    assert run("decontaminate", *inputs, "--bench", bench, "-o", out, *args) == 0
+    kept = [json.loads(x)["prompt"] for p in out.iterdir() for x in p.read_text().splitlines()]
+    assert sorted(kept) == ["a", "d", "e"]
+    reasons = [json.loads(x)["reason"] for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert any("proprietary model (gpt-4-0613)" in r for r in reasons)
+    assert any("cc-by-nc-4.0" in r for r in reasons)
+    assert any("no license known" in r for r in reasons)
+    assert run("dedup", *inputs, "-o", tmp_path / "d", "--keep-proprietary") == 0
+    assert sum(len(p.read_text().splitlines()) for p in (tmp_path / "d").iterdir()) == 6
+
+
+def test_dedup_cli_exact_and_near(tmp_path, capsys):
+    base = (
+        "東京は日本の首都であり、世界でも有数の大都市として知られています。人口は約1400万人で、"
+        "江戸時代には江戸と呼ばれ、徳川幕府が置かれました。明治時代に東京と改称されました。"
+    )
+    rows = [
+        {"instruction": base, "input": ""},
+        {"instruction": "まったく別の質問です。富士山の高さは何メートルですか。", "input": ""},
+        {"instruction": base.replace("。", "！"), "input": ""},  # exact after normalization
+        {"instruction": base.replace("1400万人", "1300万人"), "input": ""},  # near
+    ]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    out, report = tmp_path / "o.jsonl", tmp_path / "clusters.jsonl"
+    assert run("dedup", data, "-o", out, "--report", report) == 0
+    assert len(out.read_text().splitlines()) == 3
+    assert run("dedup", data, "-o", out, "--near", "--overwrite", "--report", report,
+               "--overwrite") == 0  # fmt: skip
+    assert [json.loads(x)["instruction"] for x in out.read_text().splitlines()] == [
+        rows[0]["instruction"], rows[1]["instruction"],
+    ]  # fmt: skip
+    (cluster,) = [json.loads(x) for x in report.read_text().splitlines()]
+    assert cluster["kept"] == {"file": str(data), "line": 1}
+    assert [r["line"] for r in cluster["removed"]] == [3, 4]
+    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert summary["lsh"] == {"bands": 9, "rows": 13}
+
+
+def test_help_lists_the_curation_commands(capsys):
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert "decontaminate" in text and "dedup" in text
+
+
+def test_output_never_finished_looking_on_failure(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a"}, {"nothing": 1}])
+    assert run("dedup", data, "-o", tmp_path / "o.jsonl") == 1
+    assert list(tmp_path.iterdir()) == [Path(tmp_path / "d.jsonl")]
