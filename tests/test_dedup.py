@@ -124,4 +124,4 @@ def test_lsh_shape_matches_datasketch():
     datasketch = pytest.importorskip("datasketch")
     for threshold in (0.5, 0.7, 0.8, 0.9):
         lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=128)
-        assert _native.Deduper.lsh_shape(threshold, 128) == (lsh.b, lsh.r)
+        assert _native.Deduper.lsh_shape(threshold, 128, 0.5) == (lsh.b, lsh.r)

@@ -406,7 +406,9 @@ mod tests {
 
     #[test]
     fn optimal_bands_match_datasketch_choice() {
-        // datasketch 1.6 MinHashLSH(threshold=0.8, num_perm=128) picks b=9, r=13.
-        assert_eq!(optimal_bands(0.8, 128, 0.5, 0.5), (9, 13));
+        // datasketch 2.0 MinHashLSH(threshold, num_perm=128) picks these (b, r).
+        for (t, shape) in [(0.5, (25, 5)), (0.7, (14, 9)), (0.8, (9, 13)), (0.9, (5, 25))] {
+            assert_eq!(optimal_bands(t, 128, 0.5, 0.5), shape);
+        }
     }
 }

@@ -17,7 +17,10 @@ pub struct Deduper {
 #[pymethods]
 impl Deduper {
     #[new]
-    #[pyo3(signature = (spill_path, *, near, threshold=0.8, ngram=5, num_perm=128, seed=0))]
+    #[pyo3(signature = (
+        spill_path, *, near, threshold=0.8, ngram=5, num_perm=128, seed=0,
+        false_negative_weight=0.8
+    ))]
     fn new(
         spill_path: std::path::PathBuf,
         near: bool,
@@ -25,13 +28,12 @@ impl Deduper {
         ngram: usize,
         num_perm: usize,
         seed: u64,
+        false_negative_weight: f64,
     ) -> PyResult<Self> {
-        if !(threshold > 0.0 && threshold <= 1.0) || num_perm == 0 || ngram == 0 {
-            return Err(PyValueError::new_err(
-                "threshold must be in (0, 1], num_perm and ngram positive",
-            ));
+        let (bands, rows) = Self::lsh_shape(threshold, num_perm, false_negative_weight)?;
+        if ngram == 0 {
+            return Err(PyValueError::new_err("ngram must be positive"));
         }
-        let (bands, rows) = optimal_bands(threshold, num_perm, 0.5, 0.5);
         let params = DedupParams {
             near,
             ngram,
@@ -98,10 +100,30 @@ impl Deduper {
         ))
     }
 
-    /// `(bands, rows)` of the LSH.
+    /// `(bands, rows)` of the LSH: the shape minimising the weighted false positive and false
+    /// negative probabilities (weight 0.5 gives datasketch's choice; candidates are verified by
+    /// true Jaccard here, so the default leans towards recall).
     #[staticmethod]
-    fn lsh_shape(threshold: f64, num_perm: usize) -> (usize, usize) {
-        optimal_bands(threshold, num_perm, 0.5, 0.5)
+    #[pyo3(signature = (threshold, num_perm, false_negative_weight=0.8))]
+    fn lsh_shape(
+        threshold: f64,
+        num_perm: usize,
+        false_negative_weight: f64,
+    ) -> PyResult<(usize, usize)> {
+        if !(threshold > 0.0 && threshold <= 1.0)
+            || num_perm == 0
+            || !(0.0..=1.0).contains(&false_negative_weight)
+        {
+            return Err(PyValueError::new_err(
+                "threshold must be in (0, 1], num_perm positive, false_negative_weight in [0, 1]",
+            ));
+        }
+        Ok(optimal_bands(
+            threshold,
+            num_perm,
+            1.0 - false_negative_weight,
+            false_negative_weight,
+        ))
     }
 }
 
