@@ -38,3 +38,14 @@ def package_version(python: str | Path, package: str) -> str:
     code = f"import importlib.metadata as m; print(m.version({package!r}))"
     out = subprocess.run([str(python), "-c", code], capture_output=True, text=True)
     return out.stdout.strip() if out.returncode == 0 else "?"
+
+
+def git_commit(repo: Path) -> str:
+    """Short commit of the checkout, with ``+dirty`` when tracked files changed."""
+
+    def git(*args: str) -> str:
+        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else "?"
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")

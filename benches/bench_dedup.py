@@ -56,7 +56,7 @@ import time
 from array import array
 from pathlib import Path
 
-from bench_common import machine_info, package_version
+from bench_common import git_commit, machine_info, package_version
 
 from plamo_fast import _native
 from plamo_fast.data.curation_io import BadRecordError
@@ -182,17 +182,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "dedup")
     p.add_argument("--json", type=Path, default=None, help="also write all results to this file")
     return p.parse_args(argv)
-
-
-def git_commit() -> str:
-    """Short commit of the checkout, with ``+dirty`` when tracked files changed."""
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return out.stdout.strip() if out.returncode == 0 else "?"
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def peer_python(explicit: Path | None) -> Path:
@@ -529,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     python = None if args.no_peer else peer_python(args.peer_python)
     versions = {
         "plamo-fast": package_version(sys.executable, "plamo-fast"),
-        "plamo-fast commit": git_commit(),
+        "plamo-fast commit": git_commit(REPO),
     }
     if python is not None:
         for pkg in ("datasketch", "rensa", "numpy", "scipy"):

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from bench_common import machine_info, package_version
+from bench_common import git_commit, machine_info, package_version
 
 from plamo_fast.data.packing import pack_documents, pack_lengths
 
@@ -138,17 +138,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "pack_bfd")
     p.add_argument("--json", type=Path, default=None, help="write all results to this file")
     return p.parse_args(argv)
-
-
-def git_commit() -> str:
-    """Short commit of the checkout, with ``+dirty`` when tracked files changed."""
-
-    def git(*args: str) -> str:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return out.stdout.strip() if out.returncode == 0 else "?"
-
-    dirty = git("status", "--porcelain", "--untracked-files=no")
-    return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
 
 
 def find_trl(explicit: Path | None) -> Path | None:
@@ -352,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     versions = {
         "plamo-fast": package_version(sys.executable, "plamo-fast"),
-        "plamo-fast commit": git_commit(),
+        "plamo-fast commit": git_commit(REPO),
         "numpy": np.__version__,
         "pyarrow": pa.__version__,
     }
