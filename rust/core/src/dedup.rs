@@ -407,7 +407,12 @@ mod tests {
     #[test]
     fn optimal_bands_match_datasketch_choice() {
         // datasketch 2.0 MinHashLSH(threshold, num_perm=128) picks these (b, r).
-        for (t, shape) in [(0.5, (25, 5)), (0.7, (14, 9)), (0.8, (9, 13)), (0.9, (5, 25))] {
+        for (t, shape) in [
+            (0.5, (25, 5)),
+            (0.7, (14, 9)),
+            (0.8, (9, 13)),
+            (0.9, (5, 25)),
+        ] {
             assert_eq!(optimal_bands(t, 128, 0.5, 0.5), shape);
         }
     }
