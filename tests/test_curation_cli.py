@@ -84,6 +84,10 @@ def test_bad_input_is_named_or_counted(tmp_path, capsys, content, message, comma
     assert out.read_text() == ('{"prompt": "ok"}\n' if content else "")
 
 
+def prompts(folder: Path) -> list[str]:
+    return [json.loads(x)["prompt"] for p in folder.iterdir() for x in p.read_text().splitlines()]
+
+
 def test_provenance_guard(tmp_path, capsys):
     bench = mt_bench_file(tmp_path / "mt_bench")
     write_jsonl(tmp_path / "oasst.jsonl", [{"prompt": "a"}, {"prompt": "b", "model": "gpt-4-0613"}])
@@ -99,12 +103,15 @@ def test_provenance_guard(tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--sources", registry, "--commercial-only", "--report", tmp_path / "r.jsonl"]
     assert run("decontaminate", *inputs, "--bench", bench, "-o", out, *args) == 0
-    kept = [json.loads(x)["prompt"] for p in out.iterdir() for x in p.read_text().splitlines()]
-    assert sorted(kept) == ["a", "d", "e"]
+    assert sorted(prompts(out)) == ["a", "d", "e"]
     reasons = [json.loads(x)["reason"] for x in (tmp_path / "r.jsonl").read_text().splitlines()]
     assert any("proprietary model (gpt-4-0613)" in r for r in reasons)
     assert any("cc-by-nc-4.0" in r for r in reasons)
     assert any("no license known" in r for r in reasons)
+    flags = ["--license", "oasst*=apache-2.0", "--license", "tagged*=cc-by-nc-sa-4.0"]
+    assert run("dedup", *inputs, "-o", tmp_path / "f", "--commercial-only", *flags) == 0
+    assert sorted(prompts(tmp_path / "f")) == ["a", "d"]
+    assert run("dedup", *inputs, "-o", tmp_path / "g", "--license", "nonsense") == 1
     assert run("dedup", *inputs, "-o", tmp_path / "d", "--keep-proprietary") == 0
     assert sum(len(p.read_text().splitlines()) for p in (tmp_path / "d").iterdir()) == 6
 

@@ -14,11 +14,11 @@ _FIELDS_HELP = (
 )
 
 
-def _guard(registry, commercial_only, proprietary_models, keep_proprietary):
+def _guard(registry, licenses, commercial_only, proprietary_models, keep_proprietary):
     from plamo_fast.data.provenance import ProvenanceGuard
 
     return ProvenanceGuard.from_options(
-        registry, commercial_only, proprietary_models, keep_proprietary
+        registry, commercial_only, proprietary_models, keep_proprietary, tuple(licenses)
     )
 
 
@@ -33,6 +33,12 @@ def _summary(result: dict, output: Path) -> None:
 
 REGISTRY = typer.Option(
     None, "--sources", help="License registry (YAML) for inputs and `source` tags."
+)
+LICENSES = typer.Option(
+    [],
+    "--license",
+    help="GLOB=LICENSE: the license of input files whose name matches (e.g. "
+    "'oasst2*=apache-2.0'). Repeatable.",
 )
 COMMERCIAL_ONLY = typer.Option(
     False, help="Drop records whose license is not known to allow commercial use."
@@ -78,6 +84,7 @@ def decontaminate(
         10, help="Benchmark texts shorter than this match only a whole field, exactly."
     ),
     sources: Optional[Path] = REGISTRY,
+    licenses: List[str] = LICENSES,
     commercial_only: bool = COMMERCIAL_ONLY,
     proprietary_models: Optional[Path] = PROPRIETARY_MODELS,
     keep_proprietary: bool = KEEP_PROPRIETARY,
@@ -99,7 +106,7 @@ def decontaminate(
         bench_field=bench_field,
         skip_bad=skip_bad,
         overwrite=overwrite,
-        guard=_guard(sources, commercial_only, proprietary_models, keep_proprietary),
+        guard=_guard(sources, licenses, commercial_only, proprietary_models, keep_proprietary),
         params=LeakParams(
             min_item_len=min_item_len, min_contained_len=min_contained_len, edit_rate=edit_rate
         ),
@@ -133,6 +140,7 @@ def dedup(
     fields: Optional[str] = typer.Option(None, help=_FIELDS_HELP),
     report: Optional[Path] = typer.Option(None, help="JSONL report: one line per cluster."),
     sources: Optional[Path] = REGISTRY,
+    licenses: List[str] = LICENSES,
     commercial_only: bool = COMMERCIAL_ONLY,
     proprietary_models: Optional[Path] = PROPRIETARY_MODELS,
     keep_proprietary: bool = KEEP_PROPRIETARY,
@@ -160,7 +168,7 @@ def dedup(
         report_path=report,
         skip_bad=skip_bad,
         overwrite=overwrite,
-        guard=_guard(sources, commercial_only, proprietary_models, keep_proprietary),
+        guard=_guard(sources, licenses, commercial_only, proprietary_models, keep_proprietary),
         progress=not quiet,
     )
     _summary(result, output)

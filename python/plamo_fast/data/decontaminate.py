@@ -10,6 +10,7 @@ input's format; each removed record gets one report line.
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,14 +64,23 @@ def build_index(items: list[BenchItem], params: LeakParams = LeakParams()):
 
 def leaks_in_records(index, items: list[BenchItem], records_texts: list[list[tuple[str, str]]]):
     """Per record, its leak matches (best first) as dicts; an empty list keeps the record."""
+    texts, owner = _flatten(records_texts)
+    return _collect(index.scan(texts), texts, owner, items, len(records_texts))
+
+
+def _flatten(records_texts):
     texts: list[str] = []
     owner: list[tuple[int, str]] = []
     for r, fields in enumerate(records_texts):
         for name, text in fields:
             texts.append(text)
             owner.append((r, name))
-    found: list[list[dict]] = [[] for _ in records_texts]
-    for t, item, kind, score, containment, start, end in index.scan(texts):
+    return texts, owner
+
+
+def _collect(scan_result, texts, owner, items, n_records) -> list[list[dict]]:
+    found: list[list[dict]] = [[] for _ in range(n_records)]
+    for t, item, kind, score, containment, start, end in scan_result:
         r, name = owner[t]
         it = items[item]
         found[r].append(
@@ -121,8 +131,6 @@ def decontaminate(
     index = build_index(items, params)
     single, targets = output_paths(inputs, Path(output))
     summary = CurationSummary()
-    removed_by: Counter = Counter()
-    kinds: Counter = Counter()
     advance, stop = byte_progress("decontaminate", inputs, progress)
     report_cm = (
         atomic_path(Path(report_path), overwrite=overwrite, folder=False)
@@ -135,6 +143,7 @@ def decontaminate(
             report_cm as report_partial,
         ):
             report = ReportWriter(report_partial)
+            leak_filter = _Filter(index, items, fields, report, summary, skip_bad)
             try:
                 for path, target in zip(inputs, targets, strict=True):
                     writer = RecordWriter(path, out if single else out / target.name)
@@ -147,11 +156,7 @@ def decontaminate(
                             report=report,
                             advance=advance,
                         )
-                        for batch in batched(rows):
-                            _filter_batch(
-                                batch, path, index, items, fields, writer, report, summary,
-                                skip_bad, removed_by, kinds,
-                            )  # fmt: skip
+                        leak_filter.run(path, rows, writer)
                     finally:
                         writer.close()
             finally:
@@ -163,45 +168,63 @@ def decontaminate(
     result["benchmark_items_too_short"] = sum(
         index.item_len(k) < params.min_item_len for k in range(len(items))
     )
-    result["removed_by_benchmark"] = dict(sorted(removed_by.items()))
-    result["removed_by_kind"] = dict(sorted(kinds.items()))
+    result["removed_by_benchmark"] = dict(sorted(leak_filter.removed_by.items()))
+    result["removed_by_kind"] = dict(sorted(leak_filter.kinds.items()))
     return result
 
 
-def _filter_batch(
-    batch, path, index, items, fields, writer, report, summary, skip_bad, removed_by, kinds
-) -> None:
-    texts_per_row = []
-    rows = []
-    for row in batch:
-        try:
-            texts = user_texts(row.record, fields)
-        except BadRecordError as exc:
-            summary.records_read -= 1
-            reject_bad(path, row, str(exc), skip_bad, summary)
-            continue
-        if not texts:
-            summary.records_read -= 1
-            reject_bad(
-                path,
-                row,
-                "no user text (expected messages/conversations with user turns, prompt, "
-                "instruction, input or question; name others with --fields)",
-                skip_bad,
-                summary,
+class _Filter:
+    """Filters one input batch by batch. The native scan of a batch runs in a worker thread
+    (without the GIL) while Python parses the next batch."""
+
+    def __init__(self, index, items, fields, report, summary, skip_bad):
+        self.index, self.items, self.fields = index, items, fields
+        self.report, self.summary, self.skip_bad = report, summary, skip_bad
+        self.removed_by: Counter = Counter()
+        self.kinds: Counter = Counter()
+
+    def run(self, path: Path, rows, writer: RecordWriter) -> None:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leak-scan") as pool:
+            pending = None
+            for batch in batched(rows):
+                kept_rows, texts_per_row = self._prepare(path, batch)
+                texts, owner = _flatten(texts_per_row)
+                scan = pool.submit(self.index.scan, texts)
+                if pending is not None:
+                    self._finish(path, writer, *pending)
+                pending = (kept_rows, texts, owner, scan)
+            if pending is not None:
+                self._finish(path, writer, *pending)
+
+    def _prepare(self, path: Path, batch):
+        texts_per_row, rows = [], []
+        for row in batch:
+            try:
+                texts = user_texts(row.record, self.fields)
+                if not texts:
+                    raise BadRecordError(
+                        "no user text (expected messages/conversations with user turns, prompt, "
+                        "instruction, input or question; name others with --fields)"
+                    )
+            except BadRecordError as exc:
+                self.summary.records_read -= 1
+                reject_bad(path, row, str(exc), self.skip_bad, self.summary)
+                continue
+            texts_per_row.append(texts)
+            rows.append(row)
+        return rows, texts_per_row
+
+    def _finish(self, path: Path, writer: RecordWriter, rows, texts, owner, scan) -> None:
+        found = _collect(scan.result(), texts, owner, self.items, len(rows))
+        for row, matches in zip(rows, found, strict=True):
+            if not matches:
+                writer.write(row)
+                self.summary.records_kept += 1
+                continue
+            best = matches[0]
+            self.summary.dropped["benchmark_leak"] += 1
+            self.removed_by[best["benchmark"]] += 1
+            self.kinds[best["kind"]] += 1
+            self.report.write(
+                {"file": str(path), "line": row.number, **best, "other_matches": len(matches) - 1}
             )
-            continue
-        texts_per_row.append(texts)
-        rows.append(row)
-    for row, matches in zip(rows, leaks_in_records(index, items, texts_per_row), strict=True):
-        if not matches:
-            writer.write(row)
-            summary.records_kept += 1
-            continue
-        best = matches[0]
-        summary.dropped["benchmark_leak"] += 1
-        removed_by[best["benchmark"]] += 1
-        kinds[best["kind"]] += 1
-        report.write(
-            {"file": str(path), "line": row.number, **best, "other_matches": len(matches) - 1}
-        )

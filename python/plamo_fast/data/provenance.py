@@ -80,8 +80,12 @@ class ProvenanceGuard:
         commercial_only: bool,
         proprietary_file: Path | None,
         keep_proprietary: bool,
+        license_flags: tuple[str, ...] = (),
     ) -> ProvenanceGuard:
-        entries = _read_registry(registry) if registry else []
+        """``license_flags``: ``GLOB=LICENSE`` (file-name glob) entries, checked before the
+        registry's."""
+        entries = [_flag_entry(flag) for flag in license_flags]
+        entries += _read_registry(registry) if registry else []
         if keep_proprietary:
             patterns: tuple[str, ...] = ()
         elif proprietary_file:
@@ -134,6 +138,13 @@ def _generator_names(record: dict) -> list[str]:
                 for k in GENERATOR_FIELDS if isinstance(m.get(k), str)
             )  # fmt: skip
     return names
+
+
+def _flag_entry(flag: str) -> _Entry:
+    glob, sep, license_id = flag.rpartition("=")
+    if not sep or not glob or not license_id:
+        raise UsageError(f"--license takes GLOB=LICENSE (e.g. 'oasst2*=apache-2.0'), got {flag!r}")
+    return _Entry(license_id, license_allows_commercial(license_id), match=glob)
 
 
 def _read_registry(path: Path) -> list[_Entry]:
