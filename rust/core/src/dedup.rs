@@ -7,11 +7,12 @@
 //! duplicates are joined by union-find; each cluster's root is its first text.
 //!
 //! Per text, memory holds only the exact hash and the band keys; the n-gram sets (32-bit hashes,
-//! sorted) are appended to a spill file and memory-mapped back for verification, so inputs far
-//! larger than memory work.
+//! sorted) are appended to a spill file and read back (positioned reads) for verification, so
+//! inputs far larger than memory work.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -200,27 +201,17 @@ impl Deduper {
         }
         let (mut candidate_pairs, mut verified_pairs) = (0, 0);
         if self.params.near && n > 1 {
+            // Sets are read back with positioned reads, not a memory map: only candidate pairs
+            // are read, and the kernel's page cache (not this process's RSS) holds the file.
             let file = File::open(&self.spill_path).map_err(|e| Error::io(&self.spill_path, e))?;
-            let len = file
-                .metadata()
-                .map_err(|e| Error::io(&self.spill_path, e))?
-                .len();
-            // SAFETY: the spill file is private to this run and no longer written.
-            let map = if len > 0 {
-                Some(
-                    unsafe { memmap2::Mmap::map(&file) }
-                        .map_err(|e| Error::io(&self.spill_path, e))?,
-                )
-            } else {
-                None
-            };
-            let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
-            let shingles = |i: u32| -> &[u8] {
+            let read_set = |i: u32| -> std::io::Result<Vec<u8>> {
                 let (s, e) = (
-                    self.spill_offsets[i as usize] as usize * 4,
-                    self.spill_offsets[i as usize + 1] as usize * 4,
+                    self.spill_offsets[i as usize] * 4,
+                    self.spill_offsets[i as usize + 1] * 4,
                 );
-                &bytes[s..e]
+                let mut buf = vec![0u8; (e - s) as usize];
+                file.read_exact_at(&mut buf, s)?;
+                Ok(buf)
             };
             let bands = self.params.bands;
             let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(n);
@@ -242,14 +233,15 @@ impl Deduper {
                 }
                 pairs.retain(|&(a, b)| uf.find(a) != uf.find(b));
                 candidate_pairs += pairs.len() as u64;
-                let verified: Vec<(u32, u32, f64)> = pairs
+                let verified = pairs
                     .par_iter()
-                    .filter_map(|&(a, b)| {
-                        let j = jaccard_le_u32(shingles(a), shingles(b));
-                        (j >= self.params.threshold).then_some((a, b, j))
+                    .map(|&(a, b)| {
+                        let j = jaccard_le_u32(&read_set(a)?, &read_set(b)?);
+                        Ok((j >= self.params.threshold).then_some((a, b, j)))
                     })
-                    .collect();
-                for (a, b, j) in verified {
+                    .collect::<std::io::Result<Vec<Option<(u32, u32, f64)>>>>()
+                    .map_err(|e| Error::io(&self.spill_path, e))?;
+                for (a, b, j) in verified.into_iter().flatten() {
                     if uf.find(a) != uf.find(b) {
                         uf.union(a, b);
                         verified_pairs += 1;
