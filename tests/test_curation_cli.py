@@ -153,3 +153,68 @@ def test_output_never_finished_looking_on_failure(tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a"}, {"nothing": 1}])
     assert run("dedup", data, "-o", tmp_path / "o.jsonl") == 1
     assert list(tmp_path.iterdir()) == [Path(tmp_path / "d.jsonl")]
+
+
+def test_outputs_never_overwrite_inputs_or_each_other(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    a = write_jsonl(data / "a.jsonl", [{"prompt": "a"}])
+    b = write_jsonl(data / "b.jsonl", [{"prompt": "b"}])
+    (data / "NOTES.md").write_text("keep me")
+    for args, message in [
+        (["-o", data, "--overwrite"], "holds the input"),
+        (["-o", tmp_path / "x.jsonl"], "names a file"),
+        (["-o", tmp_path / "o", "--report", tmp_path / "o" / "r.jsonl"], "inside the output"),
+        (["-o", tmp_path / "o", "--report", a], "one of the inputs"),
+    ]:
+        assert run("dedup", a, b, *args) == 1
+        assert message in capsys.readouterr().err
+    assert run("dedup", a, "-o", a, "--overwrite") == 1
+    assert sorted(p.name for p in data.iterdir()) == ["NOTES.md", "a.jsonl", "b.jsonl"]
+    assert a.read_text() == '{"prompt": "a"}\n'
+
+
+def test_nulls_tool_calls_and_content_parts_are_not_bad_records(tmp_path):
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    rows = [
+        {"prompt": "hello there", "messages": None},
+        {"messages": [{"role": "user", "content": LEAK},
+                      {"role": "assistant", "content": None, "tool_calls": [{"id": "1"}]}]},
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": LEAK}]}]},
+        {"conversations": [{"from": "human", "value": "hi", "role": None, "content": None}]},
+    ]  # fmt: skip
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    assert run("decontaminate", data, "--bench", bench, "-o", tmp_path / "o.jsonl") == 0
+    kept = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert kept == [rows[0], rows[3]]
+    table = pa.Table.from_pylist([{"prompt": "x", "messages": None}, {"prompt": None,
+        "messages": [{"role": "user", "content": "y"}]}])  # fmt: skip
+    pq.write_table(table, tmp_path / "mixed.parquet")
+    assert run("dedup", tmp_path / "mixed.parquet", "-o", tmp_path / "m.parquet") == 0
+    assert pq.read_table(tmp_path / "m.parquet").num_rows == 2
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("s.jsonl", b'{"prompt": "ok"}\n{"prompt": "bad \\ud800 x"}\n', r"s.jsonl:2: .*surrogate"),
+        ("r.jsonl", b'{"prompt": "ok"}\n' + b"[" * 100000 + b"\n", r"r.jsonl:2: .*nested"),
+    ],
+)
+def test_hostile_lines_are_named_and_skippable(tmp_path, capsys, name, content, message):
+    import re
+
+    data = tmp_path / name
+    data.write_bytes(content)
+    assert run("dedup", data, "-o", tmp_path / "o.jsonl") == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert run("dedup", data, "-o", tmp_path / "o.jsonl", "--skip-bad") == 0
+
+
+@pytest.mark.parametrize("content", [b"", b"PAR1 not really parquet"])
+def test_broken_parquet_is_named(tmp_path, capsys, content):
+    data = tmp_path / "broken.parquet"
+    data.write_bytes(content)
+    assert run("dedup", data, "-o", tmp_path / "o.parquet") == 1
+    err = capsys.readouterr().err
+    assert "broken.parquet" in err and ("empty file" in err or "unreadable Parquet" in err)

@@ -70,10 +70,10 @@ def test_near_dedup_agrees_with_true_jaccard(tmp_path):
 
 
 def test_exact_dedup_keeps_first_and_is_idempotent(tmp_path):
-    rows = [{"prompt": p} for p in ["a b c", "x", "A  B C!", "y", "ａｂｃ", "x"]]
+    rows = [{"prompt": p} for p in ["a b c", "x", "A  B C!", "y", "ａ　ｂ，ｃ", "x", "abc"]]
     first = write_jsonl(tmp_path / "d.jsonl", rows)
     dedup([first], tmp_path / "o1.jsonl", progress=False)
-    assert kept_texts(tmp_path / "o1.jsonl") == ["a b c", "x", "y"]
+    assert kept_texts(tmp_path / "o1.jsonl") == ["a b c", "x", "y", "abc"]
     dedup([tmp_path / "o1.jsonl"], tmp_path / "o2.jsonl", progress=False)
     assert (tmp_path / "o2.jsonl").read_bytes() == (tmp_path / "o1.jsonl").read_bytes()
 
@@ -81,11 +81,16 @@ def test_exact_dedup_keeps_first_and_is_idempotent(tmp_path):
 def test_keep_policies_and_cross_file(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "Same", "score": 1}, {"prompt": "other"}])
     b = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "same!!", "score": 5}, {"prompt": "SAME"}])
-    dedup([a, b], tmp_path / "first", progress=False)
+    dedup([a, b], tmp_path / "first", near=True, progress=False)
+    assert sorted(p.name for p in (tmp_path / "first").iterdir()) == ["a.jsonl", "b.jsonl"]
     assert kept_texts(tmp_path / "first" / "b.jsonl") == []
-    dedup([a, b], tmp_path / "longest", keep="longest", progress=False)
-    # All three share the matching form "same": the first of the longest wins the tie.
-    assert kept_texts(tmp_path / "longest" / "a.jsonl") == ["Same", "other"]
+    c = write_jsonl(
+        tmp_path / "c.jsonl",
+        [{"prompt": "Explain recursion", "response": r} for r in ("short", "a long answer", "x")],
+    )
+    dedup([c], tmp_path / "longest.jsonl", keep="longest", progress=False)
+    kept = [json.loads(x) for x in (tmp_path / "longest.jsonl").read_text().splitlines()]
+    assert [r["response"] for r in kept] == ["a long answer"]  # the longest record, not key
     dedup([a, b], tmp_path / "max", keep="max", keep_column="score", progress=False)
     assert kept_texts(tmp_path / "max" / "a.jsonl") == ["other"]
     assert kept_texts(tmp_path / "max" / "b.jsonl") == ["same!!"]
@@ -125,3 +130,30 @@ def test_lsh_shape_matches_datasketch():
     for threshold in (0.5, 0.7, 0.8, 0.9):
         lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=128)
         assert _native.Deduper.lsh_shape(threshold, 128, 0.5) == (lsh.b, lsh.r)
+
+
+def test_exact_key_keeps_word_boundaries_and_never_joins_empty_forms(tmp_path):
+    rows = [{"prompt": p} for p in ["What is 12 + 3?", "What is 1 + 23?", "😀", "🎉🎉", "???"]]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    dedup([data], tmp_path / "o.jsonl", near=True, progress=False)
+    assert len(kept_texts(tmp_path / "o.jsonl")) == 5
+    labelled = write_jsonl(
+        tmp_path / "l.jsonl", [{"prompt": "Is this review positive?", "label": x} for x in (0, 1)]
+    )
+    dedup([labelled], tmp_path / "l_out.jsonl", key="record", progress=False)
+    assert len(kept_texts(tmp_path / "l_out.jsonl")) == 2
+
+
+def test_report_gives_each_removed_record_its_jaccard(tmp_path):
+    rng = random.Random(9)
+    base = random_text(rng)
+    rows = [{"prompt": small_edit(base, rng, 1)}, {"prompt": base, "note": "longer record"}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    report = tmp_path / "r.jsonl"
+    dedup([data], tmp_path / "o.jsonl", near=True, keep="longest", report_path=report,
+          progress=False)  # fmt: skip
+    (cluster,) = [json.loads(x) for x in report.read_text().splitlines()]
+    assert cluster["kept"]["line"] == 2
+    (removed,) = cluster["removed"]
+    truth = jaccard(normalize(rows[0]["prompt"]), normalize(base))
+    assert removed["line"] == 1 and removed["jaccard"] == pytest.approx(truth, abs=1e-4)

@@ -203,3 +203,33 @@ def test_report_names_file_and_line(tmp_path):
     assert (entry["file"], entry["line"], entry["field"]) == (str(data), 2, "messages[0]")
     assert (entry["benchmark"], entry["item_id"], entry["turn"]) == ("mt_bench/question", "81", 1)
     assert entry["kind"] == "exact" and entry["score"] == 1.0
+
+
+def test_min_item_len_also_stops_containment(tmp_path):
+    bench = write_jsonl(
+        tmp_path / "q.jsonl", [{"question_id": 7, "turns": ["富士山の高さは何メートル？"]}]
+    )
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "ねえ、富士山の高さは何メートル？教えて"}])
+    from plamo_fast.data.decontaminate import LeakParams
+
+    summary = decontaminate([data], [str(bench)], tmp_path / "o.jsonl", progress=False,
+                            params=LeakParams(min_item_len=20))  # fmt: skip
+    assert summary["records_kept"] == 1 and summary["benchmark_items_too_short"] == 1
+    summary = decontaminate([data], [str(bench)], tmp_path / "o2.jsonl", progress=False)
+    assert summary["records_kept"] == 0
+
+
+def test_benchmark_folder_skips_files_that_are_not_questions(tmp_path):
+    folder = tmp_path / "mt_bench"
+    mt_bench_file(folder)
+    (folder / "reference_answer").mkdir()
+    write_jsonl(folder / "reference_answer" / "gpt-4.jsonl", [{"question_id": 81, "choices": []}])
+    with pytest.warns(UserWarning, match="gpt-4.jsonl"):
+        items = load_benchmarks([str(folder)])
+    assert len(items) == 5
+    custom = write_jsonl(tmp_path / "custom.jsonl", [{"id": 1, "body": "独自形式の長い質問文です"}])
+    items = load_benchmarks([str(mt_bench_file(tmp_path / "b")), str(custom)], field="body")
+    assert len(items) == 6  # --bench-field where present, known fields elsewhere
+    sep = tmp_path / "sep.jsonl"
+    sep.write_text(json.dumps({"turns": ["line\u2028separator inside"]}, ensure_ascii=False))
+    assert load_benchmarks([str(sep)])[0].text == "line\u2028separator inside"

@@ -11,6 +11,7 @@ Jaster sources (JGLUE JSON lines: JCommonsenseQA ``question``, JNLI/JSTS ``sente
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,19 +43,32 @@ class BenchmarkFormatError(UsageError):
 def load_benchmarks(specs: list[str], field: str | None = None) -> list[BenchItem]:
     """Items of every benchmark file; ``specs`` are paths (files or folders) or ``NAME=PATH``."""
     items: list[BenchItem] = []
+    skipped: list[str] = []
     for spec in specs:
         name, _, path_text = spec.rpartition("=") if "=" in spec else ("", "", spec)
         path = Path(path_text)
         if not path.exists():
             raise FileNotFoundError(f"benchmark {path} does not exist")
-        files = _bench_files(path) if path.is_dir() else [path]
-        if not files:
-            raise BenchmarkFormatError(f"{path}: no benchmark files (.jsonl, .json, .xml) in it")
-        for file in files:
-            bench = name or _default_name(file)
-            items.extend(load_benchmark_file(file, bench, field))
+        if not path.is_dir():
+            items.extend(load_benchmark_file(path, name or _default_name(path), field))
+            continue
+        found = 0
+        for file in _bench_files(path):
+            try:
+                loaded = load_benchmark_file(file, name or _default_name(file), field)
+            except BenchmarkFormatError as exc:
+                # A folder may hold other files (FastChat's reference answers, judgments).
+                skipped.append(str(exc))
+                continue
+            items.extend(loaded)
+            found += 1
+        if not found:
+            detail = f" ({skipped[-1]})" if skipped else ""
+            raise BenchmarkFormatError(f"{path}: no benchmark question files in it{detail}")
     if not items:
         raise BenchmarkFormatError("the benchmark files hold no questions")
+    for reason in skipped:
+        warnings.warn(f"benchmark folder: skipped {reason}", stacklevel=2)
     return items
 
 
@@ -87,7 +101,8 @@ def load_benchmark_file(path: Path, name: str, field: str | None = None) -> list
                 for it in _record_items(record, path, n, name, field)
             ]
     items: list[BenchItem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on newlines only: str.splitlines would also split inside strings at U+2028 etc.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -99,8 +114,10 @@ def load_benchmark_file(path: Path, name: str, field: str | None = None) -> list
 
 
 def _turns_of(record: dict, field: str | None) -> list[str] | None:
-    if field is not None:
-        value = record.get(field)
+    """The question texts of a record: ``field`` when the record has it, else the first known
+    question field."""
+    if field is not None and field in record:
+        value = record[field]
         return [value] if isinstance(value, str) else value
     if "turns" in record:
         return record["turns"]
@@ -124,9 +141,10 @@ def _record_items(record, path: Path, number: int, name: str, field: str | None)
         raise BenchmarkFormatError(f"{path}:{number}: expected a JSON object")
     turns = _turns_of(record, field)
     if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns) or not turns:
-        hint = f"field {field!r}" if field else "a known question field (turns, text, question)"
+        fields = f"{field!r}, " if field else ""
         raise BenchmarkFormatError(
-            f"{path}:{number}: no {hint} holding text; pass --bench-field NAME"
+            f"{path}:{number}: no question text (looked for {fields}turns, text, question, "
+            "sentence1/sentence2, input, instruction, prompt); pass --bench-field NAME"
         )
     item_id = next((str(record[k]) for k in ID_KEYS if k in record), str(number))
     alternatives = "choice0" in record and field is None  # JCommonsenseQA: see _turns_of

@@ -7,6 +7,7 @@ re-written with the input's own schema. Every problem names the file and line (P
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +52,16 @@ def iter_input(path: Path) -> Iterator[Row]:
     path = Path(path)
     any_row = False
     if input_format(path) == "parquet":
-        import pyarrow.parquet as pq
-
         number = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-            for record in batch.to_pylist():
+        for batch in _parquet_batches(path):
+            try:
+                records = batch.to_pylist()
+            except UnicodeDecodeError as exc:
+                raise BadRecordError(
+                    f"{path}: rows {number + 1}-{number + batch.num_rows}: invalid UTF-8 in a "
+                    f"string column ({exc.reason})"
+                ) from None
+            for record in records:
                 number += 1
                 any_row = True
                 yield Row(number, None, record)
@@ -70,6 +76,19 @@ def iter_input(path: Path) -> Iterator[Row]:
         yield Row(0, None, None, "empty file (no records)")
 
 
+def _parquet_batches(path: Path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        return
+    try:
+        file = pq.ParquetFile(path)
+        yield from file.iter_batches(batch_size=4096)
+    except (pa.ArrowException, OSError) as exc:
+        raise BadRecordError(f"{path}: unreadable Parquet file: {exc}") from None
+
+
 def _parse_line(number: int, raw: bytes) -> Row:
     try:
         text = raw.decode("utf-8")
@@ -79,9 +98,30 @@ def _parse_line(number: int, raw: bytes) -> Row:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
         return Row(number, raw, None, f"malformed JSON: {exc}")
+    except RecursionError:
+        return Row(number, raw, None, "malformed JSON: nested too deeply")
+    if b"\\u" in raw and _LONE_SURROGATE.search(raw) and _has_surrogate(record):
+        return Row(number, raw, None, "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)")
     if not isinstance(record, dict):
         return Row(number, raw, None, f"expected a JSON object, got {type(record).__name__}")
     return Row(number, raw, record)
+
+
+_LONE_SURROGATE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+def _has_surrogate(value) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def where(path: Path, row: Row) -> str:
@@ -91,18 +131,22 @@ def where(path: Path, row: Row) -> str:
 def user_texts(record: dict, extra_fields: Iterable[str] = ()) -> list[tuple[str, str]]:
     """``(field, text)`` for every user-side text of a record: user turns of ``messages`` /
     ``conversations`` (ShareGPT ``from``/``value`` too), ``prompt`` (a string or messages),
-    ``instruction``, ``input``, ``question``, ``query``, and ``extra_fields``."""
+    ``instruction``, ``input``, ``question``, ``query``, and ``extra_fields``. A field that is
+    null (as Parquet stores a column a row lacks) counts as absent."""
     found: list[tuple[str, str]] = []
     for key in MESSAGE_FIELDS:
-        if key in record:
+        if record.get(key) is not None:
             found.extend(_user_turns(record[key], key))
-    for key in (*TEXT_FIELDS, *extra_fields):
+    extra = tuple(
+        f for f in dict.fromkeys(extra_fields) if f not in (*MESSAGE_FIELDS, *TEXT_FIELDS)
+    )
+    for key in (*TEXT_FIELDS, *extra):
         value = record.get(key)
         if isinstance(value, str):
             if value.strip():
                 found.append((key, value))
         elif isinstance(value, list):
-            found.extend(_user_turns(value, key, every_role=key in extra_fields))
+            found.extend(_user_turns(value, key, every_role=key in extra))
     return found
 
 
@@ -116,39 +160,63 @@ def _user_turns(value, key: str, every_role: bool = False) -> list[tuple[str, st
             continue
         if not isinstance(message, dict):
             raise BadRecordError(f"{key}[{i}] should be a message object")
-        role = message.get("role", message.get("from"))
-        content = message.get("content", message.get("value", message.get("text")))
-        if not isinstance(content, str):
-            raise BadRecordError(f"{key}[{i}] has no string content")
-        if every_role or str(role).lower() in USER_ROLES:
-            turns.append((f"{key}[{i}]", content))
+        role = message.get("role") or message.get("from")
+        if not every_role and str(role).lower() not in USER_ROLES:
+            continue  # assistant/system/tool turns are not checked (their content may be null)
+        content = next(
+            (message[k] for k in ("content", "value", "text") if message.get(k) is not None), None
+        )
+        text = _content_text(content)
+        if text is None:
+            raise BadRecordError(f"{key}[{i}] is a user turn without text content")
+        turns.append((f"{key}[{i}]", text))
     return turns
 
 
+def _content_text(content) -> str | None:
+    """A message's text: a string, or the text parts of an OpenAI-style content list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        ]
+        return "\n".join(parts) if parts else None
+    return None
+
+
 def record_text(record: dict) -> str:
-    """Every string value of a record, depth first in key order, joined by newlines (the
-    ``--key record`` text of dedup)."""
-    parts: list[str] = []
-
-    def walk(value) -> None:
-        if isinstance(value, str):
-            parts.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(record)
-    return "\n".join(parts)
+    """The whole record as canonical JSON (sorted keys), the ``--key record`` text of dedup:
+    field names and non-string values take part, so labels 0 and 1 differ."""
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def output_paths(inputs: list[Path], out: Path) -> tuple[bool, list[Path]]:
+def output_paths(
+    inputs: list[Path], out: Path, report: Path | None = None
+) -> tuple[bool, list[Path]]:
     """``(single_file, paths)``: one input and an ``out`` with its suffix names a file;
-    otherwise ``out`` is a folder holding each input under its own name."""
+    otherwise ``out`` is a folder holding each input under its own name. Refuses an output or
+    report that would overwrite or remove an input, or each other."""
+    sources = {p.resolve() for p in inputs}
+    target = out.resolve()
+    if target in sources:
+        raise UsageError(f"output {out} is one of the inputs")
+    if report is not None:
+        where_report = report.resolve()
+        if where_report in sources or where_report == target:
+            raise UsageError(f"report {report} is the output or one of the inputs")
     if len(inputs) == 1 and out.suffix.lower() == inputs[0].suffix.lower():
         return True, [out]
+    if out.suffix.lower() in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES):
+        raise UsageError(
+            f"{len(inputs)} inputs are written to a folder, one file each: -o {out} names a "
+            "file (give a folder, or one input with the same suffix)"
+        )
+    inside = [p for p in sources if p.is_relative_to(target)]
+    if inside:
+        raise UsageError(f"output folder {out} holds the input {inside[0]}; choose another")
+    if report is not None and report.resolve().is_relative_to(target):
+        raise UsageError(f"report {report} is inside the output folder {out}; put it elsewhere")
     names = [p.name for p in inputs]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:

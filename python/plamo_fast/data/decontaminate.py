@@ -129,7 +129,7 @@ def decontaminate(
     guard = guard or ProvenanceGuard()
     items = load_benchmarks(benches, bench_field)
     index = build_index(items, params)
-    single, targets = output_paths(inputs, Path(output))
+    single, targets = output_paths(inputs, Path(output), Path(report_path) if report_path else None)
     summary = CurationSummary()
     advance, stop = byte_progress("decontaminate", inputs, progress)
     report_cm = (

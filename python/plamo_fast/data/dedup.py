@@ -10,6 +10,7 @@ records unchanged.
 from __future__ import annotations
 
 import fnmatch
+import json
 import math
 from array import array
 from contextlib import nullcontext
@@ -91,7 +92,7 @@ def dedup(
     if (keep == "max") != (keep_column is not None):
         raise UsageError("--keep max needs --keep-column (and --keep-column needs --keep max)")
     guard = guard or ProvenanceGuard()
-    single, targets = output_paths(inputs, Path(output))
+    single, targets = output_paths(inputs, Path(output), Path(report_path) if report_path else None)
     summary = CurationSummary()
     report_cm = (
         atomic_path(Path(report_path), overwrite=overwrite, folder=False)
@@ -110,15 +111,15 @@ def dedup(
                 false_negative_weight=LSH_FALSE_NEGATIVE_WEIGHT,
             )  # fmt: skip
             origins = _sketch_inputs(
-                deduper, inputs, key, fields, near, exact_only, keep_column, skip_bad, guard,
-                summary, report, progress,
+                deduper, inputs, key, fields, near, exact_only, keep_column, keep == "longest",
+                skip_bad, guard, summary, report, progress,
             )  # fmt: skip
-            lengths = np.frombuffer(deduper.lengths(), dtype=np.uint32)
             root_b, sim_b, (exact_pairs, candidates, verified) = deduper.finish()
             root = np.frombuffer(root_b, dtype=np.uint32)
             similarity = np.frombuffer(sim_b, dtype=np.float32)
-            keep_mask = _keepers(root, keep, lengths, origins.values_array())
-            _report_clusters(report, root, keep_mask, similarity, inputs, origins)
+            keep_mask = _keepers(root, keep, origins.values_array())
+            if report_path is not None:
+                _report_clusters(report, root, keep_mask, similarity, inputs, origins)
         finally:
             report.close()
             spill.unlink(missing_ok=True)
@@ -155,8 +156,8 @@ class _Origins:
 
 
 def _sketch_inputs(
-    deduper, inputs, key, fields, near, exact_only, keep_column, skip_bad, guard, summary,
-    report, progress,
+    deduper, inputs, key, fields, near, exact_only, keep_column, keep_longest, skip_bad, guard,
+    summary, report, progress,
 ) -> _Origins:  # fmt: skip
     """Pass 1: every record's key text into the deduper."""
     origins = _Origins()
@@ -176,6 +177,8 @@ def _sketch_inputs(
                     origins.line.append(row.number)
                     if keep_column is not None:
                         origins.values.append(_numeric(row.record.get(keep_column)))
+                    elif keep_longest:
+                        origins.values.append(_record_size(row))
                 deduper.add(texts, [near_here] * len(texts))
     finally:
         stop()
@@ -195,28 +198,29 @@ def _keyed(batch, path, key, fields, skip_bad, summary):
 
 
 def _report_clusters(report, root, keep_mask, similarity, inputs, origins) -> None:
-    """One line per cluster with duplicates: the kept record and the removed ones."""
-    n = len(root)
-    if n == 0:
+    """One line per cluster with duplicates: the kept record and the removed ones, each with
+    the lowest Jaccard among the verified pairs it was part of (1.0: exact duplicate)."""
+    sizes = np.bincount(root)
+    members = np.flatnonzero(sizes[root] > 1)  # only records in clusters of two or more
+    if len(members) == 0:
         return
-    order = np.argsort(root, kind="stable")
-    sorted_root = root[order]
-    bounds = np.flatnonzero(np.diff(sorted_root)) + 1
-    for group in np.split(order, bounds):
-        if len(group) < 2:
-            continue
-        kept = next(int(i) for i in group if keep_mask[i])
+    members = members[np.argsort(root[members], kind="stable")]
+    bounds = np.flatnonzero(np.diff(root[members])) + 1
+    file_of = np.frombuffer(origins.file, dtype=np.uint32)
+    line_of = np.frombuffer(origins.line, dtype=np.int64)
 
-        def place(i: int) -> dict:
-            return {"file": str(inputs[origins.file[i]]), "line": origins.line[i]}
+    def place(i: int) -> dict:
+        return {"file": str(inputs[file_of[i]]), "line": int(line_of[i])}
 
+    for group in np.split(members, bounds):
+        kept = int(group[keep_mask[group]][0])
         report.write(
             {
                 "cluster": int(root[group[0]]),
                 "size": len(group),
                 "kept": place(kept),
                 "removed": [
-                    {**place(int(i)), "similarity": round(float(similarity[i]), 4)}
+                    {**place(int(i)), "jaccard": round(float(similarity[i]), 4)}
                     for i in group
                     if int(i) != kept
                 ],
@@ -273,9 +277,17 @@ def _numeric(value) -> float:
     return float(value) if not math.isnan(value) else -math.inf
 
 
-def _keepers(root: np.ndarray, keep: str, lengths: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """One record per cluster: the first, the longest (matching-form length) or the highest
-    ``--keep-column``; ties go to the first."""
+def _record_size(row) -> float:
+    """The size ``--keep longest`` compares: the record's bytes as stored (JSONL line), or its
+    JSON length (Parquet)."""
+    if row.raw is not None:
+        return float(len(row.raw.rstrip(b"\r\n")))
+    return float(len(json.dumps(row.record, ensure_ascii=False, default=str)))
+
+
+def _keepers(root: np.ndarray, keep: str, values: np.ndarray) -> np.ndarray:
+    """One record per cluster: the first, the longest record, or the highest ``--keep-column``;
+    ties go to the first."""
     n = len(root)
     mask = np.zeros(n, dtype=bool)
     if n == 0:
@@ -283,8 +295,7 @@ def _keepers(root: np.ndarray, keep: str, lengths: np.ndarray, values: np.ndarra
     if keep == "first":
         mask[root == np.arange(n, dtype=np.uint32)] = True
         return mask
-    score = lengths.astype(np.float64) if keep == "longest" else values
-    order = np.lexsort((np.arange(n), -score, root))
+    order = np.lexsort((np.arange(n), -values, root))
     first_of_group = np.ones(n, dtype=bool)
     first_of_group[1:] = root[order][1:] != root[order][:-1]
     mask[order[first_of_group]] = True

@@ -37,9 +37,14 @@ COMMERCIAL_LICENSES = {
 NON_COMMERCIAL_MARKERS = ("-nc", "non-commercial", "noncommercial", "research", "academic")
 # Proprietary models whose outputs the recipe excludes (matched case-insensitively, anywhere).
 DEFAULT_PROPRIETARY = (
-    r"gpt-?4", r"gpt-?3\.5", r"gpt-?35", r"chatgpt", r"text-davinci", r"\bo[134](-mini)?\b",
-    r"claude", r"gemini", r"\bbard\b", r"palm-?2", r"command-r", r"\bmistral-large",
-    r"\bgrok", r"reka-", r"ernie-bot", r"\bqwen-max",
+    # OpenAI
+    r"gpt-?[345](\.\d)?\b", r"gpt-?4o", r"gpt-?35", r"chatgpt", r"davinci", r"\bcurie\b",
+    r"\bo[1-9](-mini|-pro|-preview)?\b",
+    # Anthropic, Google
+    r"claude", r"gemini", r"\bbard\b", r"palm-?2", r"(text|chat|code)-bison", r"\bunicorn\b",
+    # others served only through an API
+    r"command-r", r"\bmistral-(large|medium)", r"\bgrok", r"reka-", r"ernie-bot",
+    r"\bqwen-(max|plus|turbo)", r"\byi-large", r"\bglm-4-(plus|air)",
 )  # fmt: skip
 GENERATOR_FIELDS = ("model", "generator", "model_name", "source_model")
 

@@ -50,16 +50,22 @@ pub struct Deduper {
     band_keys: Vec<u64>,
     lens: Vec<u32>,
     spill: BufWriter<File>,
+    /// The spill file, already unlinked: nothing is left behind even after a hard kill.
+    spill_reader: File,
     spill_offsets: Vec<u64>,
     spill_path: std::path::PathBuf,
 }
+
+/// The exact key of a text whose matching form is empty (only emoji, punctuation, spaces): such
+/// texts are never joined to each other.
+const NO_KEY: u128 = u128::MAX;
 
 /// Outcome of [`Deduper::finish`].
 pub struct Clusters {
     /// Per text, the index of its cluster's first text (itself when unique).
     pub root: Vec<u32>,
-    /// Per text, the Jaccard similarity of the verified pair that joined it to its cluster
-    /// (1.0 for exact duplicates and for roots).
+    /// Per text, the lowest Jaccard similarity among the verified pairs it took part in (1.0
+    /// when it joined only by exact duplicates, or not at all).
     pub similarity: Vec<f32>,
     pub exact_pairs: u64,
     pub candidate_pairs: u64,
@@ -67,7 +73,7 @@ pub struct Clusters {
 }
 
 impl Deduper {
-    /// `spill_path`: a file to create for the n-gram sets (removed by the caller).
+    /// `spill_path`: a new file for the n-gram sets, unlinked as soon as it is open.
     pub fn new(params: DedupParams, spill_path: &Path) -> Result<Self> {
         if params.near && (params.ngram == 0 || params.bands == 0 || params.rows == 0) {
             return Err(Error::InvalidArgument(
@@ -82,7 +88,15 @@ impl Deduper {
         let perms = (0..params.bands * params.rows)
             .map(|_| (next() | 1, next()))
             .collect();
-        let spill = File::create(spill_path).map_err(|e| Error::io(spill_path, e))?;
+        let io = |e| Error::io(spill_path, e);
+        let spill_reader = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(spill_path)
+            .map_err(io)?;
+        std::fs::remove_file(spill_path).map_err(io)?;
+        let spill = spill_reader.try_clone().map_err(io)?;
         Ok(Self {
             params,
             perms,
@@ -90,6 +104,7 @@ impl Deduper {
             band_keys: Vec::new(),
             lens: Vec::new(),
             spill: BufWriter::with_capacity(1 << 20, spill),
+            spill_reader,
             spill_offsets: vec![0],
             spill_path: spill_path.to_path_buf(),
         })
@@ -111,6 +126,12 @@ impl Deduper {
     /// Add a batch of texts (in parallel). `near[i] == false` keeps text i out of near dedup
     /// (exact only), e.g. template-generated rows that are near-identical by design.
     pub fn add(&mut self, texts: &[&str], near: &[bool]) -> Result<()> {
+        if self.exact.len() + texts.len() > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "dedup handles at most {} records per run",
+                u32::MAX
+            )));
+        }
         let sketches: Vec<Sketch> = texts
             .par_iter()
             .zip(near.par_iter())
@@ -132,9 +153,15 @@ impl Deduper {
     }
 
     fn sketch(&self, text: &str, near: bool) -> Sketch {
-        let chars = normalize(text).chars;
-        let form: String = chars.iter().collect();
-        let exact = xxh3_128(form.as_bytes());
+        let norm = normalize(text);
+        let form = norm.separated();
+        let exact = if norm.chars.is_empty() {
+            NO_KEY
+        } else {
+            xxh3_128(form.as_bytes()).min(NO_KEY - 1)
+        };
+        // Shingles come from the separated form too, so "12 + 3" and "1 + 23" stay apart.
+        let chars: Vec<char> = form.chars().collect();
         let bands_n = if self.params.near {
             self.params.bands
         } else {
@@ -194,7 +221,8 @@ impl Deduper {
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.par_sort_unstable_by_key(|&i| (self.exact[i as usize], i));
         for w in order.windows(2) {
-            if self.exact[w[0] as usize] == self.exact[w[1] as usize] {
+            let key = self.exact[w[0] as usize];
+            if key != NO_KEY && key == self.exact[w[1] as usize] {
                 uf.union(w[0], w[1]);
                 exact_pairs += 1;
             }
@@ -203,7 +231,7 @@ impl Deduper {
         if self.params.near && n > 1 {
             // Sets are read back with positioned reads, not a memory map: only candidate pairs
             // are read, and the kernel's page cache (not this process's RSS) holds the file.
-            let file = File::open(&self.spill_path).map_err(|e| Error::io(&self.spill_path, e))?;
+            let file = &self.spill_reader;
             let read_set = |i: u32| -> std::io::Result<Vec<u8>> {
                 let (s, e) = (
                     self.spill_offsets[i as usize] * 4,
@@ -245,15 +273,15 @@ impl Deduper {
                     if uf.find(a) != uf.find(b) {
                         uf.union(a, b);
                         verified_pairs += 1;
-                        let later = a.max(b) as usize;
-                        similarity[later] = similarity[later].min(j as f32);
+                        for x in [a, b] {
+                            similarity[x as usize] = similarity[x as usize].min(j as f32);
+                        }
                     }
                 }
                 progress(band + 1, bands);
             }
         }
         let root = (0..n as u32).map(|i| uf.find(i)).collect();
-        let _ = std::fs::remove_file(&self.spill_path);
         Ok(Clusters {
             root,
             similarity,

@@ -128,11 +128,12 @@ pub struct LeakIndex {
     whole: HashMap<String, Vec<u32>>,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Hits {
+    /// Distinct n-grams of the item found in the text.
     count: u32,
-    first: u32,
-    last: u32,
+    /// Text positions of every n-gram hit, ascending.
+    positions: Vec<u32>,
 }
 
 impl LeakIndex {
@@ -155,7 +156,12 @@ impl LeakIndex {
                     .or_default()
                     .push(id);
             }
-            if chars.len() >= params.min_contained_len.max(params.ngram) {
+            if chars.len()
+                >= params
+                    .min_contained_len
+                    .max(params.ngram)
+                    .max(params.min_item_len)
+            {
                 let mut seen = FastSet::default();
                 for gram in chars.windows(params.ngram) {
                     let h = hash_chars(gram);
@@ -219,13 +225,12 @@ impl LeakIndex {
             let first_time = seen.insert(h);
             let pos = pos as u32;
             for &item in posting {
-                let entry = hits.entry(item).or_insert(Hits {
+                let entry = hits.entry(item).or_insert_with(|| Hits {
                     count: 0,
-                    first: pos,
-                    last: pos,
+                    positions: Vec::new(),
                 });
                 entry.count += first_time as u32;
-                entry.last = pos;
+                entry.positions.push(pos);
             }
         }
         let mut candidates: Vec<(u32, Hits)> = hits.into_iter().collect();
@@ -239,7 +244,7 @@ impl LeakIndex {
             if containment < self.params.candidate_containment {
                 continue;
             }
-            if let Some(m) = self.verify(item, it, &norm, h, containment) {
+            if let Some(m) = self.verify(item, it, &norm, &h, containment) {
                 found.push(m);
             }
         }
@@ -252,17 +257,41 @@ impl LeakIndex {
         item: u32,
         it: &Item,
         norm: &Normalized,
-        hits: Hits,
+        hits: &Hits,
         containment: f64,
     ) -> Option<LeakMatch> {
         let m = it.chars.len();
         let max_edits = self.params.max_edits(m);
-        // The matching substring lies within an item's length (plus edits) of the n-gram hits.
+        // A match lies within an item's length (plus edits) of its n-gram hits. Hits are
+        // grouped into windows split where they are further apart than that, so a long text
+        // costs its windows, not its whole length, per candidate item.
         let reach = m + max_edits;
-        let lo = (hits.first as usize).saturating_sub(reach);
-        let hi = (hits.last as usize + self.params.ngram + reach).min(norm.chars.len());
-        let (mut edits, start, end) = best_substring(&it.chars, &norm.chars[lo..hi], max_edits)?;
-        let (mut start, mut end) = (lo + start, lo + end);
+        let needed =
+            (self.params.candidate_containment * it.distinct_ngrams as f64).ceil() as usize;
+        let mut best: Option<(usize, usize, usize)> = None;
+        let mut window_start = 0;
+        for k in 1..=hits.positions.len() {
+            let split = k == hits.positions.len()
+                || (hits.positions[k] - hits.positions[k - 1]) as usize > reach;
+            if !split {
+                continue;
+            }
+            let window = &hits.positions[window_start..k];
+            window_start = k;
+            if window.len() < needed {
+                continue; // too few hits here to reach the candidate bar
+            }
+            let lo = (window[0] as usize).saturating_sub(reach);
+            let hi = (window[window.len() - 1] as usize + self.params.ngram + reach)
+                .min(norm.chars.len());
+            let bound = best.map_or(max_edits, |(e, _, _)| e);
+            if let Some((e, s, t)) = best_substring(&it.chars, &norm.chars[lo..hi], bound) {
+                if best.is_none_or(|(b, _, _)| e < b) {
+                    best = Some((e, lo + s, lo + t));
+                }
+            }
+        }
+        let (mut edits, mut start, mut end) = best?;
         let whole = norm.chars.len();
         if edits > 0 && m < self.params.min_near_contained_len && (start, end) != (0, whole) {
             if whole.abs_diff(m) > max_edits {

@@ -19,6 +19,9 @@ use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
 pub struct Normalized {
     pub chars: Vec<char>,
     pub spans: Vec<(u32, u32)>,
+    /// Indices of `chars` that removed characters (spaces, punctuation) preceded.
+    pub breaks: Vec<u32>,
+    removed_pending: bool,
 }
 
 impl Normalized {
@@ -29,6 +32,30 @@ impl Normalized {
 
     pub fn as_string(&self) -> String {
         self.chars.iter().collect()
+    }
+
+    /// The matching form with one space where removed characters stood between kept ones
+    /// ("What is 12 + 3?" → "what is 12 3"): the key of exact dedup, which must not join
+    /// "12 + 3" and "1 + 23".
+    pub fn separated(&self) -> String {
+        let mut out = String::with_capacity(self.chars.len() + self.breaks.len());
+        let mut breaks = self.breaks.iter().peekable();
+        for (i, &c) in self.chars.iter().enumerate() {
+            if breaks.next_if(|&&b| b as usize == i).is_some() {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    fn push(&mut self, c: char, span: (u32, u32)) {
+        if self.removed_pending && !self.chars.is_empty() {
+            self.breaks.push(self.chars.len() as u32);
+        }
+        self.removed_pending = false;
+        self.chars.push(c);
+        self.spans.push(span);
     }
 }
 
@@ -65,6 +92,7 @@ pub fn normalize(text: &str) -> Normalized {
     let mut out = Normalized {
         chars: Vec::with_capacity(text.len()),
         spans: Vec::with_capacity(text.len()),
+        ..Default::default()
     };
     let mut cluster: Vec<char> = Vec::new();
     let mut span = (0u32, 0u32);
@@ -100,8 +128,9 @@ fn flush(cluster: &mut Vec<char>, span: (u32, u32), out: &mut Normalized, scratc
         [] => return,
         [c] if c.is_ascii() => {
             if c.is_ascii_alphanumeric() {
-                out.chars.push(c.to_ascii_lowercase());
-                out.spans.push(span);
+                out.push(c.to_ascii_lowercase(), span);
+            } else {
+                out.removed_pending = true;
             }
             cluster.clear();
             return;
@@ -113,8 +142,9 @@ fn flush(cluster: &mut Vec<char>, span: (u32, u32), out: &mut Normalized, scratc
     let folded = caseless::default_case_fold_str(scratch);
     for c in folded.nfkc() {
         if is_kept(c) {
-            out.chars.push(c);
-            out.spans.push(span);
+            out.push(c, span);
+        } else {
+            out.removed_pending = true;
         }
     }
     cluster.clear();
@@ -166,6 +196,17 @@ mod tests {
         assert_eq!(normalize_str("か\u{3099}"), "が");
         assert_eq!(normalize_str("が"), "が");
         assert_eq!(normalize_str("e\u{301}"), "é");
+    }
+
+    #[test]
+    fn separated_form_keeps_word_boundaries() {
+        assert_eq!(normalize("What is 12 + 3?").separated(), "what is 12 3");
+        assert_eq!(normalize("What is 1 + 23?").separated(), "what is 1 23");
+        assert_eq!(normalize("  Hello,   World! ").separated(), "hello world");
+        assert_eq!(
+            normalize("Ｈｅｌｌｏ　ｗｏｒｌｄ").separated(),
+            "hello world"
+        );
     }
 
     #[test]
