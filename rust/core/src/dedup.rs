@@ -160,7 +160,7 @@ impl Deduper {
         } else {
             xxh3_128(form.as_bytes()).min(NO_KEY - 1)
         };
-        // Shingles come from the separated form too, so "12 + 3" and "1 + 23" stay apart.
+        // Shingles come from the same form, so "12 + 3" and "1 + 23" stay apart.
         let chars: Vec<char> = form.chars().collect();
         let bands_n = if self.params.near {
             self.params.bands

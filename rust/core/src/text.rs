@@ -34,14 +34,17 @@ impl Normalized {
         self.chars.iter().collect()
     }
 
-    /// The matching form with one space where removed characters stood between kept ones
-    /// ("What is 12 + 3?" → "what is 12 3"): the key of exact dedup, which must not join
-    /// "12 + 3" and "1 + 23".
+    /// The matching form with one space where removed characters stood between two digits
+    /// ("What is 12 + 3?" → "whatis12 3"): the key of dedup, which must not join "12 + 3" and
+    /// "1 + 23", while "東京、日本" and "東京日本" stay equal as in the matching form.
     pub fn separated(&self) -> String {
         let mut out = String::with_capacity(self.chars.len() + self.breaks.len());
         let mut breaks = self.breaks.iter().peekable();
         for (i, &c) in self.chars.iter().enumerate() {
-            if breaks.next_if(|&&b| b as usize == i).is_some() {
+            if breaks.next_if(|&&b| b as usize == i).is_some()
+                && c.is_numeric()
+                && self.chars[i - 1].is_numeric()
+            {
                 out.push(' ');
             }
             out.push(c);
@@ -199,14 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn separated_form_keeps_word_boundaries() {
-        assert_eq!(normalize("What is 12 + 3?").separated(), "what is 12 3");
-        assert_eq!(normalize("What is 1 + 23?").separated(), "what is 1 23");
-        assert_eq!(normalize("  Hello,   World! ").separated(), "hello world");
-        assert_eq!(
-            normalize("Ｈｅｌｌｏ　ｗｏｒｌｄ").separated(),
-            "hello world"
-        );
+    fn separated_form_keeps_number_boundaries() {
+        assert_eq!(normalize("What is 12 + 3?").separated(), "whatis12 3");
+        assert_eq!(normalize("What is 1 + 23?").separated(), "whatis1 23");
+        assert_eq!(normalize("  Hello,   World! ").separated(), "helloworld");
+        assert_eq!(normalize("東京、日本。").separated(), "東京日本");
+        assert_eq!(normalize("１２，３４５円").separated(), "12 345円");
     }
 
     #[test]
