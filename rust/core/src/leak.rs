@@ -215,35 +215,50 @@ impl LeakIndex {
         if norm.chars.len() < n {
             return found;
         }
-        let mut hits: FastMap<u32, Hits> = FastMap::default();
+        // Pass 1: distinct n-gram hits per item (most texts end here, with no candidate).
+        let mut counts: FastMap<u32, u32> = FastMap::default();
         let mut seen: FastSet<u64> = FastSet::default();
+        let mut hit_grams: Vec<(u32, u64)> = Vec::new();
         for (pos, gram) in norm.chars.windows(n).enumerate() {
             let h = hash_chars(gram);
             let Some(posting) = self.postings.get(&h) else {
                 continue;
             };
-            let first_time = seen.insert(h);
-            let pos = pos as u32;
-            for &item in posting {
-                let entry = hits.entry(item).or_insert_with(|| Hits {
-                    count: 0,
-                    positions: Vec::new(),
-                });
-                entry.count += first_time as u32;
-                entry.positions.push(pos);
+            hit_grams.push((pos as u32, h));
+            if seen.insert(h) {
+                for &item in posting {
+                    *counts.entry(item).or_insert(0) += 1;
+                }
             }
         }
-        let mut candidates: Vec<(u32, Hits)> = hits.into_iter().collect();
+        let mut candidates: FastMap<u32, Hits> = counts
+            .into_iter()
+            .filter(|&(item, count)| {
+                let it = &self.items[item as usize];
+                count as f64 >= self.params.candidate_containment * it.distinct_ngrams as f64
+                    && !found.iter().any(|m| m.item == item)
+            })
+            .map(|(item, count)| {
+                let positions = Vec::new();
+                (item, Hits { count, positions })
+            })
+            .collect();
+        if candidates.is_empty() {
+            return found;
+        }
+        // Pass 2: positions of the candidates' hits, to verify window by window.
+        for &(pos, h) in &hit_grams {
+            for item in &self.postings[&h] {
+                if let Some(hits) = candidates.get_mut(item) {
+                    hits.positions.push(pos);
+                }
+            }
+        }
+        let mut candidates: Vec<(u32, Hits)> = candidates.into_iter().collect();
         candidates.sort_unstable_by_key(|(item, _)| *item);
         for (item, h) in candidates {
-            if found.iter().any(|m| m.item == item) {
-                continue;
-            }
             let it = &self.items[item as usize];
             let containment = h.count as f64 / it.distinct_ngrams as f64;
-            if containment < self.params.candidate_containment {
-                continue;
-            }
             if let Some(m) = self.verify(item, it, &norm, &h, containment) {
                 found.push(m);
             }
