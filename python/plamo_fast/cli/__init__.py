@@ -12,12 +12,13 @@ from plamo_fast.cli import curate as curate_commands
 from plamo_fast.cli import demo as demo_command
 from plamo_fast.cli import merge as merge_command
 from plamo_fast.cli import pack as pack_command
+from plamo_fast.cli import train as train_commands
 
 app = typer.Typer(
     name="plamo-fast",
     help="Fast post-training toolkit for LLMs: decontaminate (benchmark leak filter) and dedup "
     "training data, pack SFT/DPO data (chat template, response-only labels, best-fit packing), "
-    "and merge checkpoints (SLERP / linear); sft, dpo and sampling as they land.",
+    "SFT and DPO on packed rows (accelerate), and merge checkpoints (SLERP / linear).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -26,6 +27,12 @@ app.command("merge", no_args_is_help=True)(merge_command.merge)
 app.command("pack", no_args_is_help=True)(pack_command.pack)
 app.command("decontaminate", no_args_is_help=True)(curate_commands.decontaminate)
 app.command("dedup", no_args_is_help=True)(curate_commands.dedup)
+app.command("sft", no_args_is_help=True, context_settings=train_commands.CONTEXT)(
+    train_commands.sft
+)
+app.command("dpo", no_args_is_help=True, context_settings=train_commands.CONTEXT)(
+    train_commands.dpo
+)
 app.command("demo")(demo_command.demo)
 
 

@@ -1,0 +1,3 @@
+"""Training: multi-stage SFT and DPO on packed data, on accelerate (one CPU to many GPUs).
+
+Needs the ``[train]`` extra (torch, transformers, accelerate)."""

@@ -1,0 +1,257 @@
+"""Typed training configs. A YAML file (plus ``a.b=value`` overrides) becomes dataclasses; unknown
+keys, wrong types and bad values are refused, every problem reported at once.
+
+A run is a list of stages executed in order; a stage without ``model`` starts from the previous
+stage's output (stage 1 math -> stage 2 general). Example: ``configs/tiny_cpu_sft.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from plamo_fast.errors import UsageError
+
+
+class ConfigError(UsageError):
+    """A config that cannot be used; the message lists every problem found."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    # Linear warmup, then the schedule down to lr * min_lr_ratio at the last step.
+    warmup_steps: int = 0
+    schedule: str = "cosine"  # cosine, linear or constant
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+
+
+@dataclass
+class DataConfig:
+    # Parquet written by `plamo-fast pack` (folders or files), read as they are.
+    packed: list[str] = field(default_factory=list)
+    # Or raw JSONL/Parquet that the stage packs itself with `tokenizer` (FILE:N mixtures allowed).
+    raw: list[str] = field(default_factory=list)
+    tokenizer: str | None = None
+    max_length: int = 2048
+    shuffle: bool = True
+
+
+@dataclass
+class StageConfig:
+    name: str = "stage"
+    # Starting model (Hugging Face folder); empty: the previous stage's output.
+    model: str | None = None
+    output: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: float = 1.0
+    max_steps: int | None = None
+    # Rows per forward pass and micro-batches per optimizer step (per process).
+    micro_batch_rows: int = 1
+    grad_accum: int = 8
+    seed: int = 0
+    save_every: int | None = None
+    log_every: int = 1
+    gradient_checkpointing: bool = False
+    # DPO only.
+    beta: float = 0.1
+    loss: str = "sigmoid"  # sigmoid or ipo
+    sft_weight: float = 0.0
+    reference: str = "precomputed"  # precomputed (one pass before training) or live
+    reference_model: str | None = None  # default: the stage's starting model
+
+
+@dataclass
+class RunConfig:
+    kind: str = "sft"  # sft or dpo
+    stages: list[StageConfig] = field(default_factory=list)
+    # auto: bf16 on GPU, fp32 on CPU.
+    dtype: str = "auto"
+    attn_implementation: str = "sdpa"
+    report_to: list[str] = field(default_factory=list)  # tensorboard, wandb
+    plot: bool = True
+
+
+CHOICES = {
+    "RunConfig.kind": ("sft", "dpo"),
+    "RunConfig.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "RunConfig.attn_implementation": ("sdpa", "eager", "flash_attention_2", "flex_attention"),
+    "OptimConfig.schedule": ("cosine", "linear", "constant"),
+    "StageConfig.loss": ("sigmoid", "ipo"),
+    "StageConfig.reference": ("precomputed", "live"),
+}
+
+
+def load_config(path: str | Path, overrides: list[str] = (), kind: str | None = None) -> RunConfig:
+    """Read ``path`` (YAML), apply ``a.b=value`` overrides (``stages.0.optim.lr=1e-4``), check
+    everything, and return the config; :class:`ConfigError` lists every problem."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    problems: list[str] = []
+    for override in overrides:
+        _apply_override(raw, override, problems)
+    if kind is not None and raw.setdefault("kind", kind) != kind:
+        problems.append(f"kind: the file is a {raw['kind']!r} config, run with `{kind}`")
+    config = _build(RunConfig, raw, "", problems)
+    if not problems:
+        _check(config, problems)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        raise ConfigError(f"{path}: {len(problems)} problem(s) in the config:\n{listing}")
+    return config
+
+
+def _apply_override(raw: dict, override: str, problems: list[str]) -> None:
+    key, sep, text = override.partition("=")
+    key = key.removeprefix("--")
+    if not sep or not key:
+        problems.append(f"override {override!r}: expected KEY=VALUE, e.g. stages.0.optim.lr=1e-4")
+        return
+    value = yaml.safe_load(text) if text else ""
+    node = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                problems.append(f"override {key}: no list item {part!r}")
+                return
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            problems.append(f"override {key}: {'.'.join(parts[:i])} is not a mapping")
+            return
+
+
+def _build(cls, raw, where: str, problems: list[str]):
+    if not isinstance(raw, dict):
+        problems.append(f"{where or 'config'}: expected a mapping, got {type(raw).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in names:
+            problems.append(f"{where}{key}: unknown key (known: {', '.join(sorted(names))})")
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            values[f.name] = _convert(hints[f.name], raw[f.name], f"{where}{f.name}", problems)
+    try:
+        return cls(**{k: v for k, v in values.items() if v is not _INVALID})
+    except TypeError as exc:  # pragma: no cover - guarded by the checks above
+        problems.append(f"{where or 'config'}: {exc}")
+        return cls()
+
+
+_INVALID = object()
+
+
+def _convert(hint, value, where: str, problems: list[str]):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where, problems)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where + ".", problems)
+    if origin is list:
+        if not isinstance(value, list):
+            problems.append(f"{where}: expected a list, got {value!r}")
+            return _INVALID
+        return [_convert(args[0], v, f"{where}.{i}", problems) for i, v in enumerate(value)]
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            problems.append(f"{where}: expected a list of {len(args)} values, got {value!r}")
+            return _INVALID
+        return tuple(
+            _convert(a, v, f"{where}.{i}", problems)
+            for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str):
+        try:
+            return float(value)  # YAML reads 1e-5 without a dot as a string
+        except ValueError:
+            pass
+    if (
+        hint in (int, str, bool)
+        and isinstance(value, hint)
+        and not (hint is int and isinstance(value, bool))
+    ):
+        return value
+    problems.append(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    return _INVALID
+
+
+def _check(config: RunConfig, problems: list[str]) -> None:
+    for key, allowed in CHOICES.items():
+        cls_name, attr = key.split(".")
+        targets = {
+            "RunConfig": [config],
+            "StageConfig": config.stages,
+            "OptimConfig": [s.optim for s in config.stages],
+        }[cls_name]
+        for i, target in enumerate(targets):
+            value = getattr(target, attr)
+            if value not in allowed:
+                where = attr if cls_name == "RunConfig" else f"stages.{i}.{attr}"
+                if cls_name == "OptimConfig":
+                    where = f"stages.{i}.optim.{attr}"
+                problems.append(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    if not config.stages:
+        problems.append("stages: at least one stage is needed")
+    for i, stage in enumerate(config.stages):
+        at = f"stages.{i}"
+        if i == 0 and not stage.model:
+            problems.append(f"{at}.model: the first stage needs a starting model")
+        if not stage.output:
+            problems.append(f"{at}.output: needed (the folder the stage's model is saved to)")
+        if bool(stage.data.packed) == bool(stage.data.raw):
+            problems.append(f"{at}.data: give exactly one of packed or raw")
+        if stage.data.raw and not stage.data.tokenizer:
+            problems.append(f"{at}.data.tokenizer: needed to pack raw data")
+        for name in ("micro_batch_rows", "grad_accum", "log_every"):
+            if getattr(stage, name) < 1:
+                problems.append(f"{at}.{name}: must be at least 1")
+        if stage.epochs <= 0 and stage.max_steps is None:
+            problems.append(f"{at}.epochs: must be positive (or set max_steps)")
+        if stage.max_steps is not None and stage.max_steps < 1:
+            problems.append(f"{at}.max_steps: must be at least 1")
+        if stage.save_every is not None and stage.save_every < 1:
+            problems.append(f"{at}.save_every: must be at least 1")
+        if stage.optim.lr <= 0 or not 0 <= stage.optim.min_lr_ratio <= 1:
+            problems.append(f"{at}.optim: lr must be positive and min_lr_ratio in [0, 1]")
+        if stage.beta <= 0:
+            problems.append(f"{at}.beta: must be positive")
+        if stage.sft_weight < 0:
+            problems.append(f"{at}.sft_weight: must be non-negative")
+    outputs = [s.output for s in config.stages]
+    if len(set(outputs)) != len(outputs):
+        problems.append("stages: two stages write the same output folder")
+    for target in config.report_to:
+        if target not in ("tensorboard", "wandb"):
+            problems.append(f"report_to: {target!r} is not one of tensorboard, wandb")

@@ -1,0 +1,349 @@
+"""The training loop shared by SFT and DPO, read top to bottom: set up, (resume,) then for each
+optimizer step run its micro-batches, clip, step, log, checkpoint.
+
+Layout of a stage whose output is ``OUT``:
+
+- ``OUT.run/``: work in progress: ``checkpoints/step-NNNNNN/`` (a Hugging Face model plus
+  ``trainer_state/`` with optimizer, scheduler, RNG and data position), ``metrics.jsonl``,
+  DPO ``reference_logps.npz``. A killed run resumes from its latest complete checkpoint.
+- ``OUT/``: the finished model (safetensors, config, tokenizer), ``metrics.jsonl`` and
+  ``training_curves.png``, renamed into place only when the stage completes. A stage whose
+  ``OUT`` exists is skipped, so a multi-stage run resumes at the stage it was in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from plamo_fast.errors import PlamoFastError
+from plamo_fast.train.config import RunConfig, StageConfig
+from plamo_fast.train.data import PackedRow, collate, epoch_order
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "generation_config.json",
+)
+
+
+class TrainingDiverged(PlamoFastError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def lr_lambda(stage: StageConfig, total_steps: int) -> Callable[[int], float]:
+    o = stage.optim
+
+    def factor(step: int) -> float:
+        if o.warmup_steps and step < o.warmup_steps:
+            return (step + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        span = max(1, total_steps - o.warmup_steps)
+        progress = min(1.0, (step - o.warmup_steps) / span)
+        shape = 0.5 * (1 + math.cos(math.pi * progress)) if o.schedule == "cosine" else 1 - progress
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * shape
+
+    return factor
+
+
+def load_model(path: str, run: RunConfig, device_is_cuda: bool):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    dtype = {
+        "auto": torch.bfloat16 if device_is_cuda else torch.float32,
+        "float32": torch.float32,
+        "bfloat16": torch.bfloat16,
+        "float16": torch.float16,
+    }[run.dtype]
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype, attn_implementation=run.attn_implementation
+    )
+    model.config.use_cache = False
+    return model
+
+
+def check_packed_attention(model, device) -> None:
+    """Fail loudly when the model does not isolate packed documents: the logits of a document
+    packed after another must equal its logits alone."""
+    import torch
+
+    vocab = model.config.vocab_size
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randint(0, vocab, (1, 6), generator=gen).to(device)
+    b = torch.randint(0, vocab, (1, 5), generator=gen).to(device)
+    packed = torch.cat([a, b], dim=1)
+    positions = torch.cat([torch.arange(6), torch.arange(5)])[None].to(device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        together = model(input_ids=packed, position_ids=positions, use_cache=False).logits
+        alone = model(input_ids=b, use_cache=False).logits
+    model.train(was_training)
+    err = (together[0, 6:].float() - alone[0].float()).abs().max().item()
+    scale = alone.float().abs().max().item() + 1e-6
+    if err > 1e-2 * scale + 1e-3:
+        raise PlamoFastError(
+            f"this model does not keep packed documents apart (max logit difference {err:.3g}): "
+            "its attention ignores position_ids-based packing. Use attn_implementation sdpa, "
+            "eager or flash_attention_2 with a transformers model, or pack with one document "
+            "per row (--max-length per sample)."
+        )
+
+
+class MetricsLog:
+    """metrics.jsonl (rank 0), plus TensorBoard / W&B when asked for."""
+
+    def __init__(self, path: Path, resume_step: int, report_to: list[str], enabled: bool):
+        self.path = path
+        self.enabled = enabled
+        self.writers = []
+        if not enabled:
+            return
+        if path.exists():  # keep what the resumed run already logged, nothing after it
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line and json.loads(line).get("step", 0) <= resume_step
+            ]
+            path.write_text("".join(x + "\n" for x in kept))
+        if "tensorboard" in report_to:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as exc:
+                raise PlamoFastError(
+                    "report_to tensorboard needs `pip install tensorboard`"
+                ) from exc
+            self.writers.append(("tb", SummaryWriter(str(path.parent / "tensorboard"))))
+        if "wandb" in report_to:
+            try:
+                import wandb
+            except ImportError as exc:
+                raise PlamoFastError("report_to wandb needs `pip install wandb`") from exc
+            self.writers.append(("wandb", wandb.init(project="plamo-fast", dir=str(path.parent))))
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        for kind, writer in self.writers:
+            scalars = {k: v for k, v in record.items() if isinstance(v, int | float)}
+            if kind == "tb":
+                for k, v in scalars.items():
+                    writer.add_scalar(k, v, record["step"])
+            else:
+                writer.log(scalars, step=record["step"])
+
+    def close(self) -> None:
+        for kind, writer in self.writers:
+            writer.close() if kind == "tb" else writer.finish()
+
+
+def plot_curves(metrics: Path, out: Path) -> bool:
+    """A PNG of every logged curve; False when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    records = [json.loads(x) for x in metrics.read_text().splitlines() if x]
+    keys = [
+        k
+        for k in records[0]
+        if k not in ("step", "epoch") and isinstance(records[0][k], float | int)
+    ]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
+    steps = [r["step"] for r in records]
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        ax.plot(steps, [r.get(key) for r in records])
+        ax.set_ylabel(key, fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    done = sorted((run_dir / "checkpoints").glob("step-*/progress.json"))
+    return done[-1].parent if done else None
+
+
+def save_model(accelerator, model, folder: Path, source_model: str) -> None:
+    """A Hugging Face model folder: safetensors weights, config, and the tokenizer files of the
+    starting model (gathered from every process under ZeRO-3 / FSDP)."""
+    state = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+        accelerator.unwrap_model(model).save_pretrained(
+            folder, state_dict=state, safe_serialization=True
+        )
+        for name in TOKENIZER_FILES:
+            src = Path(source_model) / name
+            if src.is_file() and not (folder / name).exists():
+                shutil.copy2(src, folder / name)
+
+
+def run_stage(
+    stage: StageConfig,
+    run: RunConfig,
+    rows: list[PackedRow],
+    objective,
+    *,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Train one stage; returns its output folder. ``objective`` supplies the per-step loss
+    (see sft.SFTObjective, dpo.DPOObjective). ``stop_after`` ends the run after that many
+    steps without finishing the stage (tests use it to simulate a kill)."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out = Path(stage.output)
+    run_dir = out.parent / f"{out.name}.run"
+    accelerator = Accelerator(gradient_accumulation_steps=stage.grad_accum)
+    world = accelerator.num_processes
+    set_seed(stage.seed)
+    micro_per_epoch = math.ceil(len(rows) / stage.micro_batch_rows)
+    per_epoch = micro_per_epoch // (stage.grad_accum * world)
+    if per_epoch == 0:
+        raise PlamoFastError(
+            f"stage {stage.name}: {len(rows)} rows make no full optimizer step (needs "
+            f"micro_batch_rows × grad_accum × processes = "
+            f"{stage.micro_batch_rows * stage.grad_accum * world} rows)"
+        )
+    total = stage.max_steps or max(1, int(per_epoch * stage.epochs))
+    model = load_model(stage.model, run, accelerator.device.type == "cuda")
+    if stage.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    check_packed_attention(model.to(accelerator.device), accelerator.device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=stage.optim.lr,
+        betas=stage.optim.betas,
+        eps=stage.optim.eps,
+        weight_decay=stage.optim.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, total))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if accelerator.is_main_process:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(asdict(stage), indent=2))
+    accelerator.wait_for_everyone()
+
+    start_step = 0
+    resume = latest_checkpoint(run_dir)
+    if resume is not None:
+        accelerator.load_state(str(resume / "trainer_state"))
+        start_step = json.loads((resume / "progress.json").read_text())["step"]
+        if accelerator.is_main_process:
+            print(f"plamo-fast: resuming {stage.name} from {resume} (step {start_step})")
+    objective.prepare(accelerator, model, rows, run_dir)
+    log = MetricsLog(
+        run_dir / "metrics.jsonl", start_step, run.report_to, accelerator.is_main_process
+    )
+    update, stop_bar = _progress(
+        stage.name, total, start_step, progress and accelerator.is_main_process
+    )
+    started = time.perf_counter()
+    tokens_seen = 0
+    try:
+        for step in range(start_step, total):
+            epoch, within = divmod(step, per_epoch)
+            order = epoch_order(len(rows), stage.micro_batch_rows, stage.seed, epoch, shuffle=True)
+            first = (within * world + accelerator.process_index) * stage.grad_accum
+            micro = [order[first + k] for k in range(stage.grad_accum)]
+            batches = [collate([rows[i] for i in m]) for m in micro]
+            model.train()
+            metrics = objective.step(accelerator, model, batches, micro)
+            if not math.isfinite(metrics["loss"]):
+                raise TrainingDiverged(
+                    f"stage {stage.name}: loss is {metrics['loss']} at step {step + 1}; stopped "
+                    f"without applying it. Last good checkpoint: {latest_checkpoint(run_dir)}"
+                )
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), stage.optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            tokens_seen += sum(int(b["input_ids"].numel()) for b in batches) * world
+            elapsed = time.perf_counter() - started
+            record = {
+                "step": step + 1,
+                "epoch": round(step / per_epoch, 4),
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+                "tokens_per_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
+                **metrics,
+            }
+            if (step + 1) % stage.log_every == 0 or step + 1 == total:
+                log.write(record)
+            update(step + 1, record["loss"])
+            if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
+                _save_checkpoint(accelerator, model, run_dir, step + 1, stage.model)
+            if stop_after is not None and step + 1 - start_step >= stop_after:
+                return out
+    finally:
+        stop_bar()
+        log.close()
+    _finish(accelerator, model, run_dir, out, stage, run)
+    return out
+
+
+def _save_checkpoint(accelerator, model, run_dir: Path, step: int, source_model: str) -> None:
+    final = run_dir / "checkpoints" / f"step-{step:06d}"
+    partial = final.with_name(final.name + ".partial")
+    if accelerator.is_main_process and partial.exists():
+        shutil.rmtree(partial)
+    accelerator.wait_for_everyone()
+    save_model(accelerator, model, partial, source_model)
+    accelerator.save_state(str(partial / "trainer_state"))
+    if accelerator.is_main_process:
+        (partial / "progress.json").write_text(json.dumps({"step": step}))
+        os.replace(partial, final)
+    accelerator.wait_for_everyone()
+
+
+def _finish(accelerator, model, run_dir: Path, out: Path, stage: StageConfig, run) -> None:
+    staging = run_dir / "final.partial"
+    if accelerator.is_main_process and staging.exists():
+        shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
+    save_model(accelerator, model, staging, stage.model)
+    if accelerator.is_main_process:
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists():
+            shutil.copy2(metrics, staging / "metrics.jsonl")
+            if run.plot and not plot_curves(metrics, staging / "training_curves.png"):
+                print("plamo-fast: no training_curves.png (pip install matplotlib)")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    accelerator.wait_for_everyone()
+
+
+def _progress(label: str, total: int, start: int, show: bool):
+    from plamo_fast._progress import progress_bar
+
+    update, stop = progress_bar(f"{label}", total, transfer=False, show=show)
+    update(start)
+
+    def step(done: int, loss: float) -> None:
+        update(done)
+
+    return step, stop

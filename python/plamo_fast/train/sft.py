@@ -1,0 +1,50 @@
+"""SFT: cross-entropy on response tokens only, normalised by the number of trained tokens in the
+whole optimizer step (all micro-batches, all processes), so a micro-batch with few trained
+tokens weighs no more than its tokens."""
+
+from __future__ import annotations
+
+import torch
+
+from plamo_fast.train.losses import sft_loss_sum
+
+
+def global_count(accelerator, count: int) -> int:
+    if accelerator.num_processes == 1:
+        return count
+    total = torch.tensor([count], device=accelerator.device)
+    return int(accelerator.reduce(total, reduction="sum").item())
+
+
+class SFTObjective:
+    def prepare(self, accelerator, model, rows, run_dir) -> None:
+        pass
+
+    def step(self, accelerator, model, batches: list[dict], micro: list[list[int]]) -> dict:
+        local = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
+        trained = global_count(accelerator, local)
+        # accelerate divides by grad_accum and DDP averages over processes: undo both so the
+        # step's gradient is the sum over its trained tokens divided by their number.
+        scale = (
+            accelerator.num_processes * accelerator.gradient_accumulation_steps / max(trained, 1)
+        )
+        total = 0.0
+        for batch in batches:
+            with accelerator.accumulate(model):
+                logits = model(
+                    input_ids=batch["input_ids"].to(accelerator.device),
+                    position_ids=batch["position_ids"].to(accelerator.device),
+                    use_cache=False,
+                ).logits
+                loss_sum, _ = sft_loss_sum(logits, batch["labels"].to(accelerator.device))
+                accelerator.backward(loss_sum * scale)
+                total += float(loss_sum.detach())
+        loss = global_count_float(accelerator, total) / max(trained, 1)
+        return {"loss": loss, "trained_tokens": trained}
+
+
+def global_count_float(accelerator, value: float) -> float:
+    if accelerator.num_processes == 1:
+        return value
+    total = torch.tensor([value], device=accelerator.device, dtype=torch.float64)
+    return float(accelerator.reduce(total, reduction="sum").item())
