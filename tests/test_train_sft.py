@@ -49,3 +49,150 @@ def test_two_stage_sft_from_the_cli_loads_in_transformers(tmp_path):
         lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in lines] == list(range(1, steps + 1))
         assert {"loss", "lr", "grad_norm", "tokens_per_s", "trained_tokens"} <= set(lines[0])
+
+
+def per_token_losses(model, rows):
+    """Per-token CE of each row's trained tokens, as one flat tensor in document order."""
+    from plamo_fast.train.data import collate
+    from plamo_fast.train.losses import token_logps
+
+    out = []
+    for row in rows:
+        batch = collate([row])
+        logits = model(
+            input_ids=batch["input_ids"], position_ids=batch["position_ids"], use_cache=False
+        ).logits
+        logp, mask = token_logps(logits, batch["labels"])
+        out.append(-logp[mask])
+    return torch.cat(out)
+
+
+def test_packed_loss_equals_unpacked_loss(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from plamo_fast.train.data import PackedRow, load_packed
+
+    model_dir = tiny_model(tmp_path / "model")
+    rows = load_packed([str(packed(tmp_path / "packed", model_dir, SFT_RECORDS, "sft"))])
+    assert any(len(r.seq_lengths) > 1 for r in rows)
+    single = []
+    for r in rows:
+        start = 0
+        for n in r.seq_lengths.tolist():
+            s = slice(start, start + n)
+            single.append(
+                PackedRow(r.input_ids[s], r.labels[s], r.position_ids[s], r.seq_lengths[:0] + n)
+            )
+            start += n
+    for impl in ("sdpa", "eager"):
+        model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation=impl).eval()
+        with torch.no_grad():
+            a, b = per_token_losses(model, rows), per_token_losses(model, single)
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5), (a - b).abs().max()
+
+
+def final_weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_gradient_accumulation_is_equivalent_to_a_bigger_batch(tmp_path):
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    results = []
+    for name, rows, accum in (("a", 1, 8), ("b", 8, 1), ("c", 2, 4)):
+        config = sft_config(tmp_path, data, model, micro_batch_rows=rows, grad_accum=accum,
+                            max_steps=1, output=str(tmp_path / name))  # fmt: skip
+        config["stages"][0]["optim"]["max_grad_norm"] = 1e9
+        path = write_config(tmp_path / f"{name}.yaml", config)
+        train(load_config(path, kind="sft"), "sft", progress=False)
+        results.append(final_weights(tmp_path / name))
+    start = final_weights(model)
+    for other in results[1:]:
+        for key, value in results[0].items():
+            moved = (value - start[key]).abs().max()
+            assert torch.allclose(value, other[key], atol=1e-6 + 1e-3 * float(moved)), key
+
+
+def test_loss_falls_and_every_parameter_changes(tmp_path):
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = sft_config(tmp_path, data, model, max_steps=25, grad_accum=8)
+    config["stages"][0]["optim"]["lr"] = 1e-2
+    train(load_config(write_config(tmp_path / "c.yaml", config), kind="sft"), "sft",
+          progress=False)  # fmt: skip
+    out = tmp_path / "out1"
+    losses = [json.loads(x)["loss"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert losses[-1] < 0.3 * losses[0], losses
+    before, after = final_weights(model), final_weights(out)
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert not unchanged
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    runs = {}
+    for name in ("straight", "killed"):
+        config = sft_config(tmp_path, data, model, max_steps=6, save_every=2,
+                            output=str(tmp_path / name))  # fmt: skip
+        config["stages"][0]["data"]["shuffle"] = True
+        config["stages"][0]["optim"].update(schedule="cosine", warmup_steps=2)
+        path = write_config(tmp_path / f"{name}.yaml", config)
+        if name == "killed":
+            train(load_config(path, kind="sft"), "sft", progress=False, stop_after=3)
+            assert not (tmp_path / name).exists()  # nothing finished-looking
+            assert (tmp_path / "killed.run" / "checkpoints" / "step-000002").is_dir()
+        train(load_config(path, kind="sft"), "sft", progress=False)
+        runs[name] = [
+            json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        ]
+    assert [r["step"] for r in runs["killed"]] == list(range(1, 7))
+    for a, b in zip(runs["straight"], runs["killed"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
+        assert a["lr"] == pytest.approx(b["lr"])
+    wa, wb = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+def test_config_problems_are_all_reported(tmp_path, capsys):
+    path = write_config(
+        tmp_path / "bad.yaml",
+        {"kind": "sft", "stages": [{"model": 3, "outptu": "x", "optim": {"lr": "fast"},
+                                    "grad_accum": 0, "loss": "hinge"}], "dtype": "fp8"},
+    )  # fmt: skip
+    assert main(["sft", str(path), "stages.0.epochs=-1"]) == 1
+    err = capsys.readouterr().err
+    for needle in ("stages.0.model: expected str", "stages.0.outptu: unknown key",
+                   "stages.0.optim.lr: expected float", "dtype: 'fp8'"):  # fmt: skip
+        assert needle in err, err
+
+
+def test_no_trained_tokens_is_refused_and_nan_stops(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    model = tiny_model(tmp_path / "model")
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pa.Table.from_pylist([{"input_ids": [1, 2, 3], "labels": [-100] * 3,
+        "position_ids": [0, 1, 2], "seq_lengths": [3]}]), empty)  # fmt: skip
+    path = write_config(tmp_path / "c.yaml", sft_config(tmp_path, empty, model))
+    assert main(["sft", str(path), "-q"]) == 1
+    assert "no trained token" in capsys.readouterr().err
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = sft_config(tmp_path, data, model, max_steps=4)
+    config["stages"][0]["optim"]["lr"] = 1e30
+    path = write_config(tmp_path / "nan.yaml", config)
+    assert main(["sft", str(path), "-q"]) == 1
+    assert "loss is nan" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "out1").exists()

@@ -107,8 +107,9 @@ def load_config(path: str | Path, overrides: list[str] = (), kind: str | None = 
     if kind is not None and raw.setdefault("kind", kind) != kind:
         problems.append(f"kind: the file is a {raw['kind']!r} config, run with `{kind}`")
     config = _build(RunConfig, raw, "", problems)
-    if not problems:
-        _check(config, problems)
+    # Values that failed their type check were left at their defaults: the value checks still
+    # run, so every problem is reported in one go.
+    _check(config, problems)
     if problems:
         listing = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"{path}: {len(problems)} problem(s) in the config:\n{listing}")
