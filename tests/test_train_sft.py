@@ -4,11 +4,14 @@ falls, every parameter moves, two stages from the CLI, resume equivalence, guard
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from train_fixtures import SFT_RECORDS, packed, tiny_model, torch, write_config
 
 from plamo_fast.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sft_config(tmp_path, data, model, **stage):
@@ -31,24 +34,34 @@ def sft_config(tmp_path, data, model, **stage):
     }
 
 
-def test_two_stage_sft_from_the_cli_loads_in_transformers(tmp_path):
+def test_two_stage_sft_from_the_cli_loads_in_transformers(tmp_path, monkeypatch):
+    """The shipped configs/tiny_cpu_sft.yaml, with paths given as overrides."""
     from transformers import AutoModelForCausalLM
 
     model = tiny_model(tmp_path / "model")
     data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
-    config = sft_config(tmp_path, data, model)
-    second = dict(config["stages"][0], name="s2", output=str(tmp_path / "out2"))
-    del second["model"]
-    config["stages"].append(second)
-    path = write_config(tmp_path / "c.yaml", config)
-    assert main(["sft", str(path), "-q", "stages.1.max_steps=2"]) == 0
-    for name, steps in (("out1", 3), ("out2", 2)):
-        out = tmp_path / name
+    monkeypatch.chdir(tmp_path)
+    config = ROOT / "configs" / "tiny_cpu_sft.yaml"
+    overrides = [
+        f"stages.0.model={model}",
+        f"stages.0.data.packed=[{data}]",
+        f"stages.1.data.packed=[{data}]",
+        "stages.1.max_steps=2",
+        "plot=false",
+    ]
+    assert main(["sft", str(config), "-q", *overrides]) == 0
+    for name, steps in (("tiny-sft-math", 4), ("tiny-sft-general", 2)):
+        out = tmp_path / "runs" / name
         AutoModelForCausalLM.from_pretrained(out)
         assert (out / "tokenizer.json").exists()
         lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
         assert [r["step"] for r in lines] == list(range(1, steps + 1))
         assert {"loss", "lr", "grad_norm", "tokens_per_s", "trained_tokens"} <= set(lines[0])
+    # The general stage started from the math stage's output.
+    stage2 = json.loads((tmp_path / "runs" / "tiny-sft-general.run" / "config.json").read_text())
+    assert stage2["model"] == "runs/tiny-sft-math"
+    # A finished stage is skipped when the run is started again.
+    assert main(["sft", str(config), "-q", *overrides]) == 0
 
 
 def per_token_losses(model, rows):

@@ -232,7 +232,6 @@ def run_stage(
     model = load_model(stage.model, run, accelerator.device.type == "cuda")
     if stage.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    check_packed_attention(model.to(accelerator.device), accelerator.device)
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=stage.optim.lr,
@@ -242,6 +241,8 @@ def run_stage(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    # After prepare: under ZeRO-3 every process takes part in the probe's forward passes.
+    check_packed_attention(model, accelerator.device)
     if accelerator.is_main_process:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(stage), indent=2))

@@ -1,0 +1,49 @@
+"""The shipped configs parse and validate (the 100B ones cannot run here), and the accelerate
+configs are well-formed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plamo_fast.train.config import load_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize(
+    "name, kind, stages",
+    [
+        ("tiny_cpu_sft.yaml", "sft", 2),
+        ("tiny_cpu_dpo.yaml", "dpo", 1),
+        ("plamo_100b_sft.yaml", "sft", 2),
+        ("plamo_100b_dpo.yaml", "dpo", 2),
+    ],
+)
+def test_shipped_configs_validate(name, kind, stages):
+    config = load_config(CONFIGS / name, kind=kind)
+    assert len(config.stages) == stages
+    if "100b" in name:
+        text = (CONFIGS / name).read_text()
+        assert "NOT RUNNABLE ON THESE MACHINES" in text
+        assert all(s.gradient_checkpointing for s in config.stages)
+        assert config.attn_implementation == "flash_attention_2"
+
+
+def test_a_config_of_the_other_kind_is_refused():
+    from plamo_fast.train.config import ConfigError
+
+    with pytest.raises(ConfigError, match="is a 'sft' config"):
+        load_config(CONFIGS / "tiny_cpu_sft.yaml", kind="dpo")
+
+
+@pytest.mark.parametrize("name", ["single_gpu.yaml", "8gpu_zero3.yaml", "multinode_zero3.yaml"])
+def test_accelerate_configs(name):
+    config = yaml.safe_load((CONFIGS / "accelerate" / name).read_text())
+    assert config["num_processes"] >= 1 and config["num_machines"] >= 1
+    if "zero3" in name:
+        assert config["distributed_type"] == "DEEPSPEED"
+        assert config["deepspeed_config"]["zero_stage"] == 3
+        assert config["num_processes"] % config["num_machines"] == 0
