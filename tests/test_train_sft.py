@@ -209,3 +209,19 @@ def test_no_trained_tokens_is_refused_and_nan_stops(tmp_path, capsys):
     assert main(["sft", str(path), "-q"]) == 1
     assert "loss is nan" in capsys.readouterr().err.lower()
     assert not (tmp_path / "out1").exists()
+
+
+def test_a_stage_can_pack_raw_data_itself(tmp_path):
+    from chat_fixtures import write_jsonl
+
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model")
+    raw = write_jsonl(tmp_path / "raw.jsonl", SFT_RECORDS)
+    config = sft_config(tmp_path, raw, model, max_steps=2)
+    config["stages"][0]["data"] = {"raw": [str(raw)], "tokenizer": str(model), "max_length": 96}
+    train(load_config(write_config(tmp_path / "c.yaml", config), kind="sft"), "sft",
+          progress=False)  # fmt: skip
+    assert (tmp_path / "out1.run" / "packed" / "data.parquet").exists()
+    assert (tmp_path / "out1" / "model.safetensors").exists()
