@@ -1,8 +1,8 @@
 """Parity of the DPO loss with the peer, TRL 1.16's DPOTrainer, run from its own virtualenv
 (tests/trl_dpo_peer.py) on the same policy, reference and preference pairs.
 
-The virtualenv is found through PLAMO_FAST_TRL_PYTHON or at ~/.cache/plamo-fast/trl-1.16; the
-test is skipped (not failed) where it does not exist.
+The peer runs through PLAMO_FAST_TRL_PYTHON, ~/.cache/plamo-fast/trl-1.16, or this interpreter
+when TRL is installed in it (the [dev] extra); the test is skipped (not failed) without TRL.
 
 Our side is what ``DPOObjective.step`` computes: the pairs packed by ``plamo-fast pack --kind
 dpo``, one micro-batch of every row, per-document log-probs of the trained tokens, mean loss over
@@ -18,10 +18,12 @@ that the only difference is that last token: counting it on our side gives TRL's
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,10 +55,14 @@ NOISE = 0.1  # std of the seeded noise that turns the reference into the policy
 
 
 def trl_python() -> str:
+    """TRL's own virtualenv when there is one, else this interpreter when TRL is installed in
+    it (the [dev] extra pins it), else skip."""
     for python in CANDIDATES:
         if python and Path(python).exists():
             return python
-    pytest.skip("TRL 1.16 virtualenv not found (set PLAMO_FAST_TRL_PYTHON)")
+    if importlib.util.find_spec("trl") is not None:
+        return sys.executable
+    pytest.skip("TRL not installed and no TRL virtualenv found (set PLAMO_FAST_TRL_PYTHON)")
 
 
 def make_models(root: Path, template: str) -> tuple[Path, Path]:
