@@ -77,6 +77,13 @@ def test_live_reference_equals_precomputed(tmp_path, setup):
     for a, b in zip(runs["precomputed"], runs["live"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["rewards/margin"] == pytest.approx(b["rewards/margin"], rel=1e-4, abs=1e-7)
+    # Two DPO candidates merge with SLERP, as the recipe does before evaluation.
+    merged = tmp_path / "merged"
+    args = [str(tmp_path / "precomputed"), str(tmp_path / "live"), "--t", "0.5", "-o", str(merged)]
+    assert main(["merge", *args]) == 0
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(merged)
 
 
 @pytest.mark.parametrize("stage", [{"loss": "ipo"}, {"sft_weight": 1.0}])

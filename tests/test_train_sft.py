@@ -225,3 +225,40 @@ def test_a_stage_can_pack_raw_data_itself(tmp_path):
           progress=False)  # fmt: skip
     assert (tmp_path / "out1.run" / "packed" / "data.parquet").exists()
     assert (tmp_path / "out1" / "model.safetensors").exists()
+
+
+def test_a_real_kill_resumes_to_the_same_result(tmp_path):
+    """SIGKILL the CLI once it has written a checkpoint, run it again: same losses and weights
+    as an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    paths = {}
+    for name in ("straight", "killed"):
+        config = sft_config(tmp_path, data, model, max_steps=20, save_every=3,
+                            output=str(tmp_path / name))  # fmt: skip
+        paths[name] = write_config(tmp_path / f"{name}.yaml", config)
+    command = [sys.executable, "-m", "plamo_fast.cli", "sft", "-q"]
+    proc = subprocess.Popen([*command, str(paths["killed"])], stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "killed.run" / "checkpoints" / "step-000003"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert checkpoint.exists() and not (tmp_path / "killed").exists()
+    for name in ("killed", "straight"):
+        subprocess.run([*command, str(paths[name])], check=True, capture_output=True)
+
+    def losses(name):
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(x)["loss"] for x in lines]
+
+    assert losses("killed") == pytest.approx(losses("straight"), rel=1e-5)
+    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
