@@ -75,12 +75,13 @@ def load_model(path: str, run: RunConfig, device_is_cuda: bool):
     return model
 
 
-def check_packed_attention(model, device) -> None:
+def check_packed_attention(model, device, config) -> None:
     """Fail loudly when the model does not isolate packed documents: the logits of a document
-    packed after another must equal its logits alone."""
+    packed after another must equal its logits alone. ``model`` may be wrapped (DDP, ZeRO-3);
+    ``config`` is the inner model's."""
     import torch
 
-    vocab = model.config.vocab_size
+    vocab = config.vocab_size
     gen = torch.Generator().manual_seed(0)
     a = torch.randint(0, vocab, (1, 6), generator=gen).to(device)
     b = torch.randint(0, vocab, (1, 5), generator=gen).to(device)
@@ -242,7 +243,7 @@ def run_stage(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     # After prepare: under ZeRO-3 every process takes part in the probe's forward passes.
-    check_packed_attention(model, accelerator.device)
+    check_packed_attention(model, accelerator.device, accelerator.unwrap_model(model).config)
     if accelerator.is_main_process:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(asdict(stage), indent=2))
