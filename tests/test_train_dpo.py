@@ -128,3 +128,32 @@ def test_sft_data_is_refused_for_dpo(tmp_path):
     path = write_config(tmp_path / "c.yaml", dpo_config(tmp_path, data, model))
     assert main(["dpo", str(path), "-q"]) == 1
     assert torch is not None
+
+
+def test_dpo_on_two_processes_equals_one(tmp_path, setup):
+    """Two CPU processes (torchrun, gloo), each scoring half the reference rows and half the
+    micro-batches: the same losses, rewards and gradient norms as one process."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not found next to this python")
+    model, data = setup
+    logged = {}
+    for name, accum in (("one", 6), ("two", 3)):
+        config = dpo_config(tmp_path, data, model, grad_accum=accum, max_steps=2,
+                            output=str(tmp_path / name))  # fmt: skip
+        config["plot"] = False
+        path = write_config(tmp_path / f"{name}.yaml", config)
+        launcher = [torchrun, "--nproc_per_node", "2"] if name == "two" else [sys.executable]
+        env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+        subprocess.run([*launcher, "-m", "plamo_fast.cli", "dpo", "-q", str(path)], env=env,
+                       check=True, capture_output=True)  # fmt: skip
+        logged[name] = metrics(tmp_path / name)
+    for a, b in zip(logged["one"], logged["two"], strict=True):
+        for key in ("loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margin"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+        assert a["pairs"] == b["pairs"]
