@@ -297,3 +297,18 @@ def test_a_real_kill_resumes_to_the_same_result(tmp_path):
     assert losses("killed") == pytest.approx(losses("straight"), rel=1e-5)
     a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_tensorboard_logging_when_asked_for(tmp_path):
+    pytest.importorskip("tensorboard")
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = sft_config(tmp_path, data, model, max_steps=2)
+    config["report_to"] = ["tensorboard"]
+    train(load_config(write_config(tmp_path / "c.yaml", config), kind="sft"), "sft",
+          progress=False)  # fmt: skip
+    events = list((tmp_path / "out1.run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
