@@ -11,6 +11,7 @@ import typer
 from plamo_fast.cli import curate as curate_commands
 from plamo_fast.cli import demo as demo_command
 from plamo_fast.cli import merge as merge_command
+from plamo_fast.cli import onpolicy as onpolicy_commands
 from plamo_fast.cli import pack as pack_command
 from plamo_fast.cli import train as train_commands
 
@@ -18,7 +19,8 @@ app = typer.Typer(
     name="plamo-fast",
     help="Fast post-training toolkit for LLMs: decontaminate (benchmark leak filter) and dedup "
     "training data, pack SFT/DPO data (chat template, response-only labels, best-fit packing), "
-    "SFT and DPO on packed rows (accelerate), and merge checkpoints (SLERP / linear).",
+    "SFT and DPO on packed rows (accelerate), on-policy pairs (sample, score, pairs), and merge "
+    "checkpoints (SLERP / linear).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,6 +35,9 @@ app.command("sft", no_args_is_help=True, context_settings=train_commands.CONTEXT
 app.command("dpo", no_args_is_help=True, context_settings=train_commands.CONTEXT)(
     train_commands.dpo
 )
+app.command("sample", no_args_is_help=True)(onpolicy_commands.sample)
+app.command("score", no_args_is_help=True)(onpolicy_commands.score)
+app.command("pairs", no_args_is_help=True)(onpolicy_commands.pairs)
 app.command("demo")(demo_command.demo)
 
 

@@ -1,0 +1,178 @@
+"""``plamo-fast pairs``: best-vs-worst preference pairs from scored candidates, and SPIN pairs.
+
+Output rows are TRL's conversational preference format, which ``plamo-fast pack --kind dpo``
+reads: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each), plus
+``score_chosen``, ``score_rejected``, ``margin``, ``min_margin`` and ``scorer``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from plamo_fast._atomic import atomic_path
+from plamo_fast.data.curation_io import BadRecordError, iter_input, where
+from plamo_fast.sample.records import prompt_messages, read_jsonl
+
+
+def best_and_worst(scores: list[float | None]) -> tuple[int, int] | None:
+    """Indices of the best and worst scored candidates (ties: the lowest index), or None when
+    fewer than two are scored or all scores tie."""
+    scored = [(s, i) for i, s in enumerate(scores) if s is not None]
+    if len(scored) < 2:
+        return None
+    best = max(scored, key=lambda x: (x[0], -x[1]))
+    worst = min(scored, key=lambda x: (x[0], x[1]))
+    if best[0] == worst[0]:
+        return None
+    return best[1], worst[1]
+
+
+def _assistant(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+def make_pairs(
+    scored: Path,
+    output: Path,
+    *,
+    min_margin: float = 0.0,
+    drop_truncated: bool = False,
+    report_path: Path | None = None,
+    overwrite: bool = False,
+) -> dict:
+    drops: Counter = Counter()
+    histogram: Counter = Counter()
+    prompts_in = pairs_out = fewer_than_n = 0
+    scorer = None
+    with (
+        atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
+        open(partial, "w", encoding="utf-8") as out,
+    ):
+        for number, record in read_jsonl(Path(scored)):
+            prompts_in += 1
+            candidates = record.get("candidates")
+            if not isinstance(candidates, list):
+                raise BadRecordError(f"{scored}:{number}: no 'candidates' (run sample first)")
+            scorer = record.get("scorer", scorer)
+            n = (record.get("sampling") or {}).get("n", len(candidates))
+            scores = []
+            for c in candidates:
+                s = c.get("score")
+                if drop_truncated and c.get("finish_reason") == "length":
+                    s = None
+                scores.append(s)
+                if isinstance(s, int | float):
+                    histogram[round(float(s), 1)] += 1
+            if sum(s is not None for s in scores) < n:
+                fewer_than_n += 1
+            if sum(s is not None for s in scores) < 2:
+                drops["fewer_than_2_scored"] += 1
+                continue
+            picked = best_and_worst(scores)
+            if picked is None:
+                drops["all_scores_tie"] += 1
+                continue
+            b, w = picked
+            margin = scores[b] - scores[w]
+            if margin < min_margin:
+                drops["below_min_margin"] += 1
+                continue
+            messages = record.get("prompt_messages") or prompt_messages(record)
+            out.write(
+                json.dumps(
+                    {
+                        "prompt": messages,
+                        "chosen": _assistant(candidates[b]["text"]),
+                        "rejected": _assistant(candidates[w]["text"]),
+                        "score_chosen": scores[b],
+                        "score_rejected": scores[w],
+                        "margin": margin,
+                        "min_margin": min_margin,
+                        "scorer": scorer,
+                        "index": record.get("index"),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+            pairs_out += 1
+    report = {
+        "prompts_in": prompts_in,
+        "pairs_out": pairs_out,
+        "dropped": dict(drops),
+        "prompts_with_fewer_than_n_scored": fewer_than_n,
+        "min_margin": min_margin,
+        "score_histogram": {str(k): v for k, v in sorted(histogram.items())},
+        "scorer": scorer,
+    }
+    if report_path:
+        Path(report_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    return report
+
+
+def spin_pairs(
+    sft_data: Path,
+    samples: Path,
+    output: Path,
+    *,
+    report_path: Path | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """SPIN: for each SFT record, the prompt is its turns before the last assistant turn, chosen
+    is that last assistant turn, rejected the model's candidate for the same prompt (its first
+    candidate that differs from the reference). Samples are matched to SFT records by the
+    prompt messages."""
+    by_prompt: dict[str, list[dict]] = {}
+    for _, record in read_jsonl(Path(samples)):
+        key = json.dumps(record.get("prompt_messages") or prompt_messages(record), sort_keys=True)
+        by_prompt.setdefault(key, record.get("candidates") or [])
+    drops: Counter = Counter()
+    records_in = pairs_out = 0
+    with (
+        atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
+        open(partial, "w", encoding="utf-8") as out,
+    ):
+        for row in iter_input(Path(sft_data)):
+            if row.error is not None:
+                raise BadRecordError(f"{where(Path(sft_data), row)}: {row.error}")
+            records_in += 1
+            messages = row.record.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise BadRecordError(f"{where(Path(sft_data), row)}: SPIN needs 'messages'")
+            last = max(
+                (i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None
+            )
+            if last is None:
+                drops["no_assistant_turn"] += 1
+                continue
+            prompt = [dict(m) for m in messages[:last]]
+            reference = messages[last]["content"]
+            candidates = by_prompt.get(json.dumps(prompt, sort_keys=True))
+            if not candidates:
+                drops["no_sample_for_prompt"] += 1
+                continue
+            own = next(
+                (c["text"] for c in candidates if c["text"].strip() != reference.strip()), None
+            )
+            if own is None:
+                drops["samples_equal_reference"] += 1
+                continue
+            out.write(
+                json.dumps(
+                    {
+                        "prompt": prompt,
+                        "chosen": _assistant(reference),
+                        "rejected": _assistant(own),
+                        "scorer": "spin",
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+            pairs_out += 1
+    report = {"records_in": records_in, "pairs_out": pairs_out, "dropped": dict(drops)}
+    if report_path:
+        Path(report_path).write_text(json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,107 @@
+"""Prompt records and the JSONL files that sample / score / pairs pass along."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from plamo_fast.data.curation_io import BadRecordError, iter_input, where
+
+
+def prompt_messages(record: dict) -> list[dict]:
+    """The conversation to answer: ``prompt`` (a string or messages) or ``messages`` without a
+    trailing assistant turn."""
+    value = record.get("prompt")
+    if value is None:
+        value = record.get("messages")
+    if isinstance(value, str):
+        if not value.strip():
+            raise BadRecordError("empty prompt")
+        return [{"role": "user", "content": value}]
+    if isinstance(value, list) and value:
+        messages = [dict(m) for m in value]
+        for m in messages:
+            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or "role" not in m:
+                raise BadRecordError("a message needs a role and string content")
+        while messages and messages[-1]["role"] == "assistant":
+            messages.pop()
+        if not messages:
+            raise BadRecordError("no turn to answer (only assistant messages)")
+        return messages
+    raise BadRecordError("expected 'prompt' (string or messages) or 'messages'")
+
+
+def read_prompts(path: Path, skip_bad: bool) -> tuple[list[tuple[dict, list[dict]]], list[str]]:
+    """``[(record, messages)]`` and the bad records skipped (``skip_bad``) or raised."""
+    prompts, bad = [], []
+    for row in iter_input(Path(path)):
+        try:
+            if row.error is not None:
+                raise BadRecordError(row.error)
+            prompts.append((row.record, prompt_messages(row.record)))
+        except BadRecordError as exc:
+            message = f"{where(Path(path), row)}: {exc}"
+            if not skip_bad:
+                raise BadRecordError(message + " (pass --skip-bad to skip it)") from None
+            bad.append(message)
+    return prompts, bad
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise BadRecordError(f"{path}:{number}: malformed JSON: {exc}") from None
+
+
+class ResumableJsonl:
+    """Appends one JSON line per finished prompt to ``OUT.partial`` (flushed and fsynced), and
+    renames it to ``OUT`` when everything is done. A rerun after a kill keeps the complete lines
+    (a torn last line is cut off) and reports which indices are done."""
+
+    def __init__(self, out: Path, overwrite: bool):
+        from plamo_fast._atomic import check_free
+
+        self.out = Path(out)
+        check_free(self.out, overwrite)
+        self.partial = self.out.with_name(self.out.name + ".partial")
+        self.done: set[int] = set()
+        if self.partial.exists():
+            self._recover()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.partial, "a", encoding="utf-8")  # noqa: SIM115 (closed in finish)
+
+    def _recover(self) -> None:
+        good = 0
+        with open(self.partial, "rb") as f:
+            data = f.read()
+        for line in data.split(b"\n")[:-1]:  # the piece after the last newline is torn
+            try:
+                self.done.add(json.loads(line)["index"])
+            except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+                break
+            good += len(line) + 1
+        with open(self.partial, "r+b") as f:
+            f.truncate(good)
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def finish(self) -> None:
+        self.sync()
+        self._file.close()
+        os.replace(self.partial, self.out)
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self.sync()
+            self._file.close()

@@ -1,0 +1,200 @@
+"""sample / score / pairs: the hf backend on a tiny model (N candidates, reproducible,
+resumable), the openai backend against a small OpenAI-compatible server on loopback (retries,
+order under concurrency, judge parsing with retries, pairwise both orders), pair selection with
+ties, missing scores and truncation, SPIN pairs, and the end-to-end path into pack --kind dpo."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from chat_fixtures import write_jsonl
+
+from plamo_fast.cli import main
+
+PROMPTS = [
+    {"prompt": "日本の首都はどこですか？", "answer": "東京"},
+    {"messages": [{"role": "user", "content": "What is 1 + 1?"}], "answer": "2"},
+    {"prompt": [{"role": "user", "content": "Say hello."}], "answer": "hello"},
+]
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
+
+
+class Server:
+    """An OpenAI-compatible /v1/chat/completions on loopback; ``reply(body, calls)`` returns
+    ``(status, choices)``."""
+
+    def __init__(self, reply):
+        self.calls = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.calls.append(body)
+                status, choices = reply(body, len(outer.calls))
+                data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def choice(k: int, text: str, reason: str = "stop") -> dict:
+    return {"index": k, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
+
+
+@pytest.fixture
+def echo_server():
+    def reply(body, calls):
+        if calls == 1:
+            return 503, []  # the first request fails: the client retries
+        question = body["messages"][-1]["content"]
+        return 200, [
+            choice(k, f"{question}|{body['seed']}|{k}", "length" if k == 1 else "stop")
+            for k in range(body["n"])
+        ]
+
+    server = Server(reply)
+    yield server
+    server.close()
+
+
+def test_openai_backend_keeps_order_and_retries(tmp_path, echo_server):
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS * 5)
+    out = tmp_path / "c.jsonl"
+    args = ["sample", str(prompts), "--model", "m", "-o", str(out), "-n", "3", "--backend",
+            "openai", "--base-url", echo_server.url, "--concurrency", "4", "-q"]  # fmt: skip
+    assert main(args) == 0
+    records = lines(out)
+    assert [r["index"] for r in records] == list(range(15))
+    for r in records:
+        assert len(r["candidates"]) == 3
+        assert r["candidates"][0]["text"].startswith(r["prompt_messages"][-1]["content"])
+        assert [c["finish_reason"] for c in r["candidates"]] == ["stop", "length", "stop"]
+    assert len(echo_server.calls) == 16  # 15 prompts + 1 retried request
+
+
+def test_hf_backend_gives_n_candidates_reproducibly(tmp_path):
+    from train_fixtures import tiny_model
+
+    model = tiny_model(tmp_path / "model")
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
+    outs = []
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        out = tmp_path / f"{name}.jsonl"
+        args = ["sample", str(prompts), "--model", str(model), "-o", str(out), "-n", "4"]
+        args += ["--backend", "hf", "--max-new-tokens", "12", "--seed", str(seed), "-q"]
+        assert main(args) == 0
+        outs.append(lines(out))
+    a, b, c = outs
+    assert a == b and a != c
+    for r in a:
+        assert len(r["candidates"]) == 4
+        for cand in r["candidates"]:
+            assert 1 <= cand["tokens"] <= 12 and cand["finish_reason"] in ("stop", "length")
+
+
+def test_sampling_resumes_without_losing_or_repeating_prompts(tmp_path):
+    from train_fixtures import tiny_model
+
+    from plamo_fast.sample.backends import SamplingOptions
+    from plamo_fast.sample.sample import sample
+
+    model = tiny_model(tmp_path / "model")
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS * 2)
+    opts = SamplingOptions(n=2, max_new_tokens=6, seed=3)
+    straight = tmp_path / "straight.jsonl"
+    sample(prompts, str(model), straight, backend="hf", options=opts, progress=False)
+    resumed = tmp_path / "resumed.jsonl"
+    sample(prompts, str(model), resumed, backend="hf", options=opts, progress=False, stop_after=3)
+    assert not resumed.exists()
+    partial = resumed.with_name("resumed.jsonl.partial")
+    with open(partial, "a") as f:
+        f.write('{"index": 3, "candidates": [{"te')  # a line torn by the kill
+    summary = sample(prompts, str(model), resumed, backend="hf", options=opts, progress=False)
+    assert summary["already_done"] == 3 and summary["sampled"] == 3
+    assert resumed.read_text() == straight.read_text()
+
+
+def scored(scores: list, reasons: list | None = None, index: int = 0) -> dict:
+    reasons = reasons or ["stop"] * len(scores)
+    return {
+        "index": index,
+        "prompt_messages": [{"role": "user", "content": f"q{index}"}],
+        "candidates": [{"text": f"a{k}", "tokens": 1, "finish_reason": r, "score": s}
+                       for k, (s, r) in enumerate(zip(scores, reasons, strict=True))],
+        "sampling": {"n": len(scores)},
+        "scorer": {"kind": "judge", "units": "rating 1-10"},
+    }  # fmt: skip
+
+
+def test_pair_selection(tmp_path):
+    data = write_jsonl(tmp_path / "s.jsonl", [
+        scored([5, 9, 9, 2, 2]),              # best: first 9 (index 1), worst: first 2 (3)
+        scored([7, 7, 7], index=1),           # all tie: dropped
+        scored([None, 8, None], index=2),     # fewer than 2 scored: dropped
+        scored([4, None, 6], index=3),        # fewer than N scored, still a pair
+        scored([3, 10, 4], ["stop", "length", "stop"], index=4),  # truncated best
+        scored([5, 5.5], index=5),            # below min margin 1
+    ])  # fmt: skip
+    out, report = tmp_path / "pairs.jsonl", tmp_path / "report.json"
+    assert main(["pairs", str(data), "-o", str(out), "--min-margin", "1", "--drop-truncated",
+                 "--report", str(report)]) == 0  # fmt: skip
+    pairs = lines(out)
+    got = [(p["index"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs]
+    assert got == [(0, "a1", "a3"), (3, "a2", "a0"), (4, "a2", "a0")]
+    assert pairs[0]["prompt"] == [{"role": "user", "content": "q0"}] and pairs[0]["margin"] == 7
+    r = json.loads(report.read_text())
+    assert r["prompts_in"] == 6 and r["pairs_out"] == 3
+    assert r["dropped"] == {"all_scores_tie": 1, "fewer_than_2_scored": 1, "below_min_margin": 1}
+    assert r["prompts_with_fewer_than_n_scored"] == 3  # indices 2, 3 and the truncated one
+
+
+def test_spin_pairs(tmp_path):
+    sft = write_jsonl(tmp_path / "sft.jsonl", [
+        {"messages": [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "ref0"}]},
+        {"messages": [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "ref1"}]},
+        {"messages": [{"role": "user", "content": "q9"}, {"role": "assistant", "content": "r9"}]},
+    ])  # fmt: skip
+    samples = write_jsonl(tmp_path / "c.jsonl", [
+        {"index": 0, "prompt_messages": [{"role": "user", "content": "q0"}],
+         "candidates": [{"text": "ref0"}, {"text": "mine0"}]},
+        {"index": 1, "prompt_messages": [{"role": "user", "content": "q1"}],
+         "candidates": [{"text": "ref1"}]},
+    ])  # fmt: skip
+    out = tmp_path / "spin.jsonl"
+    assert main(["pairs", str(samples), "--spin", str(sft), "-o", str(out)]) == 0
+    (pair,) = lines(out)
+    assert pair["chosen"][0]["content"] == "ref0" and pair["rejected"][0]["content"] == "mine0"
+    assert pair["prompt"] == [{"role": "user", "content": "q0"}]
+
+
+@pytest.mark.skipif(
+    __import__("importlib").util.find_spec("vllm") is None, reason="vLLM is not installed"
+)
+def test_vllm_backend_offline_api(tmp_path):  # pragma: no cover - needs vLLM and a GPU
+    from train_fixtures import tiny_model
+
+    model = tiny_model(tmp_path / "model")
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
+    out = tmp_path / "c.jsonl"
+    assert main(["sample", str(prompts), "--model", str(model), "-o", str(out), "-n", "2",
+                 "--backend", "vllm", "--max-new-tokens", "8", "-q"]) == 0  # fmt: skip
+    assert all(len(r["candidates"]) == 2 for r in lines(out))
