@@ -198,3 +198,110 @@ def test_vllm_backend_offline_api(tmp_path):  # pragma: no cover - needs vLLM an
     assert main(["sample", str(prompts), "--model", str(model), "-o", str(out), "-n", "2",
                  "--backend", "vllm", "--max-new-tokens", "8", "-q"]) == 0  # fmt: skip
     assert all(len(r["candidates"]) == 2 for r in lines(out))
+
+
+@pytest.fixture
+def judge_server():
+    """A judge that rates answers by marker words: GOOD -> [[9]], BAD -> [[2]]; GARBLED answers
+    get an unparseable judgement at temperature 0 and [[5]] when re-asked with sampling; LOST
+    answers never get a rating. Pairwise, it prefers the GOOD answer, or says [[A]] (position
+    bias) when neither or both are GOOD."""
+
+    def reply(body, calls):
+        user = body["messages"][-1]["content"]
+        texts = []
+        if "GOOD" in user and "BAD" in user:  # pairwise: which comes first?
+            good_first = user.index("GOOD") < user.index("BAD")
+            texts.append("Verdict: [[A]]" if good_first else "Verdict: [[B]]")
+        elif user.count("EVEN") == 2:
+            texts.append("Both fine. [[A]]")
+        elif "GOOD" in user:
+            texts.append("Helpful and correct.\nRating: [[9]]")
+        elif "BAD" in user:
+            texts.append("評価：［［２］］")
+        elif "GARBLED" in user:
+            texts.append("[[5]]" if body["temperature"] > 0 else "I cannot rate this [[")
+        else:
+            texts.append("no rating here")
+        return 200, [choice(k, texts[0]) for k in range(body["n"])]
+
+    server = Server(reply)
+    yield server
+    server.close()
+
+
+def test_judge_scores_with_retries_and_missing(tmp_path, judge_server):
+    data = write_jsonl(tmp_path / "c.jsonl", [{
+        "index": 0, "prompt_messages": [{"role": "user", "content": "Explain packing."}],
+        "candidates": [{"text": t, "tokens": 1, "finish_reason": "stop"}
+                       for t in ("GOOD answer", "BAD answer", "GARBLED", "LOST")],
+        "sampling": {"n": 4},
+    }])  # fmt: skip
+    out = tmp_path / "s.jsonl"
+    assert main(["score", str(data), "-o", str(out), "--judge", "judge", "--backend", "openai",
+                 "--base-url", judge_server.url, "-q"]) == 0  # fmt: skip
+    (record,) = lines(out)
+    assert [c["score"] for c in record["candidates"]] == [9.0, 2.0, 5.0, None]
+    assert record["scorer"]["kind"] == "judge"
+    assert main(["pairs", str(out), "-o", str(tmp_path / "p.jsonl")]) == 0
+    (pair,) = lines(tmp_path / "p.jsonl")
+    assert pair["chosen"][0]["content"] == "GOOD answer" and pair["margin"] == 7.0
+
+
+def test_pairwise_judging_cancels_position_bias(tmp_path, judge_server):
+    def answers(name, texts):
+        return write_jsonl(tmp_path / f"{name}.jsonl", [
+            {"index": i, "prompt_messages": [{"role": "user", "content": f"q{i}"}],
+             "candidates": [{"text": t}]} for i, t in enumerate(texts)])  # fmt: skip
+
+    a = answers("a", ["GOOD a", "EVEN a", "BAD a"])
+    b = answers("b", ["BAD b", "EVEN b", "GOOD b"])
+    out = tmp_path / "verdicts.jsonl"
+    assert main(["score", str(a), str(b), "--pairwise", "--judge", "j", "-o", str(out),
+                 "--backend", "openai", "--base-url", judge_server.url, "-q"]) == 0  # fmt: skip
+    assert [v["verdict"] for v in lines(out)] == ["A", "tie", "B"]
+
+
+def test_math_verifier_scores_and_pairs_feed_pack(tmp_path):
+    from chat_fixtures import CHATML, make_tokenizer
+
+    data = write_jsonl(tmp_path / "c.jsonl", [{
+        "index": 0, "answer": "12", "prompt_messages": [{"role": "user", "content": "3×4は？"}],
+        "candidates": [{"text": t, "tokens": 5, "finish_reason": "stop"}
+                       for t in ("3×4=11です。", "答えは１２です。", r"\boxed{12}")],
+        "sampling": {"n": 3},
+    }])  # fmt: skip
+    out = tmp_path / "s.jsonl"
+    assert main(["score", str(data), "-o", str(out), "--verifier", "math", "-q"]) == 0
+    (record,) = lines(out)
+    assert [c["score"] for c in record["candidates"]] == [0.0, 1.0, 1.0]
+    pairs = tmp_path / "pairs.jsonl"
+    assert main(["pairs", str(out), "-o", str(pairs)]) == 0
+    (pair,) = lines(pairs)
+    assert pair["chosen"][0]["content"] == "答えは１２です。"
+    tokenizer = make_tokenizer(tmp_path / "tok", CHATML)
+    packed = tmp_path / "packed"
+    assert main(["pack", str(pairs), "--tokenizer", str(tokenizer), "-L", "128", "--kind", "dpo",
+                 "-o", str(packed), "-q"]) == 0  # fmt: skip
+    assert (packed / "data.parquet").exists()
+
+
+def test_reward_model_scores(tmp_path):
+    torch = pytest.importorskip("torch")
+    from chat_fixtures import CHATML, make_tokenizer
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    folder = make_tokenizer(tmp_path / "rm", CHATML)
+    config = LlamaConfig(vocab_size=800, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, num_labels=1,
+                         pad_token_id=0)  # fmt: skip
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(config).save_pretrained(folder)
+    data = write_jsonl(tmp_path / "c.jsonl", [{
+        "index": 0, "prompt_messages": [{"role": "user", "content": "hi"}],
+        "candidates": [{"text": "Hello!"}, {"text": "Go away."}],
+    }])  # fmt: skip
+    out = tmp_path / "s.jsonl"
+    assert main(["score", str(data), "-o", str(out), "--reward-model", str(folder), "-q"]) == 0
+    scores = [c["score"] for c in lines(out)[0]["candidates"]]
+    assert all(isinstance(s, float) for s in scores) and scores[0] != scores[1]
