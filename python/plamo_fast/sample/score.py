@@ -61,6 +61,7 @@ class Judge:
         from plamo_fast.sample.judge_prompts import parse_rating, render_single
 
         t = pick_template(self.template, question)
+        reference = reference if t.has_reference else None  # a template may not show one
         return self._ask(key, render_single(t, question, answer, reference), parse_rating)
 
     def compare(self, key: int, question: str, first: str, second: str):
