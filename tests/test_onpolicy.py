@@ -54,6 +54,7 @@ class Server:
 
     def close(self):
         self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 def choice(k: int, text: str, reason: str = "stop") -> dict:
