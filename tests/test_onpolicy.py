@@ -187,6 +187,7 @@ def test_spin_pairs(tmp_path):
     assert pair["prompt"] == [{"role": "user", "content": "q0"}]
 
 
+@pytest.mark.vllm
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("vllm") is None, reason="vLLM is not installed"
 )

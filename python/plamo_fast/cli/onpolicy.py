@@ -40,6 +40,8 @@ def sample(
     api_key: Optional[str] = API_KEY,
     concurrency: int = typer.Option(8, help="Requests in flight (openai backend)."),
     tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
+    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
+    retries: int = typer.Option(4, help="Retries of a failed request (openai backend)."),
     shard: Optional[str] = typer.Option(
         None, help="K/N: take prompts with index % N == K (one process per GPU or server)."
     ),

@@ -16,7 +16,14 @@ BACKENDS = ("auto", "vllm", "hf", "openai")
 
 
 def make_backend(
-    backend: str, model: str, *, base_url=None, api_key=None, tensor_parallel_size: int = 1
+    backend: str,
+    model: str,
+    *,
+    base_url=None,
+    api_key=None,
+    tensor_parallel_size: int = 1,
+    timeout: float = 600.0,
+    retries: int = 4,
 ):
     if backend == "auto":
         backend = "vllm" if _vllm_usable() else "hf"
@@ -25,7 +32,7 @@ def make_backend(
             raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
         from plamo_fast.sample.backends import OpenAIBackend
 
-        return backend, OpenAIBackend(base_url, model, api_key)
+        return backend, OpenAIBackend(base_url, model, api_key, timeout=timeout, retries=retries)
     if backend == "vllm":
         from plamo_fast.sample.backends import VLLMBackend
 
@@ -68,6 +75,8 @@ def sample(
     api_key: str | None = None,
     concurrency: int = 8,
     tensor_parallel_size: int = 1,
+    timeout: float = 600.0,
+    retries: int = 4,
     shard: str | None = None,
     skip_bad: bool = False,
     overwrite: bool = False,
@@ -114,7 +123,8 @@ def sample(
             finished += 1
             if finished % 16 == 0:
                 writer.sync()
-            update(finished)
+            elapsed = time.perf_counter() - started
+            update(finished, f"{tokens / elapsed:,.0f} tok/s" if elapsed > 0 else "")
             if stop_after is not None and finished >= stop_after:
                 writer.close()
                 return {"prompts": len(prompts), "sampled": finished, "finished": False}
