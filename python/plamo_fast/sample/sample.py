@@ -99,6 +99,8 @@ def sample(
         base_url=base_url,
         api_key=api_key,
         tensor_parallel_size=tensor_parallel_size,
+        timeout=timeout,
+        retries=retries,
     )
     meta = {"model": model, "backend": name, **vars(options)}
     reasons: Counter = Counter()
