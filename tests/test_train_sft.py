@@ -4,6 +4,7 @@ falls, every parameter moves, two stages from the CLI, resume equivalence, guard
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -150,8 +151,10 @@ def test_two_processes_equal_one(tmp_path):
     data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
     records = {}
     for name, accum in (("one", 8), ("two", 4)):
-        config = sft_config(tmp_path, data, model, grad_accum=accum, max_steps=2,
+        config = sft_config(tmp_path, data, model, grad_accum=accum, max_steps=3,
                             output=str(tmp_path / name))  # fmt: skip
+        # A schedule that moves: accelerate must not step it once per process.
+        config["stages"][0]["optim"].update(schedule="linear", warmup_steps=1, min_lr_ratio=0.0)
         path = write_config(tmp_path / f"{name}.yaml", config)
         launcher = [torchrun, "--nproc_per_node", "2"] if name == "two" else [sys.executable]
         env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
@@ -160,7 +163,9 @@ def test_two_processes_equal_one(tmp_path):
         records[name] = [
             json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         ]
+    assert [r["lr"] for r in records["two"]] == pytest.approx([5e-4, 1e-3, 0.0])
     for a, b in zip(records["one"], records["two"], strict=True):
+        assert a["lr"] == pytest.approx(b["lr"])
         assert a["trained_tokens"] == b["trained_tokens"]
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
         assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
@@ -238,11 +243,15 @@ def test_no_trained_tokens_is_refused_and_nan_stops(tmp_path, capsys):
     assert main(["sft", str(path), "-q"]) == 1
     assert "no trained token" in capsys.readouterr().err
     data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
-    config = sft_config(tmp_path, data, model, max_steps=4)
+    config = sft_config(tmp_path, data, model, max_steps=4, save_every=1)
     config["stages"][0]["optim"]["lr"] = 1e30
     path = write_config(tmp_path / "nan.yaml", config)
     assert main(["sft", str(path), "-q"]) == 1
-    assert "loss is nan" in capsys.readouterr().err.lower()
+    err = capsys.readouterr().err
+    assert re.search(r"(loss|gradient norm) is (nan|inf)", err), err
+    named = Path(re.search(r"Last good checkpoint: (\S+)", err).group(1))
+    weights = final_weights(named)  # the named checkpoint holds no NaN or inf
+    assert all(torch.isfinite(v).all() for v in weights.values())
     assert not (tmp_path / "out1").exists()
 
 
@@ -312,3 +321,38 @@ def test_tensorboard_logging_when_asked_for(tmp_path):
           progress=False)  # fmt: skip
     events = list((tmp_path / "out1.run" / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_a_changed_config_or_dpo_data_is_refused(tmp_path, capsys):
+    from train_fixtures import DPO_RECORDS
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = sft_config(tmp_path, data, model, max_steps=2, save_every=1)
+    assert main(["sft", str(write_config(tmp_path / "a.yaml", config)), "-q"]) == 0
+    import shutil
+
+    shutil.rmtree(tmp_path / "out1")  # the run folder stays; a changed lr must not resume it
+    config["stages"][0]["optim"]["lr"] = 5e-5
+    assert main(["sft", str(write_config(tmp_path / "b.yaml", config)), "-q"]) == 1
+    assert "different config (optim)" in capsys.readouterr().err
+    pairs = packed(tmp_path / "pairs", model, DPO_RECORDS, "dpo")
+    config = sft_config(tmp_path, pairs, model, output=str(tmp_path / "o2"))
+    assert main(["sft", str(write_config(tmp_path / "c.yaml", config)), "-q"]) == 1
+    assert "SFT needs rows packed with --kind sft" in capsys.readouterr().err
+
+
+def test_schedule_reaches_its_floor_and_epochs_cover_every_row(tmp_path):
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")  # 8 rows
+    config = sft_config(tmp_path, data, model, grad_accum=3, max_steps=None, epochs=1.0)
+    config["stages"][0]["optim"].update(schedule="linear", min_lr_ratio=0.1, warmup_steps=0)
+    train(load_config(write_config(tmp_path / "c.yaml", config), kind="sft"), "sft",
+          progress=False)  # fmt: skip
+    logged = [json.loads(x) for x in (tmp_path / "out1" / "metrics.jsonl").read_text().splitlines()]
+    # 8 rows in steps of 3 micro-batches: 3 steps, the last one completed from the start.
+    assert [r["step"] for r in logged] == [1, 2, 3] and logged[-1]["epoch"] == 1.0
+    assert [r["lr"] for r in logged] == pytest.approx([1e-3, 5.5e-4, 1e-4])

@@ -246,6 +246,10 @@ def _check(config: RunConfig, problems: list[str]) -> None:
             problems.append(f"{at}.save_every: must be at least 1")
         if stage.optim.lr <= 0 or not 0 <= stage.optim.min_lr_ratio <= 1:
             problems.append(f"{at}.optim: lr must be positive and min_lr_ratio in [0, 1]")
+        if stage.seed < 0:
+            problems.append(f"{at}.seed: must be non-negative")
+        if stage.optim.max_grad_norm <= 0 or stage.optim.warmup_steps < 0:
+            problems.append(f"{at}.optim: max_grad_norm must be positive, warmup_steps >= 0")
         if stage.beta <= 0:
             problems.append(f"{at}.beta: must be positive")
         if stage.sft_weight < 0:

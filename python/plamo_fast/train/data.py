@@ -9,7 +9,6 @@ token, so the one-token shift never predicts across documents.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +48,8 @@ def parquet_files(paths: list[str]) -> list[Path]:
 
 
 def load_packed(paths: list[str], *, need_pairs: bool = False) -> list[PackedRow]:
-    """Every row of the packed Parquet files, in file order."""
+    """Every row of the packed Parquet files, in file order. DPO data (``pair_ids``) is refused
+    for SFT, which would train the rejected answers."""
     import pyarrow.parquet as pq
 
     rows: list[PackedRow] = []
@@ -61,6 +61,8 @@ def load_packed(paths: list[str], *, need_pairs: bool = False) -> list[PackedRow
             raise UsageError(f"{file}: not packed data, missing columns {sorted(missing)}")
         if need_pairs and "pair_ids" not in names:
             raise UsageError(f"{file}: DPO needs rows packed with --kind dpo (no pair_ids)")
+        if not need_pairs and "pair_ids" in names:
+            raise UsageError(f"{file}: DPO pairs (pair_ids); SFT needs rows packed with --kind sft")
         columns = {n: table.column(n).to_pylist() for n in names & _COLUMNS}
         for i in range(table.num_rows):
             row = PackedRow(
@@ -95,13 +97,6 @@ def epoch_order(n_rows: int, micro_batch_rows: int, seed: int, epoch: int, shuff
     if shuffle:
         np.random.default_rng([seed, epoch]).shuffle(order)
     return [order[i : i + micro_batch_rows].tolist() for i in range(0, n_rows, micro_batch_rows)]
-
-
-def steps_per_epoch(n_micro: int, grad_accum: int, world: int) -> int:
-    """Optimizer steps per epoch. One process: the last step may be short. Several: only full
-    steps, so every process runs the same number of micro-batches."""
-    per_step = grad_accum * world
-    return math.ceil(n_micro / per_step) if world == 1 else n_micro // per_step
 
 
 def collate(rows: list[PackedRow], pad_id: int = 0) -> dict:

@@ -46,11 +46,14 @@ def lr_lambda(stage: StageConfig, total_steps: int) -> Callable[[int], float]:
     o = stage.optim
 
     def factor(step: int) -> float:
-        if o.warmup_steps and step < o.warmup_steps:
-            return (step + 1) / o.warmup_steps
+        """The lr multiplier of optimizer step ``step`` (0-based): a linear ramp over
+        ``warmup_steps`` steps, then the schedule from 1 at the first step after warmup to
+        ``min_lr_ratio`` at the last step."""
+        if step < o.warmup_steps:
+            return (step + 1) / (o.warmup_steps + 1)
         if o.schedule == "constant":
             return 1.0
-        span = max(1, total_steps - o.warmup_steps)
+        span = max(1, total_steps - 1 - o.warmup_steps)
         progress = min(1.0, (step - o.warmup_steps) / span)
         shape = 0.5 * (1 + math.cos(math.pi * progress)) if o.schedule == "cosine" else 1 - progress
         return o.min_lr_ratio + (1 - o.min_lr_ratio) * shape
@@ -180,9 +183,55 @@ def plot_curves(metrics: Path, out: Path) -> bool:
     return True
 
 
+def fingerprint(stage: StageConfig, rows: list[PackedRow]) -> dict:
+    """What a run directory's checkpoints and caches depend on: the stage config (minus what
+    may change on resume) and the data itself."""
+    import hashlib
+
+    config = asdict(stage)
+    for key in ("max_steps", "save_every", "log_every", "name"):
+        config.pop(key)
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row.input_ids.tobytes())
+        digest.update(row.labels.tobytes())
+        digest.update(row.seq_lengths.tobytes())
+        if row.pair_ids is not None:
+            digest.update(row.pair_ids.tobytes())
+    record = {"config": config, "data_sha256": digest.hexdigest(), "rows": len(rows)}
+    return json.loads(json.dumps(record))  # as stored (tuples become lists)
+
+
+def check_run_dir(run_dir: Path, stage: StageConfig, rows: list[PackedRow], main: bool) -> None:
+    """Refuse to resume from a run directory made by another config or other data (its
+    checkpoints, reference log-probs and packed data would silently be reused)."""
+    current = fingerprint(stage, rows)
+    stored = run_dir / "fingerprint.json"
+    if stored.exists():
+        previous = json.loads(stored.read_text())
+        if previous != current:
+            changed = [
+                k for k in current["config"] if previous["config"].get(k) != current["config"][k]
+            ]
+            what = f"config ({', '.join(changed)})" if changed else "data"
+            raise PlamoFastError(
+                f"{run_dir} holds a run of stage {stage.name} with a different {what}; "
+                "restore it to resume, or delete the folder to start over"
+            )
+    elif main:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        stored.write_text(json.dumps(current, indent=2))
+    if main:
+        (run_dir / "config.json").write_text(json.dumps(asdict(stage), indent=2))
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    done = sorted((run_dir / "checkpoints").glob("step-*/progress.json"))
-    return done[-1].parent if done else None
+    done = sorted(
+        p.parent
+        for p in (run_dir / "checkpoints").glob("step-*/progress.json")
+        if not p.parent.name.endswith(".partial")
+    )
+    return done[-1] if done else None
 
 
 def save_model(accelerator, model, folder: Path, source_model: str) -> None:
@@ -218,17 +267,17 @@ def run_stage(
 
     out = Path(stage.output)
     run_dir = out.parent / f"{out.name}.run"
-    accelerator = Accelerator(gradient_accumulation_steps=stage.grad_accum)
+    # The scheduler is stepped by us once per optimizer step; accelerate would otherwise step
+    # it once per process on every step, running the schedule world-size times too fast.
+    accelerator = Accelerator(
+        gradient_accumulation_steps=stage.grad_accum, step_scheduler_with_optimizer=False
+    )
     world = accelerator.num_processes
     set_seed(stage.seed)
     micro_per_epoch = math.ceil(len(rows) / stage.micro_batch_rows)
-    per_epoch = micro_per_epoch // (stage.grad_accum * world)
-    if per_epoch == 0:
-        raise PlamoFastError(
-            f"stage {stage.name}: {len(rows)} rows make no full optimizer step (needs "
-            f"micro_batch_rows × grad_accum × processes = "
-            f"{stage.micro_batch_rows * stage.grad_accum * world} rows)"
-        )
+    # Every row is trained each epoch: the last step is completed with micro-batches from the
+    # start of the epoch's order, so a few rows may be seen twice in an epoch, never zero times.
+    per_epoch = math.ceil(micro_per_epoch / (stage.grad_accum * world))
     total = stage.max_steps or max(1, int(per_epoch * stage.epochs))
     model = load_model(stage.model, run, accelerator.device.type == "cuda")
     if stage.gradient_checkpointing:
@@ -244,9 +293,7 @@ def run_stage(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     # After prepare: under ZeRO-3 every process takes part in the probe's forward passes.
     check_packed_attention(model, accelerator.device, accelerator.unwrap_model(model).config)
-    if accelerator.is_main_process:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(asdict(stage), indent=2))
+    check_run_dir(run_dir, stage, rows, accelerator.is_main_process)
     accelerator.wait_for_everyone()
 
     start_step = 0
@@ -270,7 +317,7 @@ def run_stage(
             epoch, within = divmod(step, per_epoch)
             order = epoch_order(len(rows), stage.micro_batch_rows, stage.seed, epoch, shuffle=True)
             first = (within * world + accelerator.process_index) * stage.grad_accum
-            micro = [order[first + k] for k in range(stage.grad_accum)]
+            micro = [order[(first + k) % len(order)] for k in range(stage.grad_accum)]
             batches = [collate([rows[i] for i in m]) for m in micro]
             model.train()
             metrics = objective.step(accelerator, model, batches, micro)
@@ -280,6 +327,13 @@ def run_stage(
                     f"without applying it. Last good checkpoint: {latest_checkpoint(run_dir)}"
                 )
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), stage.optim.max_grad_norm)
+            if grad_norm is not None and not math.isfinite(float(grad_norm)):
+                raise TrainingDiverged(
+                    f"stage {stage.name}: gradient norm is {float(grad_norm)} at step {step + 1}; "
+                    f"stopped without applying it. Last good checkpoint: "
+                    f"{latest_checkpoint(run_dir)}"
+                )
+            lr = scheduler.get_last_lr()[0]  # the rate this step applies
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -287,8 +341,8 @@ def run_stage(
             elapsed = time.perf_counter() - started
             record = {
                 "step": step + 1,
-                "epoch": round(step / per_epoch, 4),
-                "lr": scheduler.get_last_lr()[0],
+                "epoch": round((step + 1) / per_epoch, 4),
+                "lr": lr,
                 "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                 "tokens_per_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
                 **metrics,
@@ -315,6 +369,7 @@ def _save_checkpoint(accelerator, model, run_dir: Path, step: int, source_model:
     accelerator.wait_for_everyone()
     save_model(accelerator, model, partial, source_model)
     accelerator.save_state(str(partial / "trainer_state"))
+    accelerator.wait_for_everyone()  # every process's state is written before it counts
     if accelerator.is_main_process:
         (partial / "progress.json").write_text(json.dumps({"step": step}))
         os.replace(partial, final)
