@@ -84,7 +84,7 @@ def test_openai_backend_keeps_order_and_retries(tmp_path, echo_server):
             "openai", "--base-url", echo_server.url, "--concurrency", "4", "-q"]  # fmt: skip
     assert main(args) == 0
     records = lines(out)
-    assert [r["index"] for r in records] == list(range(15))
+    assert [r["prompt_index"] for r in records] == list(range(15))
     for r in records:
         assert len(r["candidates"]) == 3
         assert r["candidates"][0]["text"].startswith(r["prompt_messages"][-1]["content"])
@@ -128,7 +128,7 @@ def test_sampling_resumes_without_losing_or_repeating_prompts(tmp_path):
     assert not resumed.exists()
     partial = resumed.with_name("resumed.jsonl.partial")
     with open(partial, "a") as f:
-        f.write('{"index": 3, "candidates": [{"te')  # a line torn by the kill
+        f.write('{"prompt_index": 3, "candidates": [{"te')  # a line torn by the kill
     summary = sample(prompts, str(model), resumed, backend="hf", options=opts, progress=False)
     assert summary["already_done"] == 3 and summary["sampled"] == 3
     assert resumed.read_text() == straight.read_text()
@@ -137,7 +137,7 @@ def test_sampling_resumes_without_losing_or_repeating_prompts(tmp_path):
 def scored(scores: list, reasons: list | None = None, index: int = 0) -> dict:
     reasons = reasons or ["stop"] * len(scores)
     return {
-        "index": index,
+        "prompt_index": index,
         "prompt_messages": [{"role": "user", "content": f"q{index}"}],
         "candidates": [{"text": f"a{k}", "tokens": 1, "finish_reason": r, "score": s}
                        for k, (s, r) in enumerate(zip(scores, reasons, strict=True))],
@@ -147,7 +147,9 @@ def scored(scores: list, reasons: list | None = None, index: int = 0) -> dict:
 
 
 def test_pair_selection(tmp_path):
-    data = write_jsonl(tmp_path / "s.jsonl", [
+    same = scored([1, 8], index=6)
+    same["candidates"][1]["text"] = "a0"  # best and worst say the same thing
+    data = write_jsonl(tmp_path / "s.jsonl", [same, scored([float("nan"), 3, 3.5], index=7),
         scored([5, 9, 9, 2, 2]),              # best: first 9 (index 1), worst: first 2 (3)
         scored([7, 7, 7], index=1),           # all tie: dropped
         scored([None, 8, None], index=2),     # fewer than 2 scored: dropped
@@ -159,13 +161,18 @@ def test_pair_selection(tmp_path):
     assert main(["pairs", str(data), "-o", str(out), "--min-margin", "1", "--drop-truncated",
                  "--report", str(report)]) == 0  # fmt: skip
     pairs = lines(out)
-    got = [(p["index"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs]
+    got = [
+        (p["prompt_index"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs
+    ]
     assert got == [(0, "a1", "a3"), (3, "a2", "a0"), (4, "a2", "a0")]
+    assert "NaN" not in out.read_text()
     assert pairs[0]["prompt"] == [{"role": "user", "content": "q0"}] and pairs[0]["margin"] == 7
     r = json.loads(report.read_text())
-    assert r["prompts_in"] == 6 and r["pairs_out"] == 3
-    assert r["dropped"] == {"all_scores_tie": 1, "fewer_than_2_scored": 1, "below_min_margin": 1}
-    assert r["prompts_with_fewer_than_n_scored"] == 3  # indices 2, 3 and the truncated one
+    assert r["prompts_in"] == 8 and r["pairs_out"] == 3
+    assert r["dropped"] == {"all_scores_tie": 1, "fewer_than_2_scored": 1, "below_min_margin": 2,
+                            "chosen_equals_rejected": 1}  # fmt: skip
+    # Indices 2, 3, the truncated one, and the NaN score (index 7: 3 vs 3.5, below the margin).
+    assert r["prompts_with_fewer_than_n_scored"] == 4
 
 
 def test_spin_pairs(tmp_path):
@@ -175,9 +182,9 @@ def test_spin_pairs(tmp_path):
         {"messages": [{"role": "user", "content": "q9"}, {"role": "assistant", "content": "r9"}]},
     ])  # fmt: skip
     samples = write_jsonl(tmp_path / "c.jsonl", [
-        {"index": 0, "prompt_messages": [{"role": "user", "content": "q0"}],
+        {"prompt_index": 0, "prompt_messages": [{"role": "user", "content": "q0"}],
          "candidates": [{"text": "ref0"}, {"text": "mine0"}]},
-        {"index": 1, "prompt_messages": [{"role": "user", "content": "q1"}],
+        {"prompt_index": 1, "prompt_messages": [{"role": "user", "content": "q1"}],
          "candidates": [{"text": "ref1"}]},
     ])  # fmt: skip
     out = tmp_path / "spin.jsonl"
@@ -234,7 +241,7 @@ def judge_server():
 
 def test_judge_scores_with_retries_and_missing(tmp_path, judge_server):
     data = write_jsonl(tmp_path / "c.jsonl", [{
-        "index": 0, "prompt_messages": [{"role": "user", "content": "Explain packing."}],
+        "prompt_index": 0, "prompt_messages": [{"role": "user", "content": "Explain packing."}],
         "candidates": [{"text": t, "tokens": 1, "finish_reason": "stop"}
                        for t in ("GOOD answer", "BAD answer", "GARBLED", "LOST")],
         "sampling": {"n": 4},
@@ -253,7 +260,7 @@ def test_judge_scores_with_retries_and_missing(tmp_path, judge_server):
 def test_pairwise_judging_cancels_position_bias(tmp_path, judge_server):
     def answers(name, texts):
         return write_jsonl(tmp_path / f"{name}.jsonl", [
-            {"index": i, "prompt_messages": [{"role": "user", "content": f"q{i}"}],
+            {"prompt_index": i, "prompt_messages": [{"role": "user", "content": f"q{i}"}],
              "candidates": [{"text": t}]} for i, t in enumerate(texts)])  # fmt: skip
 
     a = answers("a", ["GOOD a", "EVEN a", "BAD a"])
@@ -268,7 +275,8 @@ def test_math_verifier_scores_and_pairs_feed_pack(tmp_path):
     from chat_fixtures import CHATML, make_tokenizer
 
     data = write_jsonl(tmp_path / "c.jsonl", [{
-        "index": 0, "answer": "12", "prompt_messages": [{"role": "user", "content": "3×4は？"}],
+        "prompt_index": 0, "answer": "12",
+        "prompt_messages": [{"role": "user", "content": "3×4は？"}],
         "candidates": [{"text": t, "tokens": 5, "finish_reason": "stop"}
                        for t in ("3×4=11です。", "答えは１２です。", r"\boxed{12}")],
         "sampling": {"n": 3},
@@ -300,10 +308,46 @@ def test_reward_model_scores(tmp_path):
     torch.manual_seed(0)
     LlamaForSequenceClassification(config).save_pretrained(folder)
     data = write_jsonl(tmp_path / "c.jsonl", [{
-        "index": 0, "prompt_messages": [{"role": "user", "content": "hi"}],
+        "prompt_index": 0, "prompt_messages": [{"role": "user", "content": "hi"}],
         "candidates": [{"text": "Hello!"}, {"text": "Go away."}],
     }])  # fmt: skip
     out = tmp_path / "s.jsonl"
     assert main(["score", str(data), "-o", str(out), "--reward-model", str(folder), "-q"]) == 0
     scores = [c["score"] for c in lines(out)[0]["candidates"]]
     assert all(isinstance(s, float) for s in scores) and scores[0] != scores[1]
+
+
+def test_sampling_refuses_mixed_settings_and_clobbering_input_fields(tmp_path, echo_server, capsys):
+    prompts = write_jsonl(
+        tmp_path / "p.jsonl", [{**p, "index": 100 + i} for i, p in enumerate(PROMPTS)]
+    )
+    out = tmp_path / "c.jsonl"
+    base = ["sample", str(prompts), "--model", "m", "-o", str(out), "--backend", "openai",
+            "--base-url", echo_server.url, "-q", "--retries", "1"]  # fmt: skip
+    from plamo_fast.sample.backends import SamplingOptions
+    from plamo_fast.sample.sample import sample
+
+    sample(prompts, "m", out, backend="openai", base_url=echo_server.url, progress=False,
+           options=SamplingOptions(n=1), stop_after=1)  # fmt: skip
+    assert main([*base, "-n", "2"]) == 1  # other settings than the partial run
+    assert "other settings" in capsys.readouterr().err
+    assert main([*base, "-n", "2", "--overwrite"]) == 0
+    records = lines(out)
+    assert [r["index"] for r in records] == [100, 101, 102]  # the input's own field survives
+    assert all(len(r["candidates"]) == 2 for r in records)
+    clash = write_jsonl(tmp_path / "clash.jsonl", [{"prompt": "x", "candidates": ["mine"]}])
+    assert main(["sample", str(clash), "--model", "m", "-o", str(tmp_path / "x.jsonl"),
+                 "--backend", "openai", "--base-url", echo_server.url, "-q"]) == 1  # fmt: skip
+    assert "field 'candidates' is one sample writes" in capsys.readouterr().err
+
+
+def test_retries_reach_the_server(tmp_path):
+    server = Server(lambda body, calls: (503, []))
+    try:
+        prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS[:1])
+        args = ["sample", str(prompts), "--model", "m", "-o", str(tmp_path / "c.jsonl"),
+                "--base-url", server.url, "--retries", "0", "-q"]  # fmt: skip
+        assert main(args) == 1  # --backend auto with --base-url is the openai backend
+        assert len(server.calls) == 1
+    finally:
+        server.close()

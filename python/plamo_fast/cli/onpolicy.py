@@ -66,6 +66,8 @@ def sample(
         api_key=api_key,
         concurrency=concurrency,
         tensor_parallel_size=tensor_parallel_size,
+        timeout=timeout,
+        retries=retries,
         shard=shard,
         skip_bad=skip_bad,
         overwrite=overwrite,

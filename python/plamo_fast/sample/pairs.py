@@ -8,6 +8,7 @@ reads: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def make_pairs(
             scores = []
             for c in candidates:
                 s = c.get("score")
+                if not isinstance(s, int | float) or isinstance(s, bool) or not math.isfinite(s):
+                    s = None  # missing, or NaN/inf: never a preference
                 if drop_truncated and c.get("finish_reason") == "length":
                     s = None
                 scores.append(s)
@@ -75,6 +78,9 @@ def make_pairs(
                 drops["all_scores_tie"] += 1
                 continue
             b, w = picked
+            if candidates[b]["text"].strip() == candidates[w]["text"].strip():
+                drops["chosen_equals_rejected"] += 1
+                continue
             margin = scores[b] - scores[w]
             if margin < min_margin:
                 drops["below_min_margin"] += 1
@@ -91,7 +97,7 @@ def make_pairs(
                         "margin": margin,
                         "min_margin": min_margin,
                         "scorer": scorer,
-                        "index": record.get("index"),
+                        "prompt_index": record.get("prompt_index"),
                     },
                     ensure_ascii=False,
                 )

@@ -8,6 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from plamo_fast.data.curation_io import BadRecordError, iter_input, where
+from plamo_fast.errors import UsageError
+
+# Keys that sample adds to each record; an input record holding one is refused rather than
+# silently overwritten.
+RESERVED = ("prompt_index", "prompt_messages", "candidates", "sampling")
 
 
 def prompt_messages(record: dict) -> list[dict]:
@@ -40,6 +45,9 @@ def read_prompts(path: Path, skip_bad: bool) -> tuple[list[tuple[dict, list[dict
         try:
             if row.error is not None:
                 raise BadRecordError(row.error)
+            clash = [k for k in RESERVED if k in row.record]
+            if clash:
+                raise BadRecordError(f"field {clash[0]!r} is one sample writes; rename it")
             prompts.append((row.record, prompt_messages(row.record)))
         except BadRecordError as exc:
             message = f"{where(Path(path), row)}: {exc}"
@@ -64,13 +72,16 @@ class ResumableJsonl:
     renames it to ``OUT`` when everything is done. A rerun after a kill keeps the complete lines
     (a torn last line is cut off) and reports which indices are done."""
 
-    def __init__(self, out: Path, overwrite: bool):
+    def __init__(self, out: Path, overwrite: bool, meta: dict):
         from plamo_fast._atomic import check_free
 
         self.out = Path(out)
         check_free(self.out, overwrite)
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.done: set[int] = set()
+        self.meta = json.loads(json.dumps(meta))
+        if self.partial.exists() and overwrite:
+            self.partial.unlink()
         if self.partial.exists():
             self._recover()
         self.out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,9 +93,16 @@ class ResumableJsonl:
             data = f.read()
         for line in data.split(b"\n")[:-1]:  # the piece after the last newline is torn
             try:
-                self.done.add(json.loads(line)["index"])
+                record = json.loads(line)
+                index = record["prompt_index"]
             except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
                 break
+            if record.get("sampling") != self.meta:
+                raise UsageError(
+                    f"{self.partial} was started with other settings ({record.get('sampling')}); "
+                    "resume with the same ones, or pass --overwrite to start over"
+                )
+            self.done.add(index)
             good += len(line) + 1
         with open(self.partial, "r+b") as f:
             f.truncate(good)

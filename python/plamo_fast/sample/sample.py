@@ -26,7 +26,7 @@ def make_backend(
     retries: int = 4,
 ):
     if backend == "auto":
-        backend = "vllm" if _vllm_usable() else "hf"
+        backend = "openai" if base_url else "vllm" if _vllm_usable() else "hf"
     if backend == "openai":
         if not base_url:
             raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
@@ -89,9 +89,12 @@ def sample(
     options = options or SamplingOptions()
     if options.n < 1:
         raise UsageError("-n must be at least 1")
+    if options.temperature == 0 and options.n > 1 and backend in ("hf", "auto"):
+        raise UsageError("--temperature 0 is greedy: every candidate would be the same; use -n 1")
     prompts, bad = read_prompts(Path(prompts_path), skip_bad)
     k, n_shards = parse_shard(shard)
-    writer = ResumableJsonl(Path(output), overwrite)
+    meta = {"model": model, "backend": backend, **vars(options)}
+    writer = ResumableJsonl(Path(output), overwrite, meta)
     todo = [i for i in range(len(prompts)) if i % n_shards == k and i not in writer.done]
     name, engine = make_backend(
         backend,
@@ -102,7 +105,6 @@ def sample(
         timeout=timeout,
         retries=retries,
     )
-    meta = {"model": model, "backend": name, **vars(options)}
     reasons: Counter = Counter()
     tokens = 0
     update, stop = progress_bar("sample", len(todo), transfer=False, show=progress)
@@ -114,7 +116,7 @@ def sample(
             writer.write(
                 {
                     **record,
-                    "index": index,
+                    "prompt_index": index,
                     "prompt_messages": messages,
                     "candidates": candidates,
                     "sampling": meta,

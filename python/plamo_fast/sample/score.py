@@ -50,7 +50,7 @@ class Judge:
         attempts = []
         for attempt in range(self.retries + 1):
             opts = GREEDY if attempt == 0 else replace(GREEDY, temperature=0.7, seed=attempt)
-            text = self.engine.generate(key * 16 + attempt, messages, opts)[0]["text"]
+            text = self.engine.generate(key * 17 + attempt, messages, opts)[0]["text"]
             attempts.append(text)
             value = parse(text)
             if value is not None:
@@ -151,7 +151,7 @@ def score(
                 for k, c in enumerate(record["candidates"]):
                     if judge:
                         value, text, attempt = rater.rate(
-                            number * 1024 + k, question_text(messages), c["text"], reference
+                            number * 1_000_003 + k, question_text(messages), c["text"], reference
                         )
                         c["judgement"] = text
                         retried += attempt > 0
@@ -198,8 +198,8 @@ def pairwise(
     order with a tie in the other; a split verdict is a tie."""
     from plamo_fast.sample.sample import make_backend
 
-    a = {r.get("index", n): r for n, r in read_jsonl(Path(a_path))}
-    b = {r.get("index", n): r for n, r in read_jsonl(Path(b_path))}
+    a = {r.get("prompt_index", n): r for n, r in read_jsonl(Path(a_path))}
+    b = {r.get("prompt_index", n): r for n, r in read_jsonl(Path(b_path))}
     keys = [k for k in a if k in b]
     if not keys:
         raise UsageError(f"{a_path} and {b_path} share no prompt index")
@@ -227,7 +227,12 @@ def pairwise(
                 outcome[verdict] += 1
                 out.write(
                     json.dumps(
-                        {"index": key, "a_first": first, "b_first": second, "verdict": verdict},
+                        {
+                            "prompt_index": key,
+                            "a_first": first,
+                            "b_first": second,
+                            "verdict": verdict,
+                        },
                         ensure_ascii=False,
                     )
                     + "\n"
@@ -241,6 +246,8 @@ def pairwise(
         "b_wins": outcome["B"],
         "ties": outcome["tie"],
         "unjudged": outcome["missing"],
+        "only_in_a": len(a) - len(keys),
+        "only_in_b": len(b) - len(keys),
         "by_order": dict(by_order),
     }
 
