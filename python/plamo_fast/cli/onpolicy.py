@@ -93,6 +93,7 @@ def score(
         None, help="en, ja, or a YAML file (default: ja for Japanese questions, else en)."
     ),
     retries: int = typer.Option(2, help="Re-asks of the judge when its rating cannot be parsed."),
+    concurrency: int = typer.Option(8, help="Judge requests in flight (openai backend)."),
     backend: str = BACKEND,
     base_url: Optional[str] = BASE_URL,
     api_key: Optional[str] = API_KEY,
@@ -134,6 +135,7 @@ def score(
             api_key=api_key,
             judge_template=judge_template,
             retries=retries,
+            concurrency=concurrency,
             overwrite=overwrite,
             progress=not quiet,
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,6 +106,7 @@ def score(
     api_key: str | None = None,
     judge_template: str | None = None,
     retries: int = 2,
+    concurrency: int = 8,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
@@ -129,10 +131,12 @@ def score(
     total = sum(len(r.get("candidates") or []) for r in records)
     update, stop = progress_bar("score", total, transfer=False, show=progress)
     missing = retried = done = 0
+    workers = concurrency if judge and base_url else 1
     try:
         with (
             atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
             open(partial, "w", encoding="utf-8") as out,
+            ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
         ):
             for number, record in enumerate(records, start=1):
                 messages = record.get("prompt_messages") or prompt_messages(record)
@@ -148,11 +152,18 @@ def score(
                         f"{candidates_path}:{number}: the math verifier needs a reference answer "
                         f"({', '.join(REFERENCE_FIELDS)})"
                     )
+                if judge:
+                    # A record's candidates are judged concurrently (a server batches them).
+                    question = question_text(messages)
+                    keys = [number * 1_000_003 + k for k in range(len(record["candidates"]))]
+                    answers = [c["text"] for c in record["candidates"]]
+                    verdicts = list(
+                        pool.map(rater.rate, keys, [question] * len(keys), answers,
+                                 [reference] * len(keys))
+                    )  # fmt: skip
                 for k, c in enumerate(record["candidates"]):
                     if judge:
-                        value, text, attempt = rater.rate(
-                            number * 1_000_003 + k, question_text(messages), c["text"], reference
-                        )
+                        value, text, attempt = verdicts[k]
                         c["judgement"] = text
                         retried += attempt > 0
                     elif reward_model:
