@@ -351,3 +351,57 @@ def test_retries_reach_the_server(tmp_path):
         assert len(server.calls) == 1
     finally:
         server.close()
+
+
+def test_a_killed_sample_run_resumes_to_the_same_file(tmp_path):
+    """SIGKILL `plamo-fast sample` mid-run (a slow server), run it again: no prompt lost or
+    repeated, and the file equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def reply(body, calls):
+        time.sleep(0.2)
+        seed = body["seed"]
+        return 200, [choice(k, f"answer {seed} {k}") for k in range(body["n"])]
+
+    server = Server(reply)
+    try:
+        prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS * 4)
+        command = [sys.executable, "-m", "plamo_fast.cli", "sample", str(prompts), "--model", "m",
+                   "--base-url", server.url, "--concurrency", "1", "-n", "2", "-q"]  # fmt: skip
+        killed = tmp_path / "killed.jsonl"
+        partial = tmp_path / "killed.jsonl.partial"
+        proc = subprocess.Popen([*command, "-o", str(killed)], stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:
+            if partial.exists() and partial.read_text().count("\n") >= 2:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert not killed.exists()
+        subprocess.run([*command, "-o", str(killed)], check=True, capture_output=True)
+        straight = tmp_path / "straight.jsonl"
+        subprocess.run([*command, "-o", str(straight)], check=True, capture_output=True)
+    finally:
+        server.close()
+    assert [r["prompt_index"] for r in lines(killed)] == list(range(12))
+    assert killed.read_text() == straight.read_text()
+
+
+def test_prompts_from_parquet(tmp_path, echo_server):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.Table.from_pylist([{"prompt": "富士山の高さは？", "id": 7}]), tmp_path / "p.parquet"
+    )
+    out = tmp_path / "c.jsonl"
+    assert main(["sample", str(tmp_path / "p.parquet"), "--model", "m", "-o", str(out), "-n", "2",
+                 "--base-url", echo_server.url, "-q"]) == 0  # fmt: skip
+    (record,) = lines(out)
+    assert record["id"] == 7 and record["prompt_messages"][0]["content"] == "富士山の高さは？"
+    assert len(record["candidates"]) == 2

@@ -108,7 +108,10 @@ class ResumableJsonl:
             f.truncate(good)
 
     def write(self, record: dict) -> None:
+        """One finished prompt, handed to the OS at once (a killed process loses nothing
+        written; ``sync`` makes it durable against a power loss)."""
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
 
     def sync(self) -> None:
         self._file.flush()
