@@ -211,6 +211,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
             json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         ]
     assert [r["step"] for r in runs["killed"]] == list(range(1, 7))
+    # Only the newest keep_checkpoints (default 2) remain.
+    kept = sorted(p.name for p in (tmp_path / "killed.run" / "checkpoints").iterdir())
+    assert kept == ["step-000002", "step-000004"]
     for a, b in zip(runs["straight"], runs["killed"], strict=True):
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-6)
         assert a["lr"] == pytest.approx(b["lr"])

@@ -45,8 +45,11 @@ class HFBackend:
         torch_dtype = torch.bfloat16 if self.device == "cuda" and dtype == "auto" else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).to(self.device)
         self.model.eval()
-        eos = self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id
+        # Stop on the model's end-of-sequence ids and the tokenizer's (they may differ, e.g. a
+        # chat model whose turn ends with <|im_end|>).
+        eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        self.stop_ids |= {self.tokenizer.eos_token_id} - {None}
         if not self.stop_ids:
             raise PlamoFastError(f"{model}: no eos_token_id: cannot tell a finished answer")
 
@@ -67,7 +70,8 @@ class HFBackend:
                 top_k=None,
                 max_new_tokens=opts.max_new_tokens,
                 num_return_sequences=opts.n,
-                pad_token_id=next(iter(self.stop_ids)),
+                eos_token_id=sorted(self.stop_ids),
+                pad_token_id=min(self.stop_ids),
             )
         candidates = []
         for row in out[:, ids.shape[1] :].tolist():

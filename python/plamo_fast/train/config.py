@@ -61,6 +61,8 @@ class StageConfig:
     grad_accum: int = 8
     seed: int = 0
     save_every: int | None = None
+    # Checkpoints kept in OUT.run/checkpoints (the oldest are deleted; 0 keeps all).
+    keep_checkpoints: int = 2
     log_every: int = 1
     gradient_checkpointing: bool = False
     # DPO only.
@@ -242,6 +244,8 @@ def _check(config: RunConfig, problems: list[str]) -> None:
             problems.append(f"{at}.epochs: must be positive (or set max_steps)")
         if stage.max_steps is not None and stage.max_steps < 1:
             problems.append(f"{at}.max_steps: must be at least 1")
+        if stage.keep_checkpoints < 0:
+            problems.append(f"{at}.keep_checkpoints: must be 0 (keep all) or more")
         if stage.save_every is not None and stage.save_every < 1:
             problems.append(f"{at}.save_every: must be at least 1")
         if stage.optim.lr <= 0 or not 0 <= stage.optim.min_lr_ratio <= 1:

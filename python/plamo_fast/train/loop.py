@@ -189,7 +189,7 @@ def fingerprint(stage: StageConfig, rows: list[PackedRow]) -> dict:
     import hashlib
 
     config = asdict(stage)
-    for key in ("max_steps", "save_every", "log_every", "name"):
+    for key in ("max_steps", "save_every", "log_every", "name", "keep_checkpoints"):
         config.pop(key)
     digest = hashlib.sha256()
     for row in rows:
@@ -352,6 +352,7 @@ def run_stage(
             update(step + 1, record["loss"])
             if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
                 _save_checkpoint(accelerator, model, run_dir, step + 1, stage.model)
+                _prune_checkpoints(accelerator, run_dir, stage.keep_checkpoints)
             if stop_after is not None and step + 1 - start_step >= stop_after:
                 return out
     finally:
@@ -374,6 +375,19 @@ def _save_checkpoint(accelerator, model, run_dir: Path, step: int, source_model:
         (partial / "progress.json").write_text(json.dumps({"step": step}))
         os.replace(partial, final)
     accelerator.wait_for_everyone()
+
+
+def _prune_checkpoints(accelerator, run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` complete checkpoints (0: keep all)."""
+    if keep == 0 or not accelerator.is_main_process:
+        return
+    complete = sorted(
+        p.parent
+        for p in (run_dir / "checkpoints").glob("step-*/progress.json")
+        if not p.parent.name.endswith(".partial")
+    )
+    for old in complete[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _finish(accelerator, model, run_dir: Path, out: Path, stage: StageConfig, run) -> None:
