@@ -49,3 +49,14 @@ def git_commit(repo: Path) -> str:
 
     dirty = git("status", "--porcelain", "--untracked-files=no")
     return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+
+
+def print_header(command: str, machine: dict, versions: dict) -> None:
+    """The command, machine, date and versions lines every bench prints first."""
+    print(f"command: {command}")
+    print(
+        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['arch']}, "
+        f"{machine['mem_gib']} GiB RAM, Linux {machine['kernel']}, Python {machine['python']}"
+    )
+    print(f"date:    {machine['date']}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -56,7 +56,7 @@ import time
 from array import array
 from pathlib import Path
 
-from bench_common import git_commit, machine_info, package_version
+from bench_common import git_commit, machine_info, package_version, print_header
 
 from plamo_fast import _native
 from plamo_fast.data.curation_io import BadRecordError
@@ -531,13 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = {k: sum(v["kind"] == k for v in planted.values()) for k in ("near", "same-form")}
     near_j = [v["jaccard"] for v in planted.values() if v["kind"] == "near"]
 
-    print(f"command: {command}")
-    print(
-        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['arch']}, "
-        f"{machine['mem_gib']} GiB RAM, Linux {machine['kernel']}, Python {machine['python']}"
-    )
-    print(f"date:    {machine['date']}")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print_header(command, machine, versions)
     print(
         f"input:   {args.data.name}: {data['read']:,} records read, {data['bad']} without user "
         f"text, {data['distinct']:,} with a distinct matching form; + {len(planted):,} planted "

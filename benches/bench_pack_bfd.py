@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from bench_common import git_commit, machine_info, package_version
+from bench_common import git_commit, machine_info, package_version, print_header
 
 from plamo_fast.data.packing import pack_documents, pack_lengths
 
@@ -354,13 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     lengths_path = args.workdir / "lengths.npy"
     np.save(lengths_path, lengths)
 
-    print(f"command: {command}")
-    print(
-        f"machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['arch']}, "
-        f"{machine['mem_gib']} GiB RAM, Linux {machine['kernel']}, Python {machine['python']}"
-    )
-    print(f"date:    {machine['date']}")
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print_header(command, machine, versions)
     print(
         f"input:   {args.docs:,} docs, lengths ~ lognormal(median {args.median:g}, sigma "
         f"{args.sigma:g}) clipped to [1, {args.max_length}] (seed {args.seed}): "

@@ -3,7 +3,6 @@ or a pre-tokenized document. Every problem names the file and line (1-based; Par
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,29 +29,18 @@ class Tokenized:
 
 
 def iter_rows(path: Path) -> Iterator[tuple[int, object]]:
-    """``(line_or_row_number, record)`` for each record; a bad JSON line yields the exception."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """``(line_or_row_number, record)`` for each record; a bad line (malformed JSON, invalid
+    UTF-8, a lone surrogate, not an object) yields a :class:`RecordError` instead. Reading is
+    :func:`plamo_fast.data.curation_io.iter_input`'s; an empty file yields nothing."""
+    from plamo_fast.data.curation_io import iter_input
 
-        for batch_start, batch in _parquet_batches(pq.ParquetFile(path)):
-            for offset, row in enumerate(batch.to_pylist()):
-                yield batch_start + offset + 1, row
-        return
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield number, RecordError(f"{path}:{number}: malformed JSON: {exc}")
-
-
-def _parquet_batches(file):
-    start = 0
-    for batch in file.iter_batches(batch_size=8192):
-        yield start, batch
-        start += batch.num_rows
+    for row in iter_input(Path(path)):
+        if row.number == 0:
+            continue  # the empty-file marker: callers report empty inputs themselves
+        if row.error is not None:
+            yield row.number, RecordError(f"{path}:{row.number}: {row.error}")
+        else:
+            yield row.number, row.record
 
 
 def _as_messages(value, default_role: str, where: str) -> list[dict]:

@@ -16,7 +16,7 @@ import torch
 
 from plamo_fast.train.data import collate
 from plamo_fast.train.losses import document_logps, dpo_losses, pair_indices, sft_loss_sum
-from plamo_fast.train.sft import global_count, global_count_float
+from plamo_fast.train.sft import global_sums
 
 
 def _forward(model, batch, device):
@@ -36,11 +36,11 @@ class DPOObjective:
 
     # -- reference ---------------------------------------------------------------------------
     def prepare(self, accelerator, model, rows, run_dir: Path) -> None:
-        from plamo_fast.train.loop import load_model
+        from plamo_fast.train.loop import latest_checkpoint, load_model
 
         stage = self.stage
         cuda = accelerator.device.type == "cuda"
-        resumed = any((run_dir / "checkpoints").glob("step-*/progress.json"))
+        resumed = latest_checkpoint(run_dir) is not None
         if stage.reference == "live":
             path = stage.reference_model or stage.model
             self.live = load_model(path, self.run, cuda).to(accelerator.device).eval()
@@ -115,8 +115,8 @@ class DPOObjective:
     def step(self, accelerator, model, batches: list[dict], micro: list[list[int]]) -> dict:
         stage, device = self.stage, accelerator.device
         pairs_local = sum(len(pair_indices(b["docs"])[0]) for b in batches)
-        pairs = global_count(accelerator, pairs_local)
-        chosen_tokens = global_count(accelerator, sum(self._chosen_tokens(b) for b in batches))
+        chosen_local = sum(self._chosen_tokens(b) for b in batches)
+        pairs, chosen_tokens = map(int, global_sums(accelerator, pairs_local, chosen_local))
         scale = accelerator.num_processes * accelerator.gradient_accumulation_steps
         totals = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "margin": 0.0}
         nll_total = 0.0
@@ -147,7 +147,8 @@ class DPOObjective:
                 totals["correct"] += float((rc > rr).float().sum())
                 totals["margin"] += float((rc - rr).sum())
         n = max(pairs, 1)
-        g = {k: global_count_float(accelerator, v) for k, v in totals.items()}
+        totals["nll"] = nll_total
+        g = dict(zip(totals, global_sums(accelerator, *totals.values()), strict=True))
         metrics = {
             "loss": g["loss"] / n,
             "rewards/chosen": g["chosen"] / n,
@@ -157,7 +158,7 @@ class DPOObjective:
             "pairs": pairs,
         }
         if stage.sft_weight > 0:
-            metrics["sft_nll"] = global_count_float(accelerator, nll_total) / max(chosen_tokens, 1)
+            metrics["sft_nll"] = g["nll"] / max(chosen_tokens, 1)
             metrics["loss"] += stage.sft_weight * metrics["sft_nll"]
         return metrics
 

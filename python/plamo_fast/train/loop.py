@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from plamo_fast._progress import progress_bar
 from plamo_fast.errors import PlamoFastError
 from plamo_fast.train.config import RunConfig, StageConfig
 from plamo_fast.train.data import PackedRow, collate, epoch_order
@@ -225,12 +226,18 @@ def check_run_dir(run_dir: Path, stage: StageConfig, rows: list[PackedRow], main
         (run_dir / "config.json").write_text(json.dumps(asdict(stage), indent=2))
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    done = sorted(
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints whose save finished (``progress.json`` written, renamed from .partial),
+    oldest first."""
+    return sorted(
         p.parent
         for p in (run_dir / "checkpoints").glob("step-*/progress.json")
         if not p.parent.name.endswith(".partial")
     )
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    done = complete_checkpoints(run_dir)
     return done[-1] if done else None
 
 
@@ -307,9 +314,10 @@ def run_stage(
     log = MetricsLog(
         run_dir / "metrics.jsonl", start_step, run.report_to, accelerator.is_main_process
     )
-    update, stop_bar = _progress(
-        stage.name, total, start_step, progress and accelerator.is_main_process
+    update, stop_bar = progress_bar(
+        stage.name, total, transfer=False, show=progress and accelerator.is_main_process
     )
+    update(start_step)
     started = time.perf_counter()
     tokens_seen = 0
     try:
@@ -349,7 +357,7 @@ def run_stage(
             }
             if (step + 1) % stage.log_every == 0 or step + 1 == total:
                 log.write(record)
-            update(step + 1, record["loss"])
+            update(step + 1, f"loss {record['loss']:.4f}")
             if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
                 _save_checkpoint(accelerator, model, run_dir, step + 1, stage.model)
                 _prune_checkpoints(accelerator, run_dir, stage.keep_checkpoints)
@@ -381,12 +389,7 @@ def _prune_checkpoints(accelerator, run_dir: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` complete checkpoints (0: keep all)."""
     if keep == 0 or not accelerator.is_main_process:
         return
-    complete = sorted(
-        p.parent
-        for p in (run_dir / "checkpoints").glob("step-*/progress.json")
-        if not p.parent.name.endswith(".partial")
-    )
-    for old in complete[:-keep]:
+    for old in complete_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -406,15 +409,3 @@ def _finish(accelerator, model, run_dir: Path, out: Path, stage: StageConfig, ru
             shutil.rmtree(out)
         os.replace(staging, out)
     accelerator.wait_for_everyone()
-
-
-def _progress(label: str, total: int, start: int, show: bool):
-    from plamo_fast._progress import progress_bar
-
-    update, stop = progress_bar(f"{label}", total, transfer=False, show=show)
-    update(start)
-
-    def step(done: int, loss: float) -> None:
-        update(done)
-
-    return step, stop

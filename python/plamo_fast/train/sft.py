@@ -9,11 +9,12 @@ import torch
 from plamo_fast.train.losses import sft_loss_sum
 
 
-def global_count(accelerator, count: int) -> int:
+def global_sums(accelerator, *values: float) -> list[float]:
+    """The sums of ``values`` over all processes, in one all-reduce (float64: counts stay exact)."""
     if accelerator.num_processes == 1:
-        return count
-    total = torch.tensor([count], device=accelerator.device)
-    return int(accelerator.reduce(total, reduction="sum").item())
+        return [float(v) for v in values]
+    total = torch.tensor(values, device=accelerator.device, dtype=torch.float64)
+    return accelerator.reduce(total, reduction="sum").tolist()
 
 
 class SFTObjective:
@@ -22,7 +23,7 @@ class SFTObjective:
 
     def step(self, accelerator, model, batches: list[dict], micro: list[list[int]]) -> dict:
         local = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
-        trained = global_count(accelerator, local)
+        (trained,) = map(int, global_sums(accelerator, local))
         # accelerate divides by grad_accum and DDP averages over processes: undo both so the
         # step's gradient is the sum over its trained tokens divided by their number.
         scale = (
@@ -39,12 +40,6 @@ class SFTObjective:
                 loss_sum, _ = sft_loss_sum(logits, batch["labels"].to(accelerator.device))
                 accelerator.backward(loss_sum * scale)
                 total += float(loss_sum.detach())
-        loss = global_count_float(accelerator, total) / max(trained, 1)
+        (loss_sum,) = global_sums(accelerator, total)
+        loss = loss_sum / max(trained, 1)
         return {"loss": loss, "trained_tokens": trained}
-
-
-def global_count_float(accelerator, value: float) -> float:
-    if accelerator.num_processes == 1:
-        return value
-    total = torch.tensor([value], device=accelerator.device, dtype=torch.float64)
-    return float(accelerator.reduce(total, reduction="sum").item())

@@ -38,7 +38,6 @@ struct Sketch {
     exact: u128,
     bands: Vec<u64>,
     shingles: Vec<u32>,
-    len: u32,
 }
 
 pub struct Deduper {
@@ -48,7 +47,6 @@ pub struct Deduper {
     exact: Vec<u128>,
     /// `bands` keys per text; u64::MAX marks a text that takes no part in near dedup.
     band_keys: Vec<u64>,
-    lens: Vec<u32>,
     spill: BufWriter<File>,
     /// The spill file, already unlinked: nothing is left behind even after a hard kill.
     spill_reader: File,
@@ -102,7 +100,6 @@ impl Deduper {
             perms,
             exact: Vec::new(),
             band_keys: Vec::new(),
-            lens: Vec::new(),
             spill: BufWriter::with_capacity(1 << 20, spill),
             spill_reader,
             spill_offsets: vec![0],
@@ -116,11 +113,6 @@ impl Deduper {
 
     pub fn is_empty(&self) -> bool {
         self.exact.is_empty()
-    }
-
-    /// Matching-form lengths (characters) of the texts added so far.
-    pub fn lengths(&self) -> &[u32] {
-        &self.lens
     }
 
     /// Add a batch of texts (in parallel). `near[i] == false` keeps text i out of near dedup
@@ -139,7 +131,6 @@ impl Deduper {
             .collect();
         for s in sketches {
             self.exact.push(s.exact);
-            self.lens.push(s.len);
             self.band_keys.extend_from_slice(&s.bands);
             for h in &s.shingles {
                 self.spill
@@ -172,7 +163,6 @@ impl Deduper {
                 exact,
                 bands: vec![u64::MAX; bands_n],
                 shingles: Vec::new(),
-                len: chars.len() as u32,
             };
         }
         let n = self.params.ngram.min(chars.len());
@@ -205,7 +195,6 @@ impl Deduper {
             exact,
             bands,
             shingles,
-            len: chars.len() as u32,
         }
     }
 

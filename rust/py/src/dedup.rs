@@ -63,17 +63,6 @@ impl Deduper {
         self.inner.as_ref().map_or(0, |d| d.len())
     }
 
-    /// Matching-form lengths so far, as little-endian uint32 bytes.
-    fn lengths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        let inner = self.inner.as_ref().ok_or_else(finished)?;
-        let bytes: Vec<u8> = inner
-            .lengths()
-            .iter()
-            .flat_map(|l| l.to_le_bytes())
-            .collect();
-        Ok(PyBytes::new(py, &bytes))
-    }
-
     /// Cluster: `(root, similarity, stats)`; root (uint32 bytes) is each text's cluster's first
     /// text, similarity (float32 bytes) the Jaccard that joined it.
     #[allow(clippy::type_complexity)]
