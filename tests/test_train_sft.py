@@ -359,3 +359,17 @@ def test_schedule_reaches_its_floor_and_epochs_cover_every_row(tmp_path):
     # 8 rows in steps of 3 micro-batches: 3 steps, the last one completed from the start.
     assert [r["step"] for r in logged] == [1, 2, 3] and logged[-1]["epoch"] == 1.0
     assert [r["lr"] for r in logged] == pytest.approx([1e-3, 5.5e-4, 1e-4])
+
+
+def test_a_launch_accelerate_did_not_distribute_is_refused(tmp_path, monkeypatch, capsys):
+    """Two launched processes that accelerate leaves undistributed (an FSDP or DeepSpeed
+    config on a machine without GPUs) would each train the whole model into the same files."""
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    path = write_config(tmp_path / "c.yaml", sft_config(tmp_path, data, model))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["sft", "-q", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "plamo-fast: error (rank 0): 2 processes were launched but accelerate set up 1" in err
+    assert not (tmp_path / "out1").exists()

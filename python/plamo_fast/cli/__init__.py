@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         if debug:
             raise
-        print(f"plamo-fast: error: {exc}", file=sys.stderr)
+        # Under a distributed launch every process reports, each with its rank, in one write
+        # (so the lines of two processes never interleave).
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = f" (rank {os.environ.get('RANK', '?')})" if world > 1 else ""
+        sys.stderr.write(f"plamo-fast: error{rank}: {exc}\n")
+        sys.stderr.flush()
         return 1
     if code == 130:
         print("plamo-fast: interrupted", file=sys.stderr)

@@ -77,7 +77,9 @@ class StageConfig:
 class RunConfig:
     kind: str = "sft"  # sft or dpo
     stages: list[StageConfig] = field(default_factory=list)
-    # auto: bf16 on GPU, fp32 on CPU.
+    # auto: fp32 on CPU; on GPU bf16-mixed, or bf16 under DeepSpeed bf16. bf16-mixed: fp32
+    # weights and optimizer state, bf16 autocast compute. bfloat16: everything in bf16 (half
+    # the memory, but updates smaller than bf16's resolution of a weight are lost).
     dtype: str = "auto"
     attn_implementation: str = "sdpa"
     report_to: list[str] = field(default_factory=list)  # tensorboard, wandb
@@ -86,7 +88,7 @@ class RunConfig:
 
 CHOICES = {
     "RunConfig.kind": ("sft", "dpo"),
-    "RunConfig.dtype": ("auto", "float32", "bfloat16", "float16"),
+    "RunConfig.dtype": ("auto", "float32", "bf16-mixed", "bfloat16"),
     "RunConfig.attn_implementation": ("sdpa", "eager", "flash_attention_2", "flex_attention"),
     "OptimConfig.schedule": ("cosine", "linear", "constant"),
     "StageConfig.loss": ("sigmoid", "ipo"),

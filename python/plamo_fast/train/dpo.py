@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from plamo_fast.train.collective import backward_if_finite, global_sums
 from plamo_fast.train.data import collate
 from plamo_fast.train.losses import document_logps, dpo_losses, pair_indices, sft_loss_sum
-from plamo_fast.train.sft import global_sums
 
 
 def _forward(model, batch, device):
@@ -36,23 +36,24 @@ class DPOObjective:
 
     # -- reference ---------------------------------------------------------------------------
     def prepare(self, accelerator, model, rows, run_dir: Path) -> None:
-        from plamo_fast.train.loop import latest_checkpoint, load_model
+        from plamo_fast.train.loop import latest_checkpoint, load_model, prepare_frozen
 
         stage = self.stage
-        cuda = accelerator.device.type == "cuda"
+        # Loaded like the policy; run under the same autocast (see _reference_forward).
+        dtype = str(accelerator.unwrap_model(model).dtype).removeprefix("torch.")
+        attn = self.run.attn_implementation
         resumed = latest_checkpoint(run_dir) is not None
         if stage.reference == "live":
             path = stage.reference_model or stage.model
-            self.live = load_model(path, self.run, cuda).to(accelerator.device).eval()
-            self.live.requires_grad_(False)
+            self.live = prepare_frozen(accelerator, load_model(path, dtype, attn))
             return
         cache = run_dir / "reference_logps.npz"
         if cache.exists():
             self._load(cache, len(rows))
             return
         if stage.reference_model or resumed:
-            ref = load_model(stage.reference_model or stage.model, self.run, cuda)
-            ref = ref.to(accelerator.device).eval()
+            path = stage.reference_model or stage.model
+            ref = prepare_frozen(accelerator, load_model(path, dtype, attn))
         else:
             ref = model  # before the first step the policy is the reference
         sums, counts = self._compute(accelerator, ref, rows)
@@ -73,7 +74,7 @@ class DPOObjective:
         mine = list(range(rank, len(rows), world))
         rounds = -(-len(rows) // world)
         results = []
-        with torch.no_grad():
+        with torch.no_grad(), accelerator.autocast():
             for k in range(rounds):
                 index = mine[min(k, len(mine) - 1)] if mine else 0
                 batch = collate([rows[index]])
@@ -101,9 +102,10 @@ class DPOObjective:
             for i in range(n_rows)
         }
 
-    def _reference_logps(self, batch, rows_of_batch, device):
+    def _reference_logps(self, accelerator, batch, rows_of_batch):
+        device = accelerator.device
         if self.live is not None:
-            with torch.no_grad():
+            with torch.no_grad(), accelerator.autocast():
                 return document_logps(
                     _forward(self.live, batch, device), batch["labels"].to(device), batch["docs"]
                 )
@@ -125,7 +127,7 @@ class DPOObjective:
                 logits = _forward(model, batch, device)
                 labels = batch["labels"].to(device)
                 sums, counts = document_logps(logits, labels, batch["docs"])
-                ref_sums, ref_counts = self._reference_logps(batch, rows_of_batch, device)
+                ref_sums, ref_counts = self._reference_logps(accelerator, batch, rows_of_batch)
                 c, r = pair_indices(batch["docs"])
                 if stage.loss == "ipo":
                     pol, ref = sums / counts.clamp(min=1), ref_sums / ref_counts.clamp(min=1)
@@ -140,7 +142,7 @@ class DPOObjective:
                     nll = self._chosen_nll(logits, labels, batch["docs"], c)
                     loss = loss + stage.sft_weight * nll * scale / max(chosen_tokens, 1)
                     nll_total += float(nll.detach())
-                accelerator.backward(loss)
+                backward_if_finite(accelerator, loss)
                 totals["loss"] += float(losses.detach().sum())
                 totals["chosen"] += float(rc.sum())
                 totals["rejected"] += float(rr.sum())

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import PlamoFastError
+from plamo_fast.train.collective import NonFiniteLoss
 from plamo_fast.train.config import RunConfig, StageConfig
 from plamo_fast.train.data import PackedRow, collate, epoch_order
 
@@ -62,21 +63,73 @@ def lr_lambda(stage: StageConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
-def load_model(path: str, run: RunConfig, device_is_cuda: bool):
+def resolve_precision(dtype: str, cuda: bool, launcher: str, deepspeed: bool) -> tuple[str, str]:
+    """(accelerate's mixed_precision, the dtype weights are loaded in) for ``RunConfig.dtype``.
+    ``launcher`` is the mixed_precision the accelerate launcher asked for ("no" when none):
+    it may agree with ``dtype`` but never silently contradict it. Under DeepSpeed its bf16 mode
+    decides: the module is bf16 and its optimizer keeps fp32 master weights."""
+    if launcher not in ("no", "bf16"):
+        raise PlamoFastError(
+            f"mixed_precision {launcher!r} is not supported; use bf16 (or no) in the "
+            "accelerate config"
+        )
+    if deepspeed:
+        if dtype == "auto":
+            dtype = "bf16-mixed" if launcher == "bf16" else "float32"
+        wants_bf16 = dtype in ("bf16-mixed", "bfloat16")
+        if wants_bf16 != (launcher == "bf16"):
+            raise PlamoFastError(
+                f"dtype {dtype} but the DeepSpeed launch has mixed_precision {launcher}: set "
+                "mixed_precision: bf16 in the accelerate config for bf16, no for float32"
+            )
+        return launcher, "bfloat16" if wants_bf16 else "float32"
+    if dtype == "auto":
+        dtype = "bf16-mixed" if cuda or launcher == "bf16" else "float32"
+    mixed = "bf16" if dtype == "bf16-mixed" else "no"
+    if launcher == "bf16" and mixed != "bf16":
+        raise PlamoFastError(
+            f"the accelerate config asks for mixed_precision bf16 but dtype is {dtype}; "
+            "set dtype: bf16-mixed (or auto on GPU), or mixed_precision: no"
+        )
+    return mixed, "bfloat16" if dtype == "bfloat16" else "float32"
+
+
+def load_model(path: str, dtype: str, attn_implementation: str):
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = {
-        "auto": torch.bfloat16 if device_is_cuda else torch.float32,
-        "float32": torch.float32,
-        "bfloat16": torch.bfloat16,
-        "float16": torch.float16,
-    }[run.dtype]
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype, attn_implementation=run.attn_implementation
+        path, dtype=getattr(torch, dtype), attn_implementation=attn_implementation
     )
     model.config.use_cache = False
     return model
+
+
+def prepare_frozen(accelerator, model):
+    """A model that is only run forward (the DPO reference), placed like the policy. Under
+    DeepSpeed it gets an engine without optimizer: with ZeRO-3 its parameters stay sharded
+    across processes (``from_pretrained`` already partitioned them when zero3_init_flag is set,
+    and they cannot run forward outside an engine); with ZeRO-1/2 each process holds a copy."""
+    model.requires_grad_(False)
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return model.to(accelerator.device).eval()
+    import copy
+
+    import deepspeed
+
+    config = copy.deepcopy(plugin.deepspeed_config)  # "auto" values filled by prepare()
+    for key in ("optimizer", "scheduler"):
+        config.pop(key, None)
+    zero = config.setdefault("zero_optimization", {})
+    if zero.get("stage") != 3:
+        config["zero_optimization"] = {"stage": 0}
+    else:
+        for key in ("offload_optimizer",):
+            zero.pop(key, None)
+    engine, *_ = deepspeed.initialize(model=model, config=config)
+    engine.eval()  # DeepSpeedEngine.eval() returns None, unlike Module.eval()
+    return engine
 
 
 def check_packed_attention(model, device, config) -> None:
@@ -241,6 +294,38 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return done[-1] if done else None
 
 
+def check_launch(accelerator) -> None:
+    """Refuse a launch where several processes each think they are alone (for example an
+    accelerate config whose distributed type does not exist on this device): each would train
+    the whole model and write the same files."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and accelerator.num_processes != launched:
+        raise PlamoFastError(
+            f"{launched} processes were launched but accelerate set up "
+            f"{accelerator.num_processes} ({accelerator.distributed_type}); check the "
+            "accelerate config (FSDP and DeepSpeed need GPUs; on CPU use plain multi-CPU)"
+        )
+
+
+def configure_deepspeed(accelerator, stage: StageConfig) -> bool:
+    """Under DeepSpeed the engine is built from its config, not from a dataloader (the loop
+    collates its own micro-batches) and it clips gradients itself: give it the stage's
+    micro-batch size and clipping, refusing a config file that asks for another clip."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return False
+    config = plugin.deepspeed_config
+    config["train_micro_batch_size_per_gpu"] = stage.micro_batch_rows
+    clip = config.get("gradient_clipping", "auto")
+    if clip not in ("auto", None) and float(clip) != stage.optim.max_grad_norm:
+        raise PlamoFastError(
+            f"the DeepSpeed config clips gradients at {clip} but stage {stage.name} asks for "
+            f"optim.max_grad_norm={stage.optim.max_grad_norm}; make them agree"
+        )
+    config["gradient_clipping"] = stage.optim.max_grad_norm
+    return True
+
+
 def save_model(accelerator, model, folder: Path, source_model: str) -> None:
     """A Hugging Face model folder: safetensors weights, config, and the tokenizer files of the
     starting model (gathered from every process under ZeRO-3 / FSDP)."""
@@ -274,19 +359,30 @@ def run_stage(
 
     out = Path(stage.output)
     run_dir = out.parent / f"{out.name}.run"
+    deepspeed_launch = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    mixed, weights_dtype = resolve_precision(
+        run.dtype,
+        torch.cuda.is_available(),
+        os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
+        deepspeed_launch,
+    )
     # The scheduler is stepped by us once per optimizer step; accelerate would otherwise step
     # it once per process on every step, running the schedule world-size times too fast.
     accelerator = Accelerator(
-        gradient_accumulation_steps=stage.grad_accum, step_scheduler_with_optimizer=False
+        gradient_accumulation_steps=stage.grad_accum,
+        step_scheduler_with_optimizer=False,
+        mixed_precision=None if deepspeed_launch else mixed,
     )
     world = accelerator.num_processes
+    check_launch(accelerator)
+    deepspeed = configure_deepspeed(accelerator, stage)
     set_seed(stage.seed)
     micro_per_epoch = math.ceil(len(rows) / stage.micro_batch_rows)
     # Every row is trained each epoch: the last step is completed with micro-batches from the
     # start of the epoch's order, so a few rows may be seen twice in an epoch, never zero times.
     per_epoch = math.ceil(micro_per_epoch / (stage.grad_accum * world))
     total = stage.max_steps or max(1, int(per_epoch * stage.epochs))
-    model = load_model(stage.model, run, accelerator.device.type == "cuda")
+    model = load_model(stage.model, weights_dtype, run.attn_implementation)
     if stage.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW(
@@ -328,20 +424,28 @@ def run_stage(
             micro = [order[(first + k) % len(order)] for k in range(stage.grad_accum)]
             batches = [collate([rows[i] for i in m]) for m in micro]
             model.train()
-            metrics = objective.step(accelerator, model, batches, micro)
-            if not math.isfinite(metrics["loss"]):
+            lr = scheduler.get_last_lr()[0]  # the rate this step applies
+            try:
+                metrics = objective.step(accelerator, model, batches, micro)
+            except NonFiniteLoss as bad:
                 raise TrainingDiverged(
-                    f"stage {stage.name}: loss is {metrics['loss']} at step {step + 1}; stopped "
+                    f"stage {stage.name}: loss is {bad.value} at step {step + 1}; stopped "
                     f"without applying it. Last good checkpoint: {latest_checkpoint(run_dir)}"
-                )
+                ) from None
+            # Under DeepSpeed the engine has already clipped and stepped (inside the last
+            # backward) and this returns the norm it saw.
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), stage.optim.max_grad_norm)
             if grad_norm is not None and not math.isfinite(float(grad_norm)):
+                if not deepspeed:
+                    applied = "stopped without applying it"
+                elif optimizer.step_was_skipped:
+                    applied = "DeepSpeed skipped the update"
+                else:
+                    applied = "DeepSpeed has applied it"
                 raise TrainingDiverged(
                     f"stage {stage.name}: gradient norm is {float(grad_norm)} at step {step + 1}; "
-                    f"stopped without applying it. Last good checkpoint: "
-                    f"{latest_checkpoint(run_dir)}"
+                    f"{applied}. Last good checkpoint: {latest_checkpoint(run_dir)}"
                 )
-            lr = scheduler.get_last_lr()[0]  # the rate this step applies
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)

@@ -4,17 +4,8 @@ tokens weighs no more than its tokens."""
 
 from __future__ import annotations
 
-import torch
-
+from plamo_fast.train.collective import backward_if_finite, global_sums
 from plamo_fast.train.losses import sft_loss_sum
-
-
-def global_sums(accelerator, *values: float) -> list[float]:
-    """The sums of ``values`` over all processes, in one all-reduce (float64: counts stay exact)."""
-    if accelerator.num_processes == 1:
-        return [float(v) for v in values]
-    total = torch.tensor(values, device=accelerator.device, dtype=torch.float64)
-    return accelerator.reduce(total, reduction="sum").tolist()
 
 
 class SFTObjective:
@@ -38,7 +29,7 @@ class SFTObjective:
                     use_cache=False,
                 ).logits
                 loss_sum, _ = sft_loss_sum(logits, batch["labels"].to(accelerator.device))
-                accelerator.backward(loss_sum * scale)
+                backward_if_finite(accelerator, loss_sum * scale)
                 total += float(loss_sum.detach())
         (loss_sum,) = global_sums(accelerator, total)
         loss = loss_sum / max(trained, 1)

@@ -1,0 +1,192 @@
+"""DeepSpeed ZeRO-3 across two CPU processes (gloo) runs the same training code a multi-GPU
+ZeRO-3 run does: parameters, gradients and optimizer state sharded, zero3_init_flag on. It
+must equal one plain process: SFT (with gradient checkpointing) and resume from a ZeRO-3
+checkpoint, DPO with the precomputed and with a live, separately loaded reference, and the NaN
+guard. Skipped where DeepSpeed or a C++ compiler (its CPU communication op) is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from train_fixtures import DPO_RECORDS, SFT_RECORDS, packed, tiny_model, torch, write_config
+
+from plamo_fast.cli import main
+
+HERE = Path(__file__).resolve().parent
+BIN = os.path.dirname(sys.executable)
+
+pytestmark = [
+    pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed"),
+    pytest.mark.skipif(
+        shutil.which("c++") is None, reason="DeepSpeed's CPU backend compiles a C++ op"
+    ),
+]
+
+SHIPPED = HERE.parent / "configs" / "accelerate" / "8gpu_zero3.yaml"
+
+
+def zero3_config(mixed: str) -> str:
+    """The shipped 8-GPU ZeRO-3 accelerate config, on two processes."""
+    import yaml
+
+    config = yaml.safe_load(SHIPPED.read_text())
+    assert config["deepspeed_config"]["zero_stage"] == 3
+    config.update(num_processes=2, mixed_precision=mixed)
+    return yaml.safe_dump(config)
+
+
+def zero3(tmp_path: Path, kind: str, config: Path, expect_ok: bool = True, mixed="no"):
+    accelerate = shutil.which("accelerate", path=BIN)
+    if accelerate is None:
+        pytest.skip("accelerate launcher not found next to this python")
+    (tmp_path / "zero3.yaml").write_text(zero3_config(mixed))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DS_ACCELERATOR": "cpu",
+        "OMP_NUM_THREADS": "1",
+        "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),  # ninja, for DeepSpeed's op
+    }
+    done = subprocess.run(
+        [accelerate, "launch", "--config_file", str(tmp_path / "zero3.yaml"),
+         "--main_process_port", str(port), str(HERE / "zero3_cpu_launch.py"),
+         kind, "-q", str(config)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if expect_ok:
+        assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def metrics(folder: Path) -> list[dict]:
+    return [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(folder / "model.safetensors")
+
+
+def assert_same_run(a: Path, b: Path, keys: tuple[str, ...]) -> None:
+    for x, y in zip(metrics(a), metrics(b), strict=True):
+        assert x["lr"] == pytest.approx(y["lr"])
+        for key in keys:
+            assert x[key] == pytest.approx(y[key], rel=1e-5, abs=1e-6), key
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def stage(tmp_path, kind, data, model, output, **extra):
+    return {
+        "kind": kind,
+        "plot": False,
+        "stages": [
+            {
+                "name": "s1",
+                "model": str(model),
+                "output": str(tmp_path / output),
+                "data": {"packed": [str(data)], "shuffle": False},
+                "optim": {
+                    "lr": 1e-3,
+                    "schedule": "linear",
+                    "warmup_steps": 1,
+                    "min_lr_ratio": 0.5,
+                },  # fmt: skip
+                "micro_batch_rows": 1,
+                "max_steps": 4,
+                **extra,
+            }
+        ],
+    }
+
+
+def test_zero3_sft_with_checkpointing_and_resume_equals_one_process(tmp_path):
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    one = write_config(tmp_path / "one.yaml",
+                       stage(tmp_path, "sft", data, model, "one", grad_accum=8))  # fmt: skip
+    assert main(["sft", "-q", str(one)]) == 0
+    config = stage(tmp_path, "sft", data, model, "z3", grad_accum=4, save_every=2,
+                   gradient_checkpointing=True)  # fmt: skip
+    path = write_config(tmp_path / "z3.yaml", config)
+    zero3(tmp_path, "sft", path)
+    assert_same_run(tmp_path / "one", tmp_path / "z3", ("loss", "grad_norm", "trained_tokens"))
+    # A kill after the step-2 checkpoint: the run resumes from DeepSpeed's sharded state.
+    straight = weights(tmp_path / "z3")
+    shutil.rmtree(tmp_path / "z3")
+    done = zero3(tmp_path, "sft", path)
+    assert "resuming s1" in done.stdout + done.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "z3", ("loss", "grad_norm"))
+    for name, value in weights(tmp_path / "z3").items():
+        torch.testing.assert_close(value, straight[name], rtol=0, atol=0)
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "z3")
+
+
+DPO_KEYS = ("loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margin")
+
+
+def test_zero3_dpo_equals_one_process_with_either_reference(tmp_path):
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, DPO_RECORDS, "dpo")
+    one = write_config(tmp_path / "one.yaml",
+                       stage(tmp_path, "dpo", data, model, "one", grad_accum=4))  # fmt: skip
+    assert main(["dpo", "-q", str(one)]) == 0
+    precomputed = stage(tmp_path, "dpo", data, model, "pre", grad_accum=2)
+    zero3(tmp_path, "dpo", write_config(tmp_path / "pre.yaml", precomputed))
+    assert_same_run(tmp_path / "one", tmp_path / "pre", DPO_KEYS)
+    # A reference loaded on its own (ZeRO-3 partitions it at load) and run live.
+    live = stage(tmp_path, "dpo", data, model, "live", grad_accum=2, reference="live",
+                 reference_model=str(model))  # fmt: skip
+    zero3(tmp_path, "dpo", write_config(tmp_path / "live.yaml", live))
+    assert_same_run(tmp_path / "one", tmp_path / "live", DPO_KEYS)
+    assert metrics(tmp_path / "live")[0]["loss"] == pytest.approx(0.6931471805599453, rel=1e-6)
+
+
+def test_zero3_nan_stops_and_keeps_a_good_checkpoint(tmp_path):
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = stage(tmp_path, "sft", data, model, "nan", grad_accum=4, save_every=1)
+    config["stages"][0]["optim"].update(lr=1e30, schedule="constant", warmup_steps=0)
+    done = zero3(tmp_path, "sft", write_config(tmp_path / "nan.yaml", config), expect_ok=False)
+    assert done.returncode != 0
+    err = done.stderr
+    assert re.search(r"(loss|gradient norm) is (nan|inf)", err), err[-3000:]
+    # Under DeepSpeed the step has run inside backward; it must not have been applied.
+    assert "DeepSpeed has applied it" not in err
+    assert re.search(r"plamo-fast: error \(rank [01]\): stage s1:", err), err[-3000:]
+    named = Path(re.search(r"Last good checkpoint: (\S+)", err).group(1))
+    assert all(torch.isfinite(v).all() for v in weights(named).values())
+    assert not (tmp_path / "nan").exists()
+
+
+def test_zero3_bf16_trains_like_fp32_and_saves_bf16(tmp_path):
+    """mixed_precision: bf16 under DeepSpeed: a bf16 module with fp32 master weights in its
+    optimizer (dtype: auto follows the launch), bf16 weights written."""
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    one = write_config(tmp_path / "one.yaml",
+                       stage(tmp_path, "sft", data, model, "one", grad_accum=8))  # fmt: skip
+    assert main(["sft", "-q", str(one)]) == 0
+    path = write_config(tmp_path / "bf16.yaml",
+                        stage(tmp_path, "sft", data, model, "bf16", grad_accum=4))  # fmt: skip
+    zero3(tmp_path, "sft", path, mixed="bf16")
+    for a, b in zip(metrics(tmp_path / "one"), metrics(tmp_path / "bf16"), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
+        assert b["loss"] != a["loss"]  # computed in bf16
+    assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {torch.bfloat16}
