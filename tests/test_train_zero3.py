@@ -44,7 +44,7 @@ def zero3_config(mixed: str) -> str:
     return yaml.safe_dump(config)
 
 
-def zero3(tmp_path: Path, kind: str, config: Path, expect_ok: bool = True, mixed="no"):
+def zero3(tmp_path: Path, kind: str, config: Path, expect_ok: bool = True, mixed="no", env=()):
     accelerate = shutil.which("accelerate", path=BIN)
     if accelerate is None:
         pytest.skip("accelerate launcher not found next to this python")
@@ -57,6 +57,7 @@ def zero3(tmp_path: Path, kind: str, config: Path, expect_ok: bool = True, mixed
         "DS_ACCELERATOR": "cpu",
         "OMP_NUM_THREADS": "1",
         "PATH": BIN + os.pathsep + os.environ.get("PATH", ""),  # ninja, for DeepSpeed's op
+        **dict(env),
     }
     done = subprocess.run(
         [accelerate, "launch", "--config_file", str(tmp_path / "zero3.yaml"),
@@ -150,12 +151,18 @@ def test_zero3_dpo_equals_one_process_with_either_reference(tmp_path):
     precomputed = stage(tmp_path, "dpo", data, model, "pre", grad_accum=2)
     zero3(tmp_path, "dpo", write_config(tmp_path / "pre.yaml", precomputed))
     assert_same_run(tmp_path / "one", tmp_path / "pre", DPO_KEYS)
-    # A reference loaded on its own (ZeRO-3 partitions it at load) and run live.
-    live = stage(tmp_path, "dpo", data, model, "live", grad_accum=2, reference="live",
-                 reference_model=str(model))  # fmt: skip
-    zero3(tmp_path, "dpo", write_config(tmp_path / "live.yaml", live))
-    assert_same_run(tmp_path / "one", tmp_path / "live", DPO_KEYS)
-    assert metrics(tmp_path / "live")[0]["loss"] == pytest.approx(0.6931471805599453, rel=1e-6)
+    # A reference loaded on its own (ZeRO-3 partitions it at load), precomputed or run live;
+    # its engine is freed when done (nothing is left when the CLI returns).
+    for name, reference in (("separate", "precomputed"), ("live", "live")):
+        config = stage(tmp_path, "dpo", data, model, name, grad_accum=2, reference=reference,
+                       reference_model=str(model))  # fmt: skip
+        live = tmp_path / f"{name}-bytes"
+        zero3(tmp_path, "dpo", write_config(tmp_path / f"{name}.yaml", config),
+              env={"PLAMO_FAST_TEST_LIVE_TENSORS": str(live)})  # fmt: skip
+        assert_same_run(tmp_path / "one", tmp_path / name, DPO_KEYS)
+        assert metrics(tmp_path / name)[0]["loss"] == pytest.approx(0.6931471805599453, rel=1e-6)
+        for rank in (0, 1):
+            assert int(Path(f"{live}.{rank}").read_text()) < 1000
 
 
 def test_zero3_nan_stops_and_keeps_a_good_checkpoint(tmp_path):
@@ -190,3 +197,27 @@ def test_zero3_bf16_trains_like_fp32_and_saves_bf16(tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
         assert b["loss"] != a["loss"]  # computed in bf16
     assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {torch.bfloat16}
+
+
+def test_zero3_two_stages_free_the_first_stage(tmp_path):
+    """Stage 2 (general SFT) starts from stage 1 (math) in the same processes. DeepSpeed leaves
+    a destroyed engine's ZeRO-3 optimizer reachable; its fp32 master weights, Adam moments and
+    shards (12 bytes per parameter) must not stay in memory while stage 2 trains."""
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+
+    def two_stages(name: str, grad_accum: int) -> Path:
+        config = stage(tmp_path, "sft", data, model, f"{name}1", grad_accum=grad_accum)
+        second = dict(config["stages"][0], name="s2", output=str(tmp_path / f"{name}2"))
+        del second["model"]
+        config["stages"].append(second)
+        return write_config(tmp_path / f"{name}.yaml", config)
+
+    assert main(["sft", "-q", str(two_stages("one", 8))]) == 0
+    live = tmp_path / "live-bytes"
+    zero3(tmp_path, "sft", two_stages("z", 4), env={"PLAMO_FAST_TEST_LIVE_TENSORS": str(live)})
+    assert_same_run(tmp_path / "one2", tmp_path / "z2", ("loss", "grad_norm"))
+    per_rank_partition = sum(v.numel() for v in weights(tmp_path / "z2").values()) * 4 // 2
+    for rank in (0, 1):
+        left = int(Path(f"{live}.{rank}").read_text())
+        assert left < per_rank_partition // 100, (rank, left, per_rank_partition)

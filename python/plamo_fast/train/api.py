@@ -34,6 +34,8 @@ def train(
             from plamo_fast.train.loop import run_stage
 
             run_stage(stage, config, rows, objective, progress=progress, stop_after=stop_after)
+            del rows, objective
+            _free_memory()
             if not (out / "config.json").exists():
                 return outputs  # stopped early (stop_after)
         outputs.append(out)
@@ -69,3 +71,14 @@ def _packed_paths(stage: StageConfig, kind: str) -> list[str]:
             overwrite=True,
         )
     return [str(folder)]
+
+
+def _free_memory() -> None:
+    """Return the finished stage's memory before the next stage loads its model."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

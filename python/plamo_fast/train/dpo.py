@@ -36,10 +36,15 @@ class DPOObjective:
 
     # -- reference ---------------------------------------------------------------------------
     def prepare(self, accelerator, model, rows, run_dir: Path) -> None:
-        from plamo_fast.train.loop import latest_checkpoint, load_model, prepare_frozen
+        from plamo_fast.train.loop import (
+            latest_checkpoint,
+            load_model,
+            prepare_frozen,
+            release_frozen,
+        )
 
         stage = self.stage
-        # Loaded like the policy; run under the same autocast (see _reference_forward).
+        # Loaded like the policy; its forwards run under the policy's autocast.
         dtype = str(accelerator.unwrap_model(model).dtype).removeprefix("torch.")
         attn = self.run.attn_implementation
         resumed = latest_checkpoint(run_dir) is not None
@@ -57,6 +62,9 @@ class DPOObjective:
         else:
             ref = model  # before the first step the policy is the reference
         sums, counts = self._compute(accelerator, ref, rows)
+        if ref is not model:
+            release_frozen(ref)
+            del ref
         if accelerator.is_main_process:
             offsets = np.cumsum([0] + [len(s) for s in sums])
             np.savez(
@@ -64,6 +72,15 @@ class DPOObjective:
             )
         self.reference = {i: (sums[i], counts[i]) for i in range(len(rows))}
         accelerator.wait_for_everyone()
+
+    def release(self) -> None:
+        """Drop the reference (a live DeepSpeed engine is destroyed, freeing its shards)."""
+        if self.live is not None:
+            from plamo_fast.train.loop import release_frozen
+
+            release_frozen(self.live)
+        self.live = None
+        self.reference = {}
 
     def _compute(self, accelerator, ref, rows):
         """Each process scores every num_processes-th row (the same number of forward passes

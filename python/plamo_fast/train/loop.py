@@ -132,6 +132,13 @@ def prepare_frozen(accelerator, model):
     return engine
 
 
+def release_frozen(model) -> None:
+    """Free a model made by prepare_frozen once it is no longer needed."""
+    if hasattr(model, "destroy"):  # a DeepSpeed engine
+        model.destroy()
+        drop_tensors(model)
+
+
 def check_packed_attention(model, device, config) -> None:
     """Fail loudly when the model does not isolate packed documents: the logits of a document
     packed after another must equal its logits alone. ``model`` may be wrapped (DDP, ZeRO-3);
@@ -326,6 +333,40 @@ def configure_deepspeed(accelerator, stage: StageConfig) -> bool:
     return True
 
 
+def drop_tensors(engine) -> None:
+    """Free the memory of a destroyed DeepSpeed engine. Its ZeRO-3 optimizer stays reachable
+    after destroy() (through hooks held by autograd, out of the garbage collector's sight), and
+    with it the fp32 master weights, Adam moments and parameter shards: about 12 bytes per
+    parameter, which the next stage would need."""
+    import torch
+
+    optimizer = getattr(engine, "optimizer", None)
+    inner = getattr(optimizer, "optimizer", None)
+    if inner is not None:  # the torch optimizer over the fp32 partitions
+        inner.state.clear()
+        for group in inner.param_groups:
+            for param in group["params"]:
+                param.grad = None
+                param.data = torch.empty(0, dtype=param.dtype, device=param.device)
+
+    def holds_tensors(value, depth: int = 0) -> bool:
+        if torch.is_tensor(value):
+            return True
+        if depth == 2 or not value or not isinstance(value, list | tuple | dict):
+            return False
+        first = next(iter(value.values())) if isinstance(value, dict) else value[0]
+        return holds_tensors(first, depth + 1)
+
+    for holder in (optimizer, engine):
+        for name, value in list(vars(holder).items()) if holder is not None else []:
+            if holds_tensors(value):
+                setattr(holder, name, None)
+    for param in engine.module.parameters():
+        param.data = torch.empty(0, dtype=param.dtype, device=param.device)
+        if hasattr(param, "ds_tensor"):
+            param.ds_tensor = None
+
+
 def save_model(accelerator, model, folder: Path, source_model: str) -> None:
     """A Hugging Face model folder: safetensors weights, config, and the tokenizer files of the
     starting model (gathered from every process under ZeRO-3 / FSDP)."""
@@ -406,71 +447,84 @@ def run_stage(
         start_step = json.loads((resume / "progress.json").read_text())["step"]
         if accelerator.is_main_process:
             print(f"plamo-fast: resuming {stage.name} from {resume} (step {start_step})")
-    objective.prepare(accelerator, model, rows, run_dir)
-    log = MetricsLog(
-        run_dir / "metrics.jsonl", start_step, run.report_to, accelerator.is_main_process
-    )
-    update, stop_bar = progress_bar(
-        stage.name, total, transfer=False, show=progress and accelerator.is_main_process
-    )
-    update(start_step)
-    started = time.perf_counter()
-    tokens_seen = 0
     try:
-        for step in range(start_step, total):
-            epoch, within = divmod(step, per_epoch)
-            order = epoch_order(len(rows), stage.micro_batch_rows, stage.seed, epoch, shuffle=True)
-            first = (within * world + accelerator.process_index) * stage.grad_accum
-            micro = [order[(first + k) % len(order)] for k in range(stage.grad_accum)]
-            batches = [collate([rows[i] for i in m]) for m in micro]
-            model.train()
-            lr = scheduler.get_last_lr()[0]  # the rate this step applies
-            try:
-                metrics = objective.step(accelerator, model, batches, micro)
-            except NonFiniteLoss as bad:
-                raise TrainingDiverged(
-                    f"stage {stage.name}: loss is {bad.value} at step {step + 1}; stopped "
-                    f"without applying it. Last good checkpoint: {latest_checkpoint(run_dir)}"
-                ) from None
-            # Under DeepSpeed the engine has already clipped and stepped (inside the last
-            # backward) and this returns the norm it saw.
-            grad_norm = accelerator.clip_grad_norm_(model.parameters(), stage.optim.max_grad_norm)
-            if grad_norm is not None and not math.isfinite(float(grad_norm)):
-                if not deepspeed:
-                    applied = "stopped without applying it"
-                elif optimizer.step_was_skipped:
-                    applied = "DeepSpeed skipped the update"
-                else:
-                    applied = "DeepSpeed has applied it"
-                raise TrainingDiverged(
-                    f"stage {stage.name}: gradient norm is {float(grad_norm)} at step {step + 1}; "
-                    f"{applied}. Last good checkpoint: {latest_checkpoint(run_dir)}"
+        objective.prepare(accelerator, model, rows, run_dir)
+        log = MetricsLog(
+            run_dir / "metrics.jsonl", start_step, run.report_to, accelerator.is_main_process
+        )
+        update, stop_bar = progress_bar(
+            stage.name, total, transfer=False, show=progress and accelerator.is_main_process
+        )
+        update(start_step)
+        started = time.perf_counter()
+        tokens_seen = 0
+        try:
+            for step in range(start_step, total):
+                epoch, within = divmod(step, per_epoch)
+                order = epoch_order(
+                    len(rows), stage.micro_batch_rows, stage.seed, epoch, shuffle=True
                 )
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            tokens_seen += sum(int(b["input_ids"].numel()) for b in batches) * world
-            elapsed = time.perf_counter() - started
-            record = {
-                "step": step + 1,
-                "epoch": round((step + 1) / per_epoch, 4),
-                "lr": lr,
-                "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
-                "tokens_per_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
-                **metrics,
-            }
-            if (step + 1) % stage.log_every == 0 or step + 1 == total:
-                log.write(record)
-            update(step + 1, f"loss {record['loss']:.4f}")
-            if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
-                _save_checkpoint(accelerator, model, run_dir, step + 1, stage.model)
-                _prune_checkpoints(accelerator, run_dir, stage.keep_checkpoints)
-            if stop_after is not None and step + 1 - start_step >= stop_after:
-                return out
+                first = (within * world + accelerator.process_index) * stage.grad_accum
+                micro = [order[(first + k) % len(order)] for k in range(stage.grad_accum)]
+                batches = [collate([rows[i] for i in m]) for m in micro]
+                model.train()
+                lr = scheduler.get_last_lr()[0]  # the rate this step applies
+                try:
+                    metrics = objective.step(accelerator, model, batches, micro)
+                except NonFiniteLoss as bad:
+                    raise TrainingDiverged(
+                        f"stage {stage.name}: loss is {bad.value} at step {step + 1}; stopped "
+                        f"without applying it. Last good checkpoint: {latest_checkpoint(run_dir)}"
+                    ) from None
+                # Under DeepSpeed the engine has already clipped and stepped (inside the last
+                # backward) and this returns the norm it saw.
+                grad_norm = accelerator.clip_grad_norm_(
+                    model.parameters(), stage.optim.max_grad_norm
+                )
+                if grad_norm is not None and not math.isfinite(float(grad_norm)):
+                    if not deepspeed:
+                        applied = "stopped without applying it"
+                    elif optimizer.step_was_skipped:
+                        applied = "DeepSpeed skipped the update"
+                    else:
+                        applied = "DeepSpeed has applied it"
+                    raise TrainingDiverged(
+                        f"stage {stage.name}: gradient norm is {float(grad_norm)} "
+                        f"at step {step + 1}; "
+                        f"{applied}. Last good checkpoint: {latest_checkpoint(run_dir)}"
+                    )
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                tokens_seen += sum(int(b["input_ids"].numel()) for b in batches) * world
+                elapsed = time.perf_counter() - started
+                record = {
+                    "step": step + 1,
+                    "epoch": round((step + 1) / per_epoch, 4),
+                    "lr": lr,
+                    "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
+                    "tokens_per_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
+                    **metrics,
+                }
+                if (step + 1) % stage.log_every == 0 or step + 1 == total:
+                    log.write(record)
+                update(step + 1, f"loss {record['loss']:.4f}")
+                if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
+                    _save_checkpoint(accelerator, model, run_dir, step + 1, stage.model)
+                    _prune_checkpoints(accelerator, run_dir, stage.keep_checkpoints)
+                if stop_after is not None and step + 1 - start_step >= stop_after:
+                    return out
+        finally:
+            stop_bar()
+            log.close()
+        _finish(accelerator, model, run_dir, out, stage, run)
     finally:
-        stop_bar()
-        log.close()
-    _finish(accelerator, model, run_dir, out, stage, run)
+        # Stage 2 of a run loads its model into the memory stage 1 held.
+        objective.release()
+        engine = getattr(accelerator, "deepspeed_engine_wrapped", None)
+        accelerator.free_memory()  # destroys a DeepSpeed engine
+        if engine is not None:
+            drop_tensors(engine.engine)
     return out
 
 

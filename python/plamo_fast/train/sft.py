@@ -12,6 +12,9 @@ class SFTObjective:
     def prepare(self, accelerator, model, rows, run_dir) -> None:
         pass
 
+    def release(self) -> None:
+        pass
+
     def step(self, accelerator, model, batches: list[dict], micro: list[list[int]]) -> dict:
         local = sum(int((b["labels"][:, 1:] != -100).sum()) for b in batches)
         (trained,) = map(int, global_sums(accelerator, local))
