@@ -47,3 +47,16 @@ def test_accelerate_configs(name):
         assert config["distributed_type"] == "DEEPSPEED"
         assert config["deepspeed_config"]["zero_stage"] == 3
         assert config["num_processes"] % config["num_machines"] == 0
+
+
+def test_training_without_the_train_extra_says_what_to_install(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from plamo_fast.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    assert main(["sft", str(tmp_path / "any.yaml")]) == 1
+    assert "needs torch: pip install 'plamo-fast[train]'" in capsys.readouterr().err

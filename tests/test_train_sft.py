@@ -151,8 +151,10 @@ def test_two_processes_equal_one(tmp_path):
     data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
     records = {}
     for name, accum in (("one", 8), ("two", 4)):
+        # Gradient checkpointing on the two-process side: DDP with recomputed activations.
         config = sft_config(tmp_path, data, model, grad_accum=accum, max_steps=3,
-                            output=str(tmp_path / name))  # fmt: skip
+                            output=str(tmp_path / name),
+                            gradient_checkpointing=name == "two")  # fmt: skip
         # A schedule that moves: accelerate must not step it once per process.
         config["stages"][0]["optim"].update(schedule="linear", warmup_steps=1, min_lr_ratio=0.0)
         path = write_config(tmp_path / f"{name}.yaml", config)

@@ -10,6 +10,17 @@ CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def _run(kind: str, config: Path, ctx: typer.Context, quiet: bool) -> None:
+    import importlib.util
+
+    from plamo_fast.errors import PlamoFastError
+
+    missing = [
+        m for m in ("torch", "transformers", "accelerate") if not importlib.util.find_spec(m)
+    ]
+    if missing:
+        raise PlamoFastError(
+            f"plamo-fast {kind} needs {', '.join(missing)}: pip install 'plamo-fast[train]'"
+        )
     from plamo_fast.train.api import train
 
     outputs = train(config, kind, list(ctx.args), progress=not quiet)

@@ -84,6 +84,9 @@ class RunConfig:
     attn_implementation: str = "sdpa"
     report_to: list[str] = field(default_factory=list)  # tensorboard, wandb
     plot: bool = True
+    # Peak TFLOP/s of one device in the training precision (H100 SXM bf16 dense: 989); when
+    # set, metrics log mfu = achieved model TFLOP/s / (peak x processes).
+    peak_tflops: float = 0.0
 
 
 CHOICES = {
@@ -266,3 +269,5 @@ def _check(config: RunConfig, problems: list[str]) -> None:
     for target in config.report_to:
         if target not in ("tensorboard", "wandb"):
             problems.append(f"report_to: {target!r} is not one of tensorboard, wandb")
+    if config.peak_tflops < 0:
+        problems.append("peak_tflops: must be non-negative (0: no MFU)")

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import PlamoFastError
-from plamo_fast.train.collective import NonFiniteLoss
+from plamo_fast.train.collective import NonFiniteLoss, global_sums
 from plamo_fast.train.config import RunConfig, StageConfig
 from plamo_fast.train.data import PackedRow, collate, epoch_order
+from plamo_fast.train.flops import matmul_parameters, training_flops
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -458,6 +459,13 @@ def run_stage(
         update(start_step)
         started = time.perf_counter()
         tokens_seen = 0
+        flops_done = 0.0
+        inner = accelerator.unwrap_model(model)
+        flops_args = (
+            matmul_parameters(inner),
+            inner.config.num_hidden_layers,
+            inner.config.hidden_size,
+        )
         try:
             for step in range(start_step, total):
                 epoch, within = divmod(step, per_epoch)
@@ -497,6 +505,9 @@ def run_stage(
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 tokens_seen += sum(int(b["input_ids"].numel()) for b in batches) * world
+                lengths = [doc[2] for b in batches for doc in b["docs"]]
+                (step_flops,) = global_sums(accelerator, training_flops(*flops_args, lengths))
+                flops_done += step_flops
                 elapsed = time.perf_counter() - started
                 record = {
                     "step": step + 1,
@@ -504,8 +515,11 @@ def run_stage(
                     "lr": lr,
                     "grad_norm": float(grad_norm) if grad_norm is not None else float("nan"),
                     "tokens_per_s": tokens_seen / elapsed if elapsed > 0 else 0.0,
+                    "tflops_per_s": flops_done / elapsed / 1e12 if elapsed > 0 else 0.0,
                     **metrics,
                 }
+                if run.peak_tflops:
+                    record["mfu"] = record["tflops_per_s"] / (run.peak_tflops * world)
                 if (step + 1) % stage.log_every == 0 or step + 1 == total:
                     log.write(record)
                 update(step + 1, f"loss {record['loss']:.4f}")
