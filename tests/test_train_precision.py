@@ -44,6 +44,7 @@ def test_precision_table(dtype, cuda, launcher, deepspeed, expected):
         ("bf16-mixed", "no", True, "set mixed_precision: bf16"),
         ("float32", "bf16", True, "dtype float32 but the DeepSpeed launch"),
         ("auto", "fp16", False, "'fp16' is not supported"),
+        ("bfloat16", "bf16", True, "not available under DeepSpeed"),
     ],
 )
 def test_contradicting_precisions_are_refused(dtype, launcher, deepspeed, message):

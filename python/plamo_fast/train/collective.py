@@ -1,5 +1,5 @@
 """What the objectives need from the other processes: step-wide sums, and the agreement that
-every process's loss is finite before any of them runs a backward pass."""
+every process's losses are finite before the step's last backward pass."""
 
 from __future__ import annotations
 
@@ -22,16 +22,25 @@ def global_sums(accelerator, *values: float) -> list[float]:
     return accelerator.reduce(total, reduction="sum").tolist()
 
 
-def backward_if_finite(accelerator, loss: torch.Tensor) -> None:
-    """``accelerator.backward(loss)`` unless the loss of this micro-batch is not finite on some
-    process. Checked before the backward pass because under DeepSpeed the last micro-batch's
-    backward also runs the optimizer step; all processes stop together (none is left waiting in
-    a collective)."""
-    local = float(loss.detach())
-    bad = 0.0 if torch.isfinite(loss.detach()).all() else 1.0
-    if accelerator.num_processes > 1:
-        (bad,) = global_sums(accelerator, bad)
-    if bad:
-        # Another process's loss is the bad one when this one's is finite.
-        raise NonFiniteLoss(local if not torch.isfinite(torch.tensor(local)) else float("nan"))
-    accelerator.backward(loss)
+class FiniteBackward:
+    """``accelerator.backward`` for the micro-batches of one optimizer step, refusing a step
+    in which some micro-batch loss on some process is NaN or infinite. The decision is taken
+    before the step's last backward pass, because under DeepSpeed that backward also runs the
+    optimizer step; all processes decide together (one all-reduce per step), so none is left
+    waiting in a collective."""
+
+    def __init__(self, accelerator, micro_batches: int):
+        self.accelerator = accelerator
+        self.left = micro_batches
+        self.bad: float | None = None
+
+    def __call__(self, loss: torch.Tensor) -> None:
+        self.left -= 1
+        if self.bad is None and not bool(torch.isfinite(loss.detach()).all()):
+            self.bad = float(loss.detach())
+        if self.left == 0:
+            (flag,) = global_sums(self.accelerator, 0.0 if self.bad is None else 1.0)
+            if flag:
+                # Another process's loss is the bad one when this one's are all finite.
+                raise NonFiniteLoss(self.bad if self.bad is not None else float("nan"))
+        self.accelerator.backward(loss)

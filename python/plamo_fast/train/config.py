@@ -79,7 +79,8 @@ class RunConfig:
     stages: list[StageConfig] = field(default_factory=list)
     # auto: fp32 on CPU; on GPU bf16-mixed, or bf16 under DeepSpeed bf16. bf16-mixed: fp32
     # weights and optimizer state, bf16 autocast compute. bfloat16: everything in bf16 (half
-    # the memory, but updates smaller than bf16's resolution of a weight are lost).
+    # the memory, but updates smaller than bf16's resolution of a weight are lost; not under
+    # DeepSpeed, whose bf16 mode keeps fp32 master weights).
     dtype: str = "auto"
     attn_implementation: str = "sdpa"
     report_to: list[str] = field(default_factory=list)  # tensorboard, wandb

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plamo_fast.train.collective import backward_if_finite, global_sums
+from plamo_fast.train.collective import FiniteBackward, global_sums
 from plamo_fast.train.data import collate
 from plamo_fast.train.losses import document_logps, dpo_losses, pair_indices, sft_loss_sum
 
@@ -139,6 +139,7 @@ class DPOObjective:
         scale = accelerator.num_processes * accelerator.gradient_accumulation_steps
         totals = {"loss": 0.0, "chosen": 0.0, "rejected": 0.0, "correct": 0.0, "margin": 0.0}
         nll_total = 0.0
+        backward = FiniteBackward(accelerator, len(batches))
         for batch, rows_of_batch in zip(batches, micro, strict=True):
             with accelerator.accumulate(model):
                 logits = _forward(model, batch, device)
@@ -159,7 +160,7 @@ class DPOObjective:
                     nll = self._chosen_nll(logits, labels, batch["docs"], c)
                     loss = loss + stage.sft_weight * nll * scale / max(chosen_tokens, 1)
                     nll_total += float(nll.detach())
-                backward_if_finite(accelerator, loss)
+                backward(loss)
                 totals["loss"] += float(losses.detach().sum())
                 totals["chosen"] += float(rc.sum())
                 totals["rejected"] += float(rr.sum())

@@ -75,9 +75,14 @@ def resolve_precision(dtype: str, cuda: bool, launcher: str, deepspeed: bool) ->
             "accelerate config"
         )
     if deepspeed:
+        if dtype == "bfloat16":
+            raise PlamoFastError(
+                "dtype bfloat16 (pure bf16) is not available under DeepSpeed, whose bf16 mode "
+                "keeps fp32 master weights: use dtype auto or bf16-mixed"
+            )
         if dtype == "auto":
             dtype = "bf16-mixed" if launcher == "bf16" else "float32"
-        wants_bf16 = dtype in ("bf16-mixed", "bfloat16")
+        wants_bf16 = dtype == "bf16-mixed"
         if wants_bf16 != (launcher == "bf16"):
             raise PlamoFastError(
                 f"dtype {dtype} but the DeepSpeed launch has mixed_precision {launcher}: set "
@@ -160,6 +165,8 @@ def check_packed_attention(model, device, config) -> None:
     model.train(was_training)
     err = (together[0, 6:].float() - alone[0].float()).abs().max().item()
     scale = alone.float().abs().max().item() + 1e-6
+    if not math.isfinite(err) or not math.isfinite(scale):
+        raise PlamoFastError("the model's logits are not finite: its weights hold NaN or inf")
     if err > 1e-2 * scale + 1e-3:
         raise PlamoFastError(
             f"this model does not keep packed documents apart (max logit difference {err:.3g}): "
@@ -245,7 +252,7 @@ def plot_curves(metrics: Path, out: Path) -> bool:
     return True
 
 
-def fingerprint(stage: StageConfig, rows: list[PackedRow]) -> dict:
+def fingerprint(stage: StageConfig, rows: list[PackedRow], precision: tuple[str, str]) -> dict:
     """What a run directory's checkpoints and caches depend on: the stage config (minus what
     may change on resume) and the data itself."""
     import hashlib
@@ -260,14 +267,18 @@ def fingerprint(stage: StageConfig, rows: list[PackedRow]) -> dict:
         digest.update(row.seq_lengths.tobytes())
         if row.pair_ids is not None:
             digest.update(row.pair_ids.tobytes())
+    # Precision too: cached reference log-probs and optimizer state were made in it.
+    config["precision"] = list(precision)
     record = {"config": config, "data_sha256": digest.hexdigest(), "rows": len(rows)}
     return json.loads(json.dumps(record))  # as stored (tuples become lists)
 
 
-def check_run_dir(run_dir: Path, stage: StageConfig, rows: list[PackedRow], main: bool) -> None:
+def check_run_dir(
+    run_dir: Path, stage: StageConfig, rows: list[PackedRow], precision: tuple[str, str], main: bool
+) -> None:
     """Refuse to resume from a run directory made by another config or other data (its
     checkpoints, reference log-probs and packed data would silently be reused)."""
-    current = fingerprint(stage, rows)
+    current = fingerprint(stage, rows, precision)
     stored = run_dir / "fingerprint.json"
     if stored.exists():
         previous = json.loads(stored.read_text())
@@ -317,19 +328,25 @@ def check_launch(accelerator) -> None:
 
 def configure_deepspeed(accelerator, stage: StageConfig) -> bool:
     """Under DeepSpeed the engine is built from its config, not from a dataloader (the loop
-    collates its own micro-batches) and it clips gradients itself: give it the stage's
-    micro-batch size and clipping, refusing a config file that asks for another clip."""
+    collates its own micro-batches), and it accumulates and clips gradients itself: write the
+    stage's micro-batch size, accumulation and clip into it (a later stage of the same run
+    reuses the config the previous stage filled in). A launcher that asks for another clip is
+    refused."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is None:
         return False
+    launcher_clip = plugin.gradient_clipping  # the accelerate config's, never rewritten
+    if launcher_clip not in ("auto", None) and float(launcher_clip) != stage.optim.max_grad_norm:
+        raise PlamoFastError(
+            f"the DeepSpeed config clips gradients at {launcher_clip} but stage {stage.name} "
+            f"asks for optim.max_grad_norm={stage.optim.max_grad_norm}; make them agree"
+        )
     config = plugin.deepspeed_config
     config["train_micro_batch_size_per_gpu"] = stage.micro_batch_rows
-    clip = config.get("gradient_clipping", "auto")
-    if clip not in ("auto", None) and float(clip) != stage.optim.max_grad_norm:
-        raise PlamoFastError(
-            f"the DeepSpeed config clips gradients at {clip} but stage {stage.name} asks for "
-            f"optim.max_grad_norm={stage.optim.max_grad_norm}; make them agree"
-        )
+    config["gradient_accumulation_steps"] = stage.grad_accum
+    config["train_batch_size"] = (
+        stage.micro_batch_rows * stage.grad_accum * accelerator.num_processes
+    )
     config["gradient_clipping"] = stage.optim.max_grad_norm
     return True
 
@@ -397,7 +414,7 @@ def run_stage(
     steps without finishing the stage (tests use it to simulate a kill)."""
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import GradientAccumulationPlugin, set_seed
 
     out = Path(stage.output)
     run_dir = out.parent / f"{out.name}.run"
@@ -408,13 +425,21 @@ def run_stage(
         os.environ.get("ACCELERATE_MIXED_PRECISION", "no"),
         deepspeed_launch,
     )
+    # The stage's grad_accum decides; an explicit plugin keeps accelerate from taking the
+    # launcher's ACCELERATE_GRADIENT_ACCUMULATION_STEPS (`accelerate config` writes 1) instead.
+    launcher_accum = os.environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
     # The scheduler is stepped by us once per optimizer step; accelerate would otherwise step
     # it once per process on every step, running the schedule world-size times too fast.
     accelerator = Accelerator(
-        gradient_accumulation_steps=stage.grad_accum,
+        gradient_accumulation_plugin=GradientAccumulationPlugin(num_steps=stage.grad_accum),
         step_scheduler_with_optimizer=False,
         mixed_precision=None if deepspeed_launch else mixed,
     )
+    if launcher_accum not in (None, str(stage.grad_accum)) and accelerator.is_main_process:
+        print(
+            f"plamo-fast: stage {stage.name} accumulates {stage.grad_accum} micro-batches "
+            f"(grad_accum); the launcher's gradient_accumulation_steps={launcher_accum} is ignored"
+        )
     world = accelerator.num_processes
     check_launch(accelerator)
     deepspeed = configure_deepspeed(accelerator, stage)
@@ -436,9 +461,14 @@ def run_stage(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if accelerator.gradient_accumulation_steps != stage.grad_accum:  # DeepSpeed may override
+        raise PlamoFastError(
+            f"stage {stage.name}: accelerate accumulates {accelerator.gradient_accumulation_steps}"
+            f" micro-batches, the stage asks for {stage.grad_accum}"
+        )
     # After prepare: under ZeRO-3 every process takes part in the probe's forward passes.
     check_packed_attention(model, accelerator.device, accelerator.unwrap_model(model).config)
-    check_run_dir(run_dir, stage, rows, accelerator.is_main_process)
+    check_run_dir(run_dir, stage, rows, (mixed, weights_dtype), accelerator.is_main_process)
     accelerator.wait_for_everyone()
 
     start_step = 0

@@ -4,7 +4,7 @@ tokens weighs no more than its tokens."""
 
 from __future__ import annotations
 
-from plamo_fast.train.collective import backward_if_finite, global_sums
+from plamo_fast.train.collective import FiniteBackward, global_sums
 from plamo_fast.train.losses import sft_loss_sum
 
 
@@ -24,6 +24,7 @@ class SFTObjective:
             accelerator.num_processes * accelerator.gradient_accumulation_steps / max(trained, 1)
         )
         total = 0.0
+        backward = FiniteBackward(accelerator, len(batches))
         for batch in batches:
             with accelerator.accumulate(model):
                 logits = model(
@@ -32,7 +33,7 @@ class SFTObjective:
                     use_cache=False,
                 ).logits
                 loss_sum, _ = sft_loss_sum(logits, batch["labels"].to(accelerator.device))
-                backward_if_finite(accelerator, loss_sum * scale)
+                backward(loss_sum * scale)
                 total += float(loss_sum.detach())
         (loss_sum,) = global_sums(accelerator, total)
         loss = loss_sum / max(trained, 1)
