@@ -340,7 +340,21 @@ def test_a_changed_config_or_dpo_data_is_refused(tmp_path, capsys):
     shutil.rmtree(tmp_path / "out1")  # the run folder stays; a changed lr must not resume it
     config["stages"][0]["optim"]["lr"] = 5e-5
     assert main(["sft", str(write_config(tmp_path / "b.yaml", config)), "-q"]) == 1
-    assert "different config (optim)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different config (optim: stored {" in err and "'lr': 5e-05" in err, err
+    config["stages"][0]["optim"]["lr"] = 1e-3
+    config["dtype"] = "bfloat16"  # the precision too: cached state was made in the old one
+    assert main(["sft", str(write_config(tmp_path / "b.yaml", config)), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "precision: stored ['no', 'float32'], now ['no', 'bfloat16']" in err, err
+    # A run folder from before precision was recorded still resumes.
+    stored = tmp_path / "out1.run" / "fingerprint.json"
+    old = json.loads(stored.read_text())
+    del old["config"]["precision"]
+    stored.write_text(json.dumps(old))
+    config["dtype"] = "auto"
+    assert main(["sft", str(write_config(tmp_path / "b.yaml", config)), "-q"]) == 0
+    assert "resuming s1" in capsys.readouterr().out
     pairs = packed(tmp_path / "pairs", model, DPO_RECORDS, "dpo")
     config = sft_config(tmp_path, pairs, model, output=str(tmp_path / "o2"))
     assert main(["sft", str(write_config(tmp_path / "c.yaml", config)), "-q"]) == 1
@@ -375,3 +389,25 @@ def test_a_launch_accelerate_did_not_distribute_is_refused(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert "plamo-fast: error (rank 0): 2 processes were launched but accelerate set up 1" in err
     assert not (tmp_path / "out1").exists()
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_rows_are_trained_in_order_unless_shuffled(tmp_path, shuffle):
+    """One row per step: the trained tokens logged at each step are those of the row the
+    order names (packed order with shuffle off, the seeded permutation with it on)."""
+    import pyarrow.parquet as pq
+
+    from plamo_fast.train.data import epoch_order
+
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    labels = pq.read_table(data / "data.parquet").column("labels").to_pylist()
+    per_row = [sum(1 for x in row[1:] if x != -100) for row in labels]
+    config = sft_config(tmp_path, data, model, grad_accum=1, max_steps=len(per_row))
+    config["stages"][0]["data"]["shuffle"] = shuffle
+    assert main(["sft", "-q", str(write_config(tmp_path / "c.yaml", config))]) == 0
+    logged = [json.loads(x) for x in (tmp_path / "out1" / "metrics.jsonl").read_text().splitlines()]
+    order = [m[0] for m in epoch_order(len(per_row), 1, 0, 0, shuffle)]
+    assert (order == sorted(order)) is not shuffle
+    assert [r["trained_tokens"] for r in logged] == [per_row[i] for i in order]
+    assert len(set(per_row)) > 1  # rows differ, so a wrong order shows

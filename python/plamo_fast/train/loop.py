@@ -282,14 +282,19 @@ def check_run_dir(
     stored = run_dir / "fingerprint.json"
     if stored.exists():
         previous = json.loads(stored.read_text())
+        # Run folders from before the precision was recorded carry no "precision" key.
+        previous["config"].setdefault("precision", current["config"]["precision"])
         if previous != current:
             changed = [
-                k for k in current["config"] if previous["config"].get(k) != current["config"][k]
+                f"{k}: stored {previous['config'].get(k)!r}, now {v!r}"
+                for k, v in current["config"].items()
+                if previous["config"].get(k) != v
             ]
-            what = f"config ({', '.join(changed)})" if changed else "data"
+            what = f"config ({'; '.join(changed)})" if changed else "data"
             raise PlamoFastError(
                 f"{run_dir} holds a run of stage {stage.name} with a different {what}; "
-                "restore it to resume, or delete the folder to start over"
+                "restore the old values to resume (precision: dtype and the launcher's "
+                "mixed_precision), or delete the folder to start over"
             )
     elif main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -461,24 +466,25 @@ def run_stage(
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(stage, total))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    if accelerator.gradient_accumulation_steps != stage.grad_accum:  # DeepSpeed may override
-        raise PlamoFastError(
-            f"stage {stage.name}: accelerate accumulates {accelerator.gradient_accumulation_steps}"
-            f" micro-batches, the stage asks for {stage.grad_accum}"
-        )
-    # After prepare: under ZeRO-3 every process takes part in the probe's forward passes.
-    check_packed_attention(model, accelerator.device, accelerator.unwrap_model(model).config)
-    check_run_dir(run_dir, stage, rows, (mixed, weights_dtype), accelerator.is_main_process)
-    accelerator.wait_for_everyone()
-
-    start_step = 0
-    resume = latest_checkpoint(run_dir)
-    if resume is not None:
-        accelerator.load_state(str(resume / "trainer_state"))
-        start_step = json.loads((resume / "progress.json").read_text())["step"]
-        if accelerator.is_main_process:
-            print(f"plamo-fast: resuming {stage.name} from {resume} (step {start_step})")
     try:
+        accumulated = accelerator.gradient_accumulation_steps  # DeepSpeed may override it
+        if accumulated != stage.grad_accum:
+            raise PlamoFastError(
+                f"stage {stage.name}: accelerate accumulates {accumulated} micro-batches, "
+                f"the stage asks for {stage.grad_accum}"
+            )
+        # After prepare: under ZeRO-3 every process takes part in the probe's forward passes.
+        check_packed_attention(model, accelerator.device, accelerator.unwrap_model(model).config)
+        check_run_dir(run_dir, stage, rows, (mixed, weights_dtype), accelerator.is_main_process)
+        accelerator.wait_for_everyone()
+
+        start_step = 0
+        resume = latest_checkpoint(run_dir)
+        if resume is not None:
+            accelerator.load_state(str(resume / "trainer_state"))
+            start_step = json.loads((resume / "progress.json").read_text())["step"]
+            if accelerator.is_main_process:
+                print(f"plamo-fast: resuming {stage.name} from {resume} (step {start_step})")
         objective.prepare(accelerator, model, rows, run_dir)
         log = MetricsLog(
             run_dir / "metrics.jsonl", start_step, run.report_to, accelerator.is_main_process
@@ -500,7 +506,7 @@ def run_stage(
             for step in range(start_step, total):
                 epoch, within = divmod(step, per_epoch)
                 order = epoch_order(
-                    len(rows), stage.micro_batch_rows, stage.seed, epoch, shuffle=True
+                    len(rows), stage.micro_batch_rows, stage.seed, epoch, stage.data.shuffle
                 )
                 first = (within * world + accelerator.process_index) * stage.grad_accum
                 micro = [order[(first + k) % len(order)] for k in range(stage.grad_accum)]
