@@ -115,12 +115,17 @@ def stage(tmp_path, kind, data, model, output, **extra):
     }
 
 
-def test_zero3_sft_with_checkpointing_and_resume_equals_one_process(tmp_path):
+def one_process(tmp_path: Path, kind: str, records: list, grad_accum: int) -> tuple[Path, Path]:
+    """A tiny model, its packed data, and the reference run of one plain process in "one"."""
     model = tiny_model(tmp_path / "model")
-    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
-    one = write_config(tmp_path / "one.yaml",
-                       stage(tmp_path, "sft", data, model, "one", grad_accum=8))  # fmt: skip
-    assert main(["sft", "-q", str(one)]) == 0
+    data = packed(tmp_path / "packed", model, records, kind)
+    config = stage(tmp_path, kind, data, model, "one", grad_accum=grad_accum)
+    assert main([kind, "-q", str(write_config(tmp_path / "one.yaml", config))]) == 0
+    return model, data
+
+
+def test_zero3_sft_with_checkpointing_and_resume_equals_one_process(tmp_path):
+    model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
     config = stage(tmp_path, "sft", data, model, "z3", grad_accum=4, save_every=2,
                    gradient_checkpointing=True)  # fmt: skip
     path = write_config(tmp_path / "z3.yaml", config)
@@ -143,11 +148,7 @@ DPO_KEYS = ("loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/
 
 
 def test_zero3_dpo_equals_one_process_with_either_reference(tmp_path):
-    model = tiny_model(tmp_path / "model")
-    data = packed(tmp_path / "packed", model, DPO_RECORDS, "dpo")
-    one = write_config(tmp_path / "one.yaml",
-                       stage(tmp_path, "dpo", data, model, "one", grad_accum=4))  # fmt: skip
-    assert main(["dpo", "-q", str(one)]) == 0
+    model, data = one_process(tmp_path, "dpo", DPO_RECORDS, grad_accum=4)
     precomputed = stage(tmp_path, "dpo", data, model, "pre", grad_accum=2)
     zero3(tmp_path, "dpo", write_config(tmp_path / "pre.yaml", precomputed))
     assert_same_run(tmp_path / "one", tmp_path / "pre", DPO_KEYS)
@@ -225,11 +226,7 @@ def token_of_rank0_only(data: Path, model: Path) -> int:
 def test_zero3_bf16_trains_like_fp32_and_saves_bf16(tmp_path):
     """mixed_precision: bf16 under DeepSpeed: a bf16 module with fp32 master weights in its
     optimizer (dtype: auto follows the launch), bf16 weights written."""
-    model = tiny_model(tmp_path / "model")
-    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
-    one = write_config(tmp_path / "one.yaml",
-                       stage(tmp_path, "sft", data, model, "one", grad_accum=8))  # fmt: skip
-    assert main(["sft", "-q", str(one)]) == 0
+    model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
     path = write_config(tmp_path / "bf16.yaml",
                         stage(tmp_path, "sft", data, model, "bf16", grad_accum=4))  # fmt: skip
     zero3(tmp_path, "sft", path, mixed="bf16")
