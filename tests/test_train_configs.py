@@ -39,7 +39,9 @@ def test_a_config_of_the_other_kind_is_refused():
         load_config(CONFIGS / "tiny_cpu_sft.yaml", kind="dpo")
 
 
-@pytest.mark.parametrize("name", ["single_gpu.yaml", "8gpu_zero3.yaml", "multinode_zero3.yaml"])
+@pytest.mark.parametrize(
+    "name", ["single_gpu.yaml", "8gpu_zero3.yaml", "8gpu_fsdp.yaml", "multinode_zero3.yaml"]
+)
 def test_accelerate_configs(name):
     config = yaml.safe_load((CONFIGS / "accelerate" / name).read_text())
     assert config["num_processes"] >= 1 and config["num_machines"] >= 1
@@ -47,6 +49,9 @@ def test_accelerate_configs(name):
         assert config["distributed_type"] == "DEEPSPEED"
         assert config["deepspeed_config"]["zero_stage"] == 3
         assert config["num_processes"] % config["num_machines"] == 0
+    if "fsdp" in name:
+        assert config["distributed_type"] == "FSDP"
+        assert config["fsdp_config"]["fsdp_version"] == 2
 
 
 def test_training_without_the_train_extra_says_what_to_install(monkeypatch, capsys, tmp_path):

@@ -1,8 +1,12 @@
-"""DeepSpeed ZeRO-3 across two CPU processes (gloo) runs the same training code a multi-GPU
-ZeRO-3 run does: parameters, gradients and optimizer state sharded, zero3_init_flag on. It
-must equal one plain process: SFT (with gradient checkpointing) and resume from a ZeRO-3
-checkpoint, DPO with the precomputed and with a live, separately loaded reference, and the NaN
-guard. Skipped where DeepSpeed or a C++ compiler (its CPU communication op) is missing."""
+"""Sharded training across two CPU processes (gloo) runs the same training code a multi-GPU
+run does, on the shipped accelerate configs, and must equal one plain process.
+
+- DeepSpeed ZeRO-3 (parameters, gradients and optimizer state sharded, zero3_init_flag on):
+  SFT with gradient checkpointing and resume from a ZeRO-3 checkpoint, DPO with precomputed,
+  separately loaded and live references, bf16, two stages, the NaN guards. Skipped where
+  DeepSpeed or a C++ compiler (its CPU communication op) is missing.
+- FSDP2: SFT with gradient checkpointing and resume from sharded checkpoints, DPO.
+"""
 
 from __future__ import annotations
 
@@ -24,31 +28,35 @@ from plamo_fast.cli import main
 HERE = Path(__file__).resolve().parent
 BIN = os.path.dirname(sys.executable)
 
-pytestmark = [
-    pytest.mark.skipif(importlib.util.find_spec("deepspeed") is None, reason="needs deepspeed"),
-    pytest.mark.skipif(
-        shutil.which("c++") is None, reason="DeepSpeed's CPU backend compiles a C++ op"
-    ),
-]
-
-SHIPPED = HERE.parent / "configs" / "accelerate" / "8gpu_zero3.yaml"
+needs_deepspeed = pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None or shutil.which("c++") is None,
+    reason="needs deepspeed and a C++ compiler (DeepSpeed's CPU backend compiles an op)",
+)
+SHIPPED = HERE.parent / "configs" / "accelerate"
 
 
-def zero3_config(mixed: str) -> str:
-    """The shipped 8-GPU ZeRO-3 accelerate config, on two processes."""
+def two_process_config(shipped: str, mixed: str) -> str:
+    """A shipped 8-GPU accelerate config, on two processes."""
     import yaml
 
-    config = yaml.safe_load(SHIPPED.read_text())
-    assert config["deepspeed_config"]["zero_stage"] == 3
+    config = yaml.safe_load((SHIPPED / shipped).read_text())
     config.update(num_processes=2, mixed_precision=mixed)
     return yaml.safe_dump(config)
 
 
-def zero3(tmp_path: Path, kind: str, config: Path, expect_ok=True, mixed="no", env=(), timeout=600):
+def zero3(tmp_path: Path, kind: str, config: Path, **kwargs):
+    return launch(tmp_path, "8gpu_zero3.yaml", kind, config, **kwargs)
+
+
+def fsdp(tmp_path: Path, kind: str, config: Path, **kwargs):
+    return launch(tmp_path, "8gpu_fsdp.yaml", kind, config, **kwargs)
+
+
+def launch(tmp_path, shipped, kind, config, expect_ok=True, mixed="no", env=(), timeout=600):
     accelerate = shutil.which("accelerate", path=BIN)
     if accelerate is None:
         pytest.skip("accelerate launcher not found next to this python")
-    (tmp_path / "zero3.yaml").write_text(zero3_config(mixed))
+    (tmp_path / "accelerate.yaml").write_text(two_process_config(shipped, mixed))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -60,8 +68,8 @@ def zero3(tmp_path: Path, kind: str, config: Path, expect_ok=True, mixed="no", e
         **dict(env),
     }
     done = subprocess.run(
-        [accelerate, "launch", "--config_file", str(tmp_path / "zero3.yaml"),
-         "--main_process_port", str(port), str(HERE / "zero3_cpu_launch.py"),
+        [accelerate, "launch", "--config_file", str(tmp_path / "accelerate.yaml"),
+         "--main_process_port", str(port), str(HERE / "accelerate_cpu_launch.py"),
          kind, "-q", str(config)],
         env=env, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
@@ -124,6 +132,7 @@ def one_process(tmp_path: Path, kind: str, records: list, grad_accum: int) -> tu
     return model, data
 
 
+@needs_deepspeed
 def test_zero3_sft_with_checkpointing_and_resume_equals_one_process(tmp_path):
     model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
     config = stage(tmp_path, "sft", data, model, "z3", grad_accum=4, save_every=2,
@@ -147,6 +156,7 @@ def test_zero3_sft_with_checkpointing_and_resume_equals_one_process(tmp_path):
 DPO_KEYS = ("loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margin")
 
 
+@needs_deepspeed
 def test_zero3_dpo_equals_one_process_with_either_reference(tmp_path):
     model, data = one_process(tmp_path, "dpo", DPO_RECORDS, grad_accum=4)
     precomputed = stage(tmp_path, "dpo", data, model, "pre", grad_accum=2)
@@ -166,6 +176,7 @@ def test_zero3_dpo_equals_one_process_with_either_reference(tmp_path):
             assert int(Path(f"{live}.{rank}").read_text()) < 1000
 
 
+@needs_deepspeed
 def test_zero3_nan_stops_and_keeps_a_good_checkpoint(tmp_path):
     """An exploding run: the gradient norm turns infinite; DeepSpeed has already run its step
     inside the last backward and must have skipped it."""
@@ -185,6 +196,7 @@ def test_zero3_nan_stops_and_keeps_a_good_checkpoint(tmp_path):
     assert not (tmp_path / "nan").exists()
 
 
+@needs_deepspeed
 def test_zero3_nan_loss_on_one_process_stops_every_process(tmp_path):
     """A NaN loss on one process only (a NaN embedding row of a token that only rank 0's rows
     of step 1 hold): both processes stop at that step, before the backward pass that would
@@ -223,6 +235,7 @@ def token_of_rank0_only(data: Path, model: Path) -> int:
     return min(t for t in rows[0] if t not in rank1 and t not in probe)
 
 
+@needs_deepspeed
 def test_zero3_bf16_trains_like_fp32_and_saves_bf16(tmp_path):
     """mixed_precision: bf16 under DeepSpeed: a bf16 module with fp32 master weights in its
     optimizer (dtype: auto follows the launch), bf16 weights written."""
@@ -236,6 +249,7 @@ def test_zero3_bf16_trains_like_fp32_and_saves_bf16(tmp_path):
     assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {torch.bfloat16}
 
 
+@needs_deepspeed
 def test_zero3_two_stages_free_the_first_stage(tmp_path):
     """Stage 2 (general SFT) starts from stage 1 (math) in the same processes. DeepSpeed leaves
     a destroyed engine's ZeRO-3 optimizer reachable; its fp32 master weights, Adam moments and
@@ -264,3 +278,41 @@ def test_zero3_two_stages_free_the_first_stage(tmp_path):
     for rank in (0, 1):
         left = int(Path(f"{live}.{rank}").read_text())
         assert left < per_rank_partition // 100, (rank, left, per_rank_partition)
+
+
+def test_fsdp_sft_with_checkpointing_and_resume_equals_one_process(tmp_path):
+    model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
+    config = stage(tmp_path, "sft", data, model, "fsdp", grad_accum=4, save_every=2,
+                   gradient_checkpointing=True)  # fmt: skip
+    path = write_config(tmp_path / "fsdp.yaml", config)
+    fsdp(tmp_path, "sft", path)
+    assert_same_run(tmp_path / "one", tmp_path / "fsdp", ("loss", "grad_norm", "trained_tokens"))
+    state = tmp_path / "fsdp.run" / "checkpoints" / "step-000002" / "trainer_state"
+    assert (state / "pytorch_model_fsdp_0").is_dir()  # sharded, not gathered
+    straight = weights(tmp_path / "fsdp")
+    shutil.rmtree(tmp_path / "fsdp")
+    done = fsdp(tmp_path, "sft", path)
+    assert "resuming s1" in done.stdout + done.stderr
+    for name, value in weights(tmp_path / "fsdp").items():
+        torch.testing.assert_close(value, straight[name], rtol=0, atol=0)
+
+
+def test_fsdp_dpo_equals_one_process(tmp_path):
+    model, data = one_process(tmp_path, "dpo", DPO_RECORDS, grad_accum=4)
+    for name, extra in (("pre", {}), ("live", {"reference": "live"})):
+        config = stage(tmp_path, "dpo", data, model, name, grad_accum=2, **extra)
+        fsdp(tmp_path, "dpo", write_config(tmp_path / f"{name}.yaml", config))
+        assert_same_run(tmp_path / "one", tmp_path / name, DPO_KEYS)
+
+
+def test_fsdp_bf16_trains_like_fp32_and_keeps_fp32_weights(tmp_path):
+    """mixed_precision: bf16 under FSDP (the shipped config): fp32 sharded weights, bf16
+    compute; the saved model is the fp32 master weights."""
+    model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
+    path = write_config(tmp_path / "bf16.yaml",
+                        stage(tmp_path, "sft", data, model, "bf16", grad_accum=4))  # fmt: skip
+    fsdp(tmp_path, "sft", path, mixed="bf16")
+    for a, b in zip(metrics(tmp_path / "one"), metrics(tmp_path / "bf16"), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-2)
+        assert b["loss"] != a["loss"]  # computed in bf16
+    assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {torch.float32}
