@@ -58,13 +58,13 @@ def test_a_run_logs_tflops_and_mfu(tmp_path):
     }
     assert main(["sft", "-q", str(write_config(tmp_path / "c.yaml", config))]) == 0
     records = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    from transformers import AutoModelForCausalLM
+
+    params = matmul_parameters(AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32))
     for record in records:
         assert record["tflops_per_s"] > 0
         assert record["mfu"] == pytest.approx(record["tflops_per_s"] / 0.5)
         # tokens/s and TFLOP/s describe the same run: their ratio is the FLOPs per token,
         # at least 6 per matmul parameter.
-        from transformers import AutoModelForCausalLM
-
         per_token = record["tflops_per_s"] * 1e12 / record["tokens_per_s"]
-        params = matmul_parameters(AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32))
         assert 6 * params * 0.5 < per_token < 6 * params * 2

@@ -236,20 +236,6 @@ def token_of_rank0_only(data: Path, model: Path) -> int:
 
 
 @needs_deepspeed
-def test_zero3_bf16_trains_like_fp32_and_saves_bf16(tmp_path):
-    """mixed_precision: bf16 under DeepSpeed: a bf16 module with fp32 master weights in its
-    optimizer (dtype: auto follows the launch), bf16 weights written."""
-    model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
-    path = write_config(tmp_path / "bf16.yaml",
-                        stage(tmp_path, "sft", data, model, "bf16", grad_accum=4))  # fmt: skip
-    zero3(tmp_path, "sft", path, mixed="bf16")
-    for a, b in zip(metrics(tmp_path / "one"), metrics(tmp_path / "bf16"), strict=True):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-3)
-        assert b["loss"] != a["loss"]  # computed in bf16
-    assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {torch.bfloat16}
-
-
-@needs_deepspeed
 def test_zero3_two_stages_free_the_first_stage(tmp_path):
     """Stage 2 (general SFT) starts from stage 1 (math) in the same processes. DeepSpeed leaves
     a destroyed engine's ZeRO-3 optimizer reachable; its fp32 master weights, Adam moments and
@@ -305,14 +291,22 @@ def test_fsdp_dpo_equals_one_process(tmp_path):
         assert_same_run(tmp_path / "one", tmp_path / name, DPO_KEYS)
 
 
-def test_fsdp_bf16_trains_like_fp32_and_keeps_fp32_weights(tmp_path):
-    """mixed_precision: bf16 under FSDP (the shipped config): fp32 sharded weights, bf16
-    compute; the saved model is the fp32 master weights."""
+@pytest.mark.parametrize(
+    ("launcher", "saved", "rel"),
+    [
+        # DeepSpeed's bf16: a bf16 module with fp32 masters in its optimizer; bf16 written.
+        pytest.param(zero3, torch.bfloat16, 1e-3, marks=needs_deepspeed, id="zero3"),
+        # FSDP's bf16: fp32 sharded weights, bf16 compute; the fp32 master weights written.
+        pytest.param(fsdp, torch.float32, 1e-2, id="fsdp"),
+    ],
+)
+def test_bf16_mixed_precision_trains_like_fp32(tmp_path, launcher, saved, rel):
+    """mixed_precision: bf16 in the shipped accelerate config (dtype: auto follows it)."""
     model, data = one_process(tmp_path, "sft", SFT_RECORDS, grad_accum=8)
     path = write_config(tmp_path / "bf16.yaml",
                         stage(tmp_path, "sft", data, model, "bf16", grad_accum=4))  # fmt: skip
-    fsdp(tmp_path, "sft", path, mixed="bf16")
+    launcher(tmp_path, "sft", path, mixed="bf16")
     for a, b in zip(metrics(tmp_path / "one"), metrics(tmp_path / "bf16"), strict=True):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-2)
+        assert b["loss"] == pytest.approx(a["loss"], rel=rel)
         assert b["loss"] != a["loss"]  # computed in bf16
-    assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {torch.float32}
+    assert {v.dtype for v in weights(tmp_path / "bf16").values()} == {saved}

@@ -331,7 +331,7 @@ def check_launch(accelerator) -> None:
         )
 
 
-def configure_deepspeed(accelerator, stage: StageConfig) -> bool:
+def configure_deepspeed(accelerator, stage: StageConfig) -> None:
     """Under DeepSpeed the engine is built from its config, not from a dataloader (the loop
     collates its own micro-batches), and it accumulates and clips gradients itself: write the
     stage's micro-batch size, accumulation and clip into it (a later stage of the same run
@@ -339,7 +339,7 @@ def configure_deepspeed(accelerator, stage: StageConfig) -> bool:
     refused."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is None:
-        return False
+        return
     launcher_clip = plugin.gradient_clipping  # the accelerate config's, never rewritten
     if launcher_clip not in ("auto", None) and float(launcher_clip) != stage.optim.max_grad_norm:
         raise PlamoFastError(
@@ -353,7 +353,6 @@ def configure_deepspeed(accelerator, stage: StageConfig) -> bool:
         stage.micro_batch_rows * stage.grad_accum * accelerator.num_processes
     )
     config["gradient_clipping"] = stage.optim.max_grad_norm
-    return True
 
 
 def drop_tensors(engine) -> None:
@@ -447,7 +446,7 @@ def run_stage(
         )
     world = accelerator.num_processes
     check_launch(accelerator)
-    deepspeed = configure_deepspeed(accelerator, stage)
+    configure_deepspeed(accelerator, stage)
     set_seed(stage.seed)
     micro_per_epoch = math.ceil(len(rows) / stage.micro_batch_rows)
     # Every row is trained each epoch: the last step is completed with micro-batches from the
@@ -526,7 +525,7 @@ def run_stage(
                     model.parameters(), stage.optim.max_grad_norm
                 )
                 if grad_norm is not None and not math.isfinite(float(grad_norm)):
-                    if not deepspeed:
+                    if not deepspeed_launch:
                         applied = "stopped without applying it"
                     elif optimizer.step_was_skipped:
                         applied = "DeepSpeed skipped the update"
@@ -540,9 +539,13 @@ def run_stage(
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                tokens_seen += sum(int(b["input_ids"].numel()) for b in batches) * world
                 lengths = [doc[2] for b in batches for doc in b["docs"]]
-                (step_flops,) = global_sums(accelerator, training_flops(*flops_args, lengths))
+                step_tokens, step_flops = global_sums(
+                    accelerator,
+                    sum(int(b["input_ids"].numel()) for b in batches),
+                    training_flops(*flops_args, lengths),
+                )
+                tokens_seen += int(step_tokens)
                 flops_done += step_flops
                 elapsed = time.perf_counter() - started
                 record = {
