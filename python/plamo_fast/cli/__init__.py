@@ -24,7 +24,32 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich's tables cut long option names at 80 columns ("--min-contained…").
+    rich_markup_mode=None,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from plamo_fast import __version__
+
+        typer.echo(f"plamo-fast {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """Fast post-training toolkit for LLMs."""
+
+
 app.command("merge", no_args_is_help=True)(merge_command.merge)
 app.command("pack", no_args_is_help=True)(pack_command.pack)
 app.command("decontaminate", no_args_is_help=True)(curate_commands.decontaminate)
