@@ -328,3 +328,171 @@ def test_config_refusals(tiny_pair, tmp_path: Path, capsys, change, message):
     err = capsys.readouterr().err
     assert message in err, err
     assert not (tmp_path / "o").exists()
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path -> bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def runs_pair(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Two tiny models in a folder ``runs`` (as training writes them)."""
+    runs = tmp_path / "runs"
+    shape = SHAPES["tiny"]
+    a = write_random_model(runs / "a", shape, seed=1)
+    b = write_random_model(runs / "b", shape, seed=2)
+    return runs, a, b
+
+
+@pytest.mark.parametrize(
+    "output,message",
+    [
+        ("runs", "holds the input"),
+        ("runs/a", "is the input"),
+        ("runs/a/merged", "inside the input folder"),
+        (".", "the current directory"),
+    ],
+)
+def test_output_that_would_delete_an_input_is_refused(
+    runs_pair, tmp_path: Path, monkeypatch, capsys, output: str, message: str
+):
+    """`merge runs/a runs/b -o runs --overwrite` used to replace `runs`, deleting both inputs."""
+    runs, a, b = runs_pair
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    code = main(["merge", "runs/a", "runs/b", "-o", output, "--overwrite", "-q"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert snapshot(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+def test_output_holding_the_config_file_is_refused(tiny_pair, tmp_path: Path, capsys):
+    """A config kept inside an earlier merge output is an input of a rerun into that output."""
+    a, b = tiny_pair
+    out = tmp_path / "merged"
+    config = {"merge_method": "linear", "models": [{"model": str(a)}, {"model": str(b)}]}
+    config["parameters"] = {"weight": 1.0}
+    first = write_config(tmp_path / "c.yml", config)
+    assert main(["merge", "--config", str(first), "-o", str(out), "-q"]) == 0
+    kept = write_config(out / "linear.yml", config)
+    before = snapshot(out)
+    code = main(["merge", "--config", str(kept), "-o", str(out), "--overwrite", "-q"])
+    assert code == 1 and "holds the input" in capsys.readouterr().err
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("marker", [None, {"command": "pack"}])
+def test_overwrite_refuses_a_folder_that_is_not_a_merge_output(
+    tiny_pair, tmp_path: Path, capsys, marker
+):
+    """--overwrite replaces only an earlier merge output (it carries the marker file)."""
+    from plamo_fast.outputs import MARKER
+
+    a, b = tiny_pair
+    theirs = tmp_path / "precious"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    if marker is not None:
+        (theirs / MARKER).write_text(json.dumps(marker))
+    before = snapshot(theirs)
+    code = main(["merge", str(a), str(b), "-o", str(theirs), "--overwrite", "-q"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "--overwrite refused" in err, err
+    assert snapshot(theirs) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_overwrite_replaces_an_earlier_merge_output(tiny_pair, tmp_path: Path):
+    from plamo_fast.outputs import read_marker
+
+    a, b = tiny_pair
+    out = tmp_path / "merged"
+    assert main(["merge", str(a), str(b), "-o", str(out), "--t", "0.25", "-q"]) == 0
+    assert read_marker(out)["command"] == "merge"
+    first = snapshot(out)
+    assert main(["merge", str(a), str(b), "-o", str(out), "--t", "0.75", "--overwrite", "-q"]) == 0
+    assert json.loads((out / "plamo_fast_merge.json").read_text())["t"] == 0.75
+    assert (
+        snapshot(out)["model-00001-of-00001.safetensors"]
+        != first["model-00001-of-00001.safetensors"]
+    )
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def record_fsyncs(monkeypatch, out: Path) -> list[tuple[str, bool]]:
+    """Patches os.fsync to record (path, whether `out` existed yet) for each call."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("needs /proc to name the file behind a descriptor")
+    calls: list[tuple[str, bool]] = []
+    real = os.fsync
+
+    def fsync(fd):
+        calls.append((os.readlink(f"/proc/self/fd/{fd}"), out.exists()))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+def test_merge_output_is_durable(tiny_pair, tmp_path: Path, monkeypatch):
+    """The README promises a merge that survives a crash once it returns: every file written
+    (the index, config, tokenizer and provenance files as well as the shards) is fsynced before
+    the rename, and the parent folder after it."""
+    from plamo_fast.outputs import MARKER
+
+    a, b = tiny_pair
+    out = tmp_path / "merged"
+    calls = record_fsyncs(monkeypatch, out)
+    assert main(["merge", str(a), str(b), "-o", str(out), "-q"]) == 0
+    before_rename = {Path(path).name for path, published in calls if not published}
+    for name in (
+        "model.safetensors.index.json",
+        "config.json",
+        "generation_config.json",
+        "tokenizer_config.json",
+        "plamo_fast_merge.json",
+        MARKER,
+        *(p.name for p in out.glob("*.safetensors")),
+    ):
+        assert name in before_rename, name
+    assert (str(tmp_path.resolve()), True) in calls  # the parent, after the rename
+
+
+def test_no_fsync_skips_every_flush(tiny_pair, tmp_path: Path, monkeypatch):
+    a, b = tiny_pair
+    calls = record_fsyncs(monkeypatch, tmp_path / "o")
+    assert main(["merge", str(a), str(b), "-o", str(tmp_path / "o"), "--no-fsync", "-q"]) == 0
+    assert calls == []
+
+
+def test_demo_writes_merges_and_reuses_its_checkpoints(tmp_path: Path, capsys):
+    from plamo_fast.outputs import read_marker
+
+    work = tmp_path / "demo"
+    assert main(["demo", "--dir", str(work), "--t", "0.3"]) == 0
+    assert "writing random tiny checkpoint" in capsys.readouterr().err
+    assert read_marker(work / "model_a")["command"] == "demo"
+    assert read_marker(work / "merged_t0.3")["command"] == "merge"
+    models = snapshot(work / "model_a")
+    # A second run reuses the checkpoints and replaces its own merge output.
+    assert main(["demo", "--dir", str(work), "--t", "0.3"]) == 0
+    assert "writing random" not in capsys.readouterr().err
+    assert snapshot(work / "model_a") == models
+    assert not [p for p in work.iterdir() if p.name.startswith(".")]
+
+
+def test_demo_validates_before_writing_and_spares_foreign_folders(tmp_path: Path, capsys):
+    work = tmp_path / "demo"
+    assert main(["demo", "--dir", str(work), "--t", "1.5"]) == 2
+    assert "t must be between 0 and 1" in capsys.readouterr().err
+    assert not work.exists()
+    # A folder of the user's that happens to be called model_a is neither used nor replaced.
+    (work / "model_a").mkdir(parents=True)
+    (work / "model_a" / "notes.txt").write_text("mine")
+    assert main(["demo", "--dir", str(work)]) == 1
+    assert "--overwrite refused" in capsys.readouterr().err
+    assert [p.name for p in (work / "model_a").iterdir()] == ["notes.txt"]

@@ -118,16 +118,61 @@ def test_output_bytes_do_not_depend_on_thread_count(tmp_path: Path):
             assert (out / name).read_bytes() == (outs[0] / name).read_bytes()
 
 
-def test_nan_in_a_checkpoint_is_refused(tmp_path: Path):
-    ta, tb = pair_tensors("F32", seed=5)
-    bad = ta["random"][1].copy()
-    bad[3, 4] = np.nan
-    ta["random"] = ("F32", bad)
-    a, b = write_model(tmp_path / "a", ta), write_model(tmp_path / "b", tb)
-    with pytest.raises(ValueError, match="'random'|\"random\".*NaN"):
-        merge([a, b], t=0.5, output=tmp_path / "out")
+@pytest.mark.parametrize("method", ["slerp", "linear"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("which", [0, 1])
+def test_nan_or_infinity_in_a_checkpoint_is_refused(tmp_path: Path, method, bad, which):
+    """Either merge method refuses a non-finite input value, naming the tensor and the model,
+    and leaves no output behind (linear merges used to write NaN and succeed)."""
+    tensors = list(pair_tensors("F32", seed=5))
+    poisoned = tensors[which]["multi_unit"][1].copy()
+    poisoned[2_400_000] = bad  # in the last work unit
+    tensors[which]["multi_unit"] = ("F32", poisoned)
+    folders = [write_model(tmp_path / name, t) for name, t in zip("ab", tensors, strict=True)]
+    with pytest.raises(ValueError) as caught:
+        merge(folders, method=method, t=0.5, output=tmp_path / "out")
+    message = str(caught.value)
+    assert f'tensor "multi_unit" of model {which + 1} ({folders[which]})' in message
+    assert "NaN or infinite" in message
     assert not (tmp_path / "out").exists()
     assert not list(tmp_path.glob(".out.partial-*"))
+
+
+def test_linear_overflow_is_refused(tmp_path: Path):
+    """Finite inputs whose weighted sum leaves the stored dtype's range (here float16, with a
+    negative weight) are refused rather than written as infinity."""
+    values = np.array([60000.0, -1.0, 2.0], np.float16)
+    a = write_model(tmp_path / "a", {"w": ("F16", values)})
+    b = write_model(tmp_path / "b", {"w": ("F16", -values)})
+    with pytest.raises(ValueError, match=r'tensor "w": the merged values overflow F16'):
+        merge([a, b], method="linear", weights=[2.0, -1.0], output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    # The same weights on values that stay in range merge.
+    small = [
+        write_model(tmp_path / n, {"w": ("F16", v / 10)})
+        for n, v in (("c", values), ("d", -values))
+    ]
+    merged = merge(small, method="linear", weights=[2.0, -1.0], output=tmp_path / "ok")
+    assert np.all(np.isfinite(read_model(merged.output)["w"][1]))
+
+
+def test_linear_adds_each_model_with_one_rounding(tmp_path: Path):
+    """Each model is added with a fused multiply-add, as mergekit's addcmul_ does: here
+    -(1 + 2^-11) + (1 + 2^-12)² is 2^-24 exactly, where a separate product and sum give 0."""
+    x = np.float32(1 + 2**-12)
+    a = write_model(tmp_path / "a", {"w": ("F32", np.array([-(1 + 2**-11)], np.float32))})
+    b = write_model(tmp_path / "b", {"w": ("F32", np.array([x], np.float32))})
+    out = merge([a, b], method="linear", weights=[1.0, float(x)], output=tmp_path / "out")
+    got = read_model(out.output)["w"][1]
+    assert got[0] == np.float32(2**-24) / (np.float32(1) + x)
+    # The reference rounds once too, also where float64 would round twice.
+    assert ref.fma32(np.array([x]), x, np.array([-(1 + 2**-11)], np.float32))[0] == 2**-24
+    tie = ref.fma32(
+        np.array([1 + 2**-23], np.float32),
+        np.float32(2**-24 * (1 - 2**-23)),
+        np.array([1 + 2**-23], np.float32),
+    )
+    assert tie[0] == np.float32(1 + 2**-23)
 
 
 @pytest.mark.parametrize("dtype", ["BF16", "F32"])

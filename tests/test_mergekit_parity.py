@@ -55,7 +55,7 @@ def checkpoints(tmp_path_factory):
                 dtype=dtype,
                 max_shard_bytes=SHAPE.num_bytes(dtype) // 3,
             )
-            for seed in (11, 12)
+            for seed in (11, 12, 13)
         )
     return root, made
 
@@ -82,24 +82,15 @@ PARAMETERS = {
 }
 
 
-@pytest.mark.parametrize(
-    "dtype,params",
-    [("BF16", "scalar"), ("BF16", "gradient_filter"), ("F16", "scalar_0.3"), ("F32", "scalar")],
-)
-def test_slerp_agrees_with_mergekit(checkpoints, dtype: str, params: str):
+DTYPE_NAMES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}
+
+
+def merge_both(root: Path, name: str, config: dict) -> tuple[dict, dict]:
+    """Runs mergekit and plamo-fast on the same config; the merged tensors of each."""
     script = mergekit_yaml()
-    root, made = checkpoints
-    a, b = made[dtype]
-    config = {
-        "merge_method": "slerp",
-        "base_model": str(a),
-        "models": [{"model": str(a)}, {"model": str(b)}],
-        "parameters": PARAMETERS[params],
-        "dtype": {"BF16": "bfloat16", "F16": "float16", "F32": "float32"}[dtype],
-    }
-    path = root / f"{dtype}_{params}.yml"
+    path = root / f"{name}.yml"
     path.write_text(yaml.safe_dump(config))
-    theirs = root / f"mergekit_{dtype}_{params}"
+    theirs = root / f"mergekit_{name}"
     if not theirs.exists():
         subprocess.run(
             [str(script), str(path), str(theirs), "--quiet"],
@@ -107,15 +98,33 @@ def test_slerp_agrees_with_mergekit(checkpoints, dtype: str, params: str):
             capture_output=True,
             timeout=900,
         )
-    ours = merge([], config=load_config(path), output=root / f"ours_{dtype}_{params}").output
-
+    ours = merge([], config=load_config(path), output=root / f"ours_{name}").output
     got, want = read_model(ours), read_model(theirs)
     assert set(got) == set(want)
+    for tensor, (stored, x) in got.items():
+        assert want[tensor][0] == stored and x.shape == want[tensor][1].shape, tensor
+    return got, want
+
+
+@pytest.mark.parametrize(
+    "dtype,params",
+    [("BF16", "scalar"), ("BF16", "gradient_filter"), ("F16", "scalar_0.3"), ("F32", "scalar")],
+)
+def test_slerp_agrees_with_mergekit(checkpoints, dtype: str, params: str):
+    root, made = checkpoints
+    a, b = made[dtype][:2]
+    config = {
+        "merge_method": "slerp",
+        "base_model": str(a),
+        "models": [{"model": str(a)}, {"model": str(b)}],
+        "parameters": PARAMETERS[params],
+        "dtype": DTYPE_NAMES[dtype],
+    }
+    got, want = merge_both(root, f"{dtype}_{params}", config)
     inputs_a, inputs_b = read_model(a), read_model(b)
     identical = total = cancelled = 0
-    for name, (stored, x) in got.items():
+    for name, (_, x) in got.items():
         y = want[name][1]
-        assert want[name][0] == stored and x.shape == y.shape, name
         # Where the two products cancel (b close to -(ca/cb)·a), the result is far smaller than
         # its terms and a one-ulp difference in a float32 coefficient, which mergekit's float32
         # reductions cause now and then, moves it by more than one ulp of the result. There
@@ -140,3 +149,55 @@ def test_slerp_agrees_with_mergekit(checkpoints, dtype: str, params: str):
     )
     if dtype != "F32":
         assert identical / total >= 0.9999, f"{identical}/{total} bit-identical"
+
+
+# Per-model weights (mergekit's linear takes them from each model's parameters), as a number,
+# a gradient across the layers, or filter conditions; `normalize` at the top level.
+LINEAR = {
+    "three_weighted": ([0.5, 0.3, 0.2], {}),
+    "unnormalized": ([0.7, 0.6], {"normalize": False}),
+    "gradient_filter": (
+        [
+            [
+                {"filter": "self_attn", "value": [0.1, 0.9]},
+                {"filter": "mlp", "value": 0.3},
+                {"value": 1},
+            ],
+            [0.25, 0.5, 1.0],
+        ],
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    "dtype,params",
+    [
+        ("BF16", "three_weighted"),
+        ("BF16", "gradient_filter"),
+        ("F16", "unnormalized"),
+        ("F32", "three_weighted"),
+    ],
+)
+def test_linear_agrees_with_mergekit(checkpoints, dtype: str, params: str):
+    """mergekit's linear merge computes in float32 (multiply, then add, model by model, then
+    divide by the sum of the weights) and rounds once to the stored dtype, as plamo-fast does:
+    the same bits everywhere."""
+    root, made = checkpoints
+    weights, parameters = LINEAR[params]
+    models = made[dtype][: len(weights)]
+    config = {
+        "merge_method": "linear",
+        "models": [
+            {"model": str(m), "parameters": {"weight": w}}
+            for m, w in zip(models, weights, strict=True)
+        ],
+        "parameters": parameters,
+        "dtype": DTYPE_NAMES[dtype],
+    }
+    got, want = merge_both(root, f"linear_{dtype}_{params}", config)
+    bits = np.uint32 if dtype == "F32" else np.uint16
+    for name, (_, x) in got.items():
+        y = want[name][1]
+        different = np.flatnonzero(x.view(bits) != y.view(bits))
+        assert different.size == 0, (name, different[:5], x.ravel()[different[:5]])

@@ -48,11 +48,15 @@ def merge(
         help="Output folder (default: named after the inputs, in the current directory).",
     ),
     max_shard_size: str = typer.Option("5GB", help="Largest output shard (5GB, 500MB, 2GiB)."),
-    overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
+    overwrite: bool = typer.Option(
+        False, help="Replace an earlier merge output (never an input or another folder)."
+    ),
     threads: int = typer.Option(
         0, help="Worker threads (0: all cores). Output is identical for any count."
     ),
-    fsync: bool = typer.Option(True, help="Flush the shards to disk before renaming into place."),
+    fsync: bool = typer.Option(
+        True, help="Flush every output file to disk before the rename, the folder after it."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Merge checkpoints with SLERP (two models) or a linear weighted average (two or more),

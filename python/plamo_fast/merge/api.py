@@ -1,6 +1,7 @@
 """Front end of ``plamo-fast merge``: checks the inputs, resolves one recipe per tensor, runs the
 native streaming merge into a temporary folder beside the output, copies the base model's
-config and tokenizer, and renames the folder into place only when everything is complete."""
+config and tokenizer, and publishes the folder through :mod:`plamo_fast.outputs` (atomic,
+fsynced, never over an input or a folder that is not an earlier merge output)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import re
 import shutil
 import sys
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ from plamo_fast import _native
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import ModelMismatchError, UsageError
 from plamo_fast.merge.config import MergeConfig, layer_positions
+from plamo_fast.outputs import atomic_output
 
 DEFAULT_MAX_SHARD_SIZE = "5GB"
 # Files copied from the base model next to the merged weights.
@@ -200,16 +201,14 @@ def merge(
         normalize = config.normalize()
 
     out = Path(output) if output is not None else default_output(folders, method, t)
-    resolved_inputs = {f.resolve() for f in folders}
-    if out.resolve() in resolved_inputs:
-        raise UsageError(f"output {out} is one of the input models")
-    if out.exists() and not overwrite:
-        raise UsageError(f"output {out} already exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    update, stop = _progress_reporter(handles[0].nbytes(), progress)
-    try:
+    inputs = [*folders, *([config.source] if config is not None else [])]
+    # The native writer flushes the shards in parallel (writeback starts as they are written);
+    # publishing then fsyncs every file of the folder, which is cheap for the already clean
+    # shards and covers the index, config and provenance files, and the parent after the rename.
+    with atomic_output(
+        out, command="merge", inputs=inputs, overwrite=overwrite, fsync=fsync
+    ) as partial:
+        update, stop = _progress_reporter(handles[0].nbytes(), progress)
         try:
             report = _native.merge(
                 handles,
@@ -236,10 +235,6 @@ def merge(
             "linear_fallbacks": report["linear_fallbacks"],
         }
         (partial / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
-        _replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return MergeResult(
         output=out,
         tensors=report["tensors"],
@@ -249,21 +244,6 @@ def merge(
         copied=report["copied"],
         seconds=time.perf_counter() - started,
     )
-
-
-def _replace(partial: Path, out: Path) -> None:
-    """Moves the finished folder into place; an existing ``out`` (``--overwrite``) is set aside
-    first and deleted only after the new one is in place."""
-    if not out.exists():
-        os.rename(partial, out)
-        return
-    old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.rename(out, old)
-    os.rename(partial, out)
-    if old.is_dir() and not old.is_symlink():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
 
 
 def print_summary(result: MergeResult, file=sys.stderr) -> None:

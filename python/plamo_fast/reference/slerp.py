@@ -76,14 +76,34 @@ def slerp(t: float, dtype: str, a_storage: np.ndarray, b_storage: np.ndarray) ->
     return encode(dtype, ca * a + cb * b)
 
 
+def fma32(x: np.ndarray, w: np.float32, acc: np.ndarray) -> np.ndarray:
+    """Correctly rounded float32 ``x * w + acc`` (one rounding, as a fused multiply-add).
+
+    The product of two float32 values is exact in float64, and so is the sum ``s`` plus its
+    error ``e`` (TwoSum). Rounding ``s`` to float32 is right unless ``s`` lies exactly halfway
+    between two float32 values and ``e`` is not zero; then ``e`` says which side is nearer."""
+    p = x.astype(np.float64) * np.float64(w)
+    a = acc.astype(np.float64)
+    s = a + p
+    v = s - a
+    e = (a - (s - v)) + (p - v)
+    r = s.astype(np.float32)
+    toward = np.where(s > r.astype(np.float64), np.float32(np.inf), np.float32(-np.inf))
+    other = np.nextafter(r, toward.astype(np.float32))
+    halfway = (r.astype(np.float64) + other.astype(np.float64)) / 2 == s
+    wrong_side = halfway & (e != 0) & ((e > 0) == (other > r))
+    return np.where(wrong_side, other, r).astype(np.float32)
+
+
 def linear(
     weights: list[float], dtype: str, storages: list[np.ndarray], normalize: bool = True
 ) -> np.ndarray:
-    """Weighted average ``Σ w_i x_i / Σ w_i`` in float32, one rounding at the end."""
+    """Weighted average ``Σ w_i x_i / Σ w_i`` in float32: a fused multiply-add per model (as
+    mergekit's ``addcmul_``), the division, one rounding to the stored dtype at the end."""
     w32 = [np.float32(w) for w in weights]
     acc = np.zeros(storages[0].shape, dtype=np.float32)
-    for w, s in zip(w32, storages, strict=False):
-        acc = acc + decode(dtype, s) * w
+    for w, s in zip(w32, storages, strict=True):
+        acc = fma32(decode(dtype, s), w, acc)
     if normalize:
         acc = acc / np.float32(sum(w32, np.float32(0)))
     return encode(dtype, acc)

@@ -81,6 +81,18 @@ impl Dtype {
     pub fn is_mergeable_float(self) -> bool {
         matches!(self, Dtype::F16 | Dtype::BF16 | Dtype::F32 | Dtype::F64)
     }
+
+    /// The smallest float32 magnitude that [`encode_f32`] rounds to infinity in this type
+    /// (infinity itself where every finite float32 stays finite).
+    pub fn overflow_threshold(self) -> f32 {
+        match self {
+            // Halfway between the largest half (65504) and 65536, which rounds to the even: inf.
+            Dtype::F16 => 65520.0,
+            // Halfway between the largest bfloat16 (0x7F7F) and inf (0x7F80); ties go to inf.
+            Dtype::BF16 => f32::from_bits(0x7F7F_8000),
+            _ => f32::INFINITY,
+        }
+    }
 }
 
 /// Decodes little-endian elements of a mergeable float type into float32.
@@ -189,6 +201,24 @@ mod tests {
             let mut back = [0f32; 4];
             decode_f32(dtype, &bytes, &mut back).unwrap();
             assert_eq!(back, values, "{dtype:?}");
+        }
+    }
+
+    #[test]
+    fn overflow_threshold_is_where_encoding_becomes_infinite() {
+        for dtype in [Dtype::BF16, Dtype::F16, Dtype::F32, Dtype::F64] {
+            let limit = dtype.overflow_threshold();
+            let below = if limit.is_finite() {
+                f32::from_bits(limit.to_bits() - 1)
+            } else {
+                f32::MAX
+            };
+            let mut bytes = vec![0u8; 2 * dtype.size()];
+            let mut back = [0f32; 2];
+            encode_f32(dtype, &[below, limit], &mut bytes).unwrap();
+            decode_f32(dtype, &bytes, &mut back).unwrap();
+            assert!(back[0].is_finite(), "{dtype:?}: {below} became {}", back[0]);
+            assert_eq!(back[1], f32::INFINITY, "{dtype:?}");
         }
     }
 

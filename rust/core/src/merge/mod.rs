@@ -38,9 +38,27 @@ pub enum Recipe {
     Linear { weights: Vec<f64>, normalize: bool },
 }
 
+impl std::fmt::Display for Recipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recipe::Slerp { t } => write!(f, "t = {t}"),
+            Recipe::Linear { weights, normalize } => {
+                write!(f, "weights {weights:?}")?;
+                if !normalize {
+                    write!(f, " (not normalized)")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 pub struct MergeOptions {
     pub max_shard_size: u64,
-    /// Flush the shards to disk before returning, so a completed merge survives a crash.
+    /// Flush the shards to disk before returning: writeback starts as each unit is written and
+    /// the shards are synced in parallel at the end. The small index file and the folder are
+    /// the caller's to sync (the Python front end syncs the whole folder when it publishes it;
+    /// the shards are clean by then, so that costs milliseconds, not a second write).
     pub fsync: bool,
 }
 
@@ -291,12 +309,46 @@ fn unit_output(
                     }
                 }
             }
+            if !kernels::all_below(&s.out, dtype.overflow_threshold()) {
+                return Err(bad_values_error(task, models, block_start, block_end));
+            }
             let lo = (block_start - start) * size;
             encode_f32(dtype, &s.out, &mut s.bytes[lo..lo + n * size])?;
             block_start = block_end;
         }
         task.write(start, &s.bytes)
     })
+}
+
+/// The refusal of a NaN or infinity in input `k` of a tensor.
+fn non_finite_error(task: &TensorTask, models: &[&Model], k: usize) -> Error {
+    Error::InvalidArgument(format!(
+        "tensor {:?} of model {} ({}) contains NaN or infinite values; \
+         a merge with it would be poisoned (fix or drop that checkpoint)",
+        task.name,
+        k + 1,
+        models[k].dir.display()
+    ))
+}
+
+/// Why the merged values of elements `start..end` are not all finite in the stored dtype: the
+/// first model with a NaN or infinity there, else an overflow caused by the recipe.
+fn bad_values_error(task: &TensorTask, models: &[&Model], start: usize, end: usize) -> Error {
+    let dtype = task.dtype();
+    let mut values = vec![0f32; end - start];
+    for k in 0..task.inputs.len() {
+        let decoded = decode_f32(dtype, task.input_range(models, k, start, end), &mut values);
+        if decoded.is_ok() && !kernels::all_below(&values, f32::INFINITY) {
+            return non_finite_error(task, models, k);
+        }
+    }
+    Error::InvalidArgument(format!(
+        "tensor {:?}: the merged values overflow {} with {} (weights that do not sum to \
+         their usual scale, e.g. negative ones, push them past its largest value)",
+        task.name,
+        dtype.name(),
+        task.recipe
+    ))
 }
 
 /// Copies the bytes of input `k` unchanged.
@@ -367,7 +419,9 @@ fn merge_tensor(task: &TensorTask, models: &[&Model], progress: &MergeProgress) 
             let moments = partials
                 .into_iter()
                 .fold(Moments::default(), |acc, m| acc + m);
-            kernels::check_finite(moments, task.name)?;
+            if let Some(k) = kernels::non_finite_input(moments) {
+                return Err(non_finite_error(task, models, k));
+            }
             let c = slerp_coefficients(*t, moments);
             write_units(task, models, &[c.a, c.b], progress)?;
             Ok(Done::Interpolated {
@@ -502,4 +556,81 @@ pub fn merge_models(
         }
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-tensor model (F32 values) written with the output writer.
+    fn model_with(dir: &Path, values: &[f32]) -> Model {
+        std::fs::create_dir_all(dir).unwrap();
+        let tensors = [OutputTensor {
+            name: "w".into(),
+            dtype: crate::dtype::Dtype::F32,
+            shape: vec![values.len()],
+        }];
+        let plan = writer::plan_output(&tensors, 1 << 30).unwrap();
+        let files = writer::create_shards(dir, &plan).unwrap();
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        files[0]
+            .write_all_at(&bytes, plan.placements[0].offset)
+            .unwrap();
+        writer::write_index(dir, &tensors, &plan).unwrap();
+        Model::open(dir).unwrap()
+    }
+
+    fn linear(models: &[&Model], weights: Vec<f64>, out: &Path) -> Result<MergeReport> {
+        std::fs::create_dir_all(out).unwrap();
+        let recipes = HashMap::from([(
+            "w".to_string(),
+            Recipe::Linear {
+                weights,
+                normalize: true,
+            },
+        )]);
+        let options = MergeOptions {
+            max_shard_size: 1 << 30,
+            fsync: false,
+        };
+        merge_models(models, &recipes, out, &options, &MergeProgress::default())
+    }
+
+    #[test]
+    fn linear_refuses_nan_and_infinity_naming_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = UNIT_ELEMS + 5;
+        let good: Vec<f32> = (0..n).map(|i| (i % 7) as f32).collect();
+        for (case, bad_value) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY]
+            .into_iter()
+            .enumerate()
+        {
+            let mut bad = good.clone();
+            bad[n - 2] = bad_value;
+            let a = model_with(&dir.path().join(format!("a{case}")), &good);
+            let b = model_with(&dir.path().join(format!("b{case}")), &bad);
+            // A weight of 0 does not hide it (0 × inf is NaN in the sum).
+            for weights in [vec![1.0, 1.0], vec![1.0, 0.0]] {
+                let out = dir.path().join(format!("out{case}-{}", weights[1]));
+                let message = linear(&[&a, &b], weights, &out).unwrap_err().to_string();
+                assert!(message.contains("tensor \"w\" of model 2"), "{message}");
+                assert!(message.contains(&format!("b{case}")), "{message}");
+                assert!(message.contains("NaN or infinite"), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn linear_refuses_an_overflow_it_causes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = model_with(&dir.path().join("a"), &[f32::MAX, 1.0]);
+        let b = model_with(&dir.path().join("b"), &[-f32::MAX, 1.0]);
+        let message = linear(&[&a, &b], vec![2.0, -0.5], &dir.path().join("out"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("overflow F32"), "{message}");
+        assert!(message.contains("weights [2.0, -0.5]"), "{message}");
+        let fine = linear(&[&a, &b], vec![1.0, 1.0], &dir.path().join("ok")).unwrap();
+        assert_eq!(fine.tensors, 1);
+    }
 }
