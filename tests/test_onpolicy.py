@@ -1,16 +1,16 @@
 """sample / score / pairs: the hf backend on a tiny model (N candidates, reproducible,
 resumable), the openai backend against a small OpenAI-compatible server on loopback (retries,
-order under concurrency, judge parsing with retries, pairwise both orders), pair selection with
-ties, missing scores and truncation, SPIN pairs, and the end-to-end path into pack --kind dpo."""
+order under concurrency), pair selection with ties, missing scores and truncation, SPIN pairs,
+the end-to-end path into pack --kind dpo, and outputs that never replace an input. Judging
+through every backend is in test_backends.py."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from backend_fixtures import Server, choice
 from chat_fixtures import write_jsonl
 
 from plamo_fast.cli import main
@@ -24,41 +24,6 @@ PROMPTS = [
 
 def lines(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
-
-
-class Server:
-    """An OpenAI-compatible /v1/chat/completions on loopback; ``reply(body, calls)`` returns
-    ``(status, choices)``."""
-
-    def __init__(self, reply):
-        self.calls = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's name)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.calls.append(body)
-                status, choices = reply(body, len(outer.calls))
-                data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def choice(k: int, text: str, reason: str = "stop") -> dict:
-    return {"index": k, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
 
 
 @pytest.fixture
@@ -209,68 +174,6 @@ def test_vllm_backend_offline_api(tmp_path):  # pragma: no cover - needs vLLM an
     assert all(len(r["candidates"]) == 2 for r in lines(out))
 
 
-@pytest.fixture
-def judge_server():
-    """A judge that rates answers by marker words: GOOD -> [[9]], BAD -> [[2]]; GARBLED answers
-    get an unparseable judgement at temperature 0 and [[5]] when re-asked with sampling; LOST
-    answers never get a rating. Pairwise, it prefers the GOOD answer, or says [[A]] (position
-    bias) when neither or both are GOOD."""
-
-    def reply(body, calls):
-        user = body["messages"][-1]["content"]
-        texts = []
-        if "GOOD" in user and "BAD" in user:  # pairwise: which comes first?
-            good_first = user.index("GOOD") < user.index("BAD")
-            texts.append("Verdict: [[A]]" if good_first else "Verdict: [[B]]")
-        elif user.count("EVEN") == 2:
-            texts.append("Both fine. [[A]]")
-        elif "GOOD" in user:
-            texts.append("Helpful and correct.\nRating: [[9]]")
-        elif "BAD" in user:
-            texts.append("評価：［［２］］")
-        elif "GARBLED" in user:
-            texts.append("[[5]]" if body["temperature"] > 0 else "I cannot rate this [[")
-        else:
-            texts.append("no rating here")
-        return 200, [choice(k, texts[0]) for k in range(body["n"])]
-
-    server = Server(reply)
-    yield server
-    server.close()
-
-
-def test_judge_scores_with_retries_and_missing(tmp_path, judge_server):
-    data = write_jsonl(tmp_path / "c.jsonl", [{
-        "prompt_index": 0, "prompt_messages": [{"role": "user", "content": "Explain packing."}],
-        "candidates": [{"text": t, "tokens": 1, "finish_reason": "stop"}
-                       for t in ("GOOD answer", "BAD answer", "GARBLED", "LOST")],
-        "sampling": {"n": 4},
-    }])  # fmt: skip
-    out = tmp_path / "s.jsonl"
-    assert main(["score", str(data), "-o", str(out), "--judge", "judge", "--backend", "openai",
-                 "--base-url", judge_server.url, "-q"]) == 0  # fmt: skip
-    (record,) = lines(out)
-    assert [c["score"] for c in record["candidates"]] == [9.0, 2.0, 5.0, None]
-    assert record["scorer"]["kind"] == "judge"
-    assert main(["pairs", str(out), "-o", str(tmp_path / "p.jsonl")]) == 0
-    (pair,) = lines(tmp_path / "p.jsonl")
-    assert pair["chosen"][0]["content"] == "GOOD answer" and pair["margin"] == 7.0
-
-
-def test_pairwise_judging_cancels_position_bias(tmp_path, judge_server):
-    def answers(name, texts):
-        return write_jsonl(tmp_path / f"{name}.jsonl", [
-            {"prompt_index": i, "prompt_messages": [{"role": "user", "content": f"q{i}"}],
-             "candidates": [{"text": t}]} for i, t in enumerate(texts)])  # fmt: skip
-
-    a = answers("a", ["GOOD a", "EVEN a", "BAD a"])
-    b = answers("b", ["BAD b", "EVEN b", "GOOD b"])
-    out = tmp_path / "verdicts.jsonl"
-    assert main(["score", str(a), str(b), "--pairwise", "--judge", "j", "-o", str(out),
-                 "--backend", "openai", "--base-url", judge_server.url, "-q"]) == 0  # fmt: skip
-    assert [v["verdict"] for v in lines(out)] == ["A", "tie", "B"]
-
-
 def test_math_verifier_scores_and_pairs_feed_pack(tmp_path):
     from chat_fixtures import CHATML, make_tokenizer
 
@@ -405,3 +308,76 @@ def test_prompts_from_parquet(tmp_path, echo_server):
     (record,) = lines(out)
     assert record["id"] == 7 and record["prompt_messages"][0]["content"] == "富士山の高さは？"
     assert len(record["candidates"]) == 2
+
+
+def test_no_output_replaces_an_input(tmp_path, echo_server, capsys):
+    """sample, score and pairs refuse an output that is one of their inputs (or a folder), with
+    or without --overwrite, and leave the input as it was."""
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
+    scored_data = write_jsonl(
+        tmp_path / "s.jsonl", [{**scored([1, 8]), "answer": "8"}, {**scored([3, 5]), "answer": "5"}]
+    )
+    sft = write_jsonl(tmp_path / "sft.jsonl", [
+        {"messages": [{"role": "user", "content": "q0"}, {"role": "assistant", "content": "r"}]},
+    ])  # fmt: skip
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    sample = ["sample", str(prompts), "--model", "m", "--backend", "openai",
+              "--base-url", echo_server.url, "-n", "1", "-q"]  # fmt: skip
+    score = ["score", str(scored_data), "--verifier", "math", "-q"]
+    pairs = ["pairs", str(scored_data)]
+    spin = ["pairs", str(scored_data), "--spin", str(sft)]
+    same = ("is the input", "is the input")  # without, then with --overwrite
+    a_folder = ("already exists", "is a folder")
+    cases = [
+        (sample, prompts, same),
+        (sample, tmp_path / "x" / ".." / "p.jsonl", same),
+        (score, scored_data, same),
+        (pairs, scored_data, same),
+        (spin, sft, same),
+        (sample, folder, a_folder),
+        (score, folder, a_folder),
+        (pairs, folder, a_folder),
+    ]
+    before = {p: p.read_bytes() for p in (prompts, scored_data, sft)}
+    for command, output, messages in cases:
+        for overwrite, message in zip(([], ["--overwrite"]), messages, strict=True):
+            assert main([*command, "-o", str(output), *overwrite]) == 1, (command, output)
+            assert message in capsys.readouterr().err
+    # The two inputs of --pairwise, and pairs' --report.
+    pairwise = ["score", str(scored_data), str(prompts), "--pairwise", "--judge", "j", "-q",
+                "--backend", "openai", "--base-url", echo_server.url, "--overwrite"]  # fmt: skip
+    assert main([*pairwise, "-o", str(prompts)]) == 1
+    assert main([*pairs, "-o", str(tmp_path / "new.jsonl"), "--report", str(scored_data)]) == 1
+    assert not (tmp_path / "new.jsonl").exists()  # refused before any work
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(x.name for x in tmp_path.iterdir()) == [
+        "folder",
+        "p.jsonl",
+        "s.jsonl",
+        "sft.jsonl",
+    ]
+    assert list(folder.iterdir()) == []
+
+
+def test_sample_refuses_a_partial_file_that_is_an_input(tmp_path, echo_server, capsys):
+    """OUT.partial is resumed (its torn tail cut off) and appended to: when it is a link to the
+    input, the run is refused and the input kept (it was once truncated to nothing)."""
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
+    before = prompts.read_bytes()
+    (tmp_path / "c.jsonl.partial").symlink_to(prompts)
+    for overwrite in ([], ["--overwrite"]):
+        assert main(["sample", str(prompts), "--model", "m", "-o", str(tmp_path / "c.jsonl"),
+                     "--base-url", echo_server.url, "-q", *overwrite]) == 1  # fmt: skip
+        assert "is the input" in capsys.readouterr().err
+        assert prompts.read_bytes() == before and not (tmp_path / "c.jsonl").exists()
+
+
+def test_overwrite_replaces_an_earlier_output(tmp_path):
+    data = write_jsonl(tmp_path / "s.jsonl", [scored([1, 8])])
+    out = tmp_path / "pairs.jsonl"
+    out.write_text("stale\n")
+    assert main(["pairs", str(data), "-o", str(out)]) == 1  # exists: needs --overwrite
+    assert main(["pairs", str(data), "-o", str(out), "--overwrite"]) == 0
+    assert lines(out)[0]["chosen"][0]["content"] == "a1"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["pairs.jsonl", "s.jsonl"]

@@ -170,3 +170,73 @@ def test_decimal_is_not_the_repeating_fraction():
 def test_reference_given_as_a_json_number():
     assert verify("答えは 12 です。", 12) is True  # type: ignore[arg-type]
     assert verify("答えは 0.5 です。", 0.5) is True  # type: ignore[arg-type]
+
+
+# Hostile numbers: each is judged exactly, within a time bound, without being multiplied out.
+MILLION = 10**6
+HOSTILE_CASES = [
+    # Huge exponents: compared as exponents, equal only to the same value.
+    ("1e100000000", "12", False),
+    ("答えは 1e100000000 です。", "1e100000000", True),
+    ("10e99999999", "1e100000000", True),
+    ("1e100000000", "1e100000001", False),
+    ("1e-100000000", "0", False),
+    ("1E+999999999999999999", "12", False),  # an 18-digit exponent is still read
+    ("1e" + "9" * MILLION, "12", False),  # a million-digit exponent cannot be read
+    ("答えは 12 です。", "1e" + "9" * MILLION, None),
+    # A million digits: too many significant digits to read; zeros are not significant.
+    ("1" * MILLION, "12", False),
+    ("1" * MILLION, "1" * MILLION, None),
+    ("1" + "0" * MILLION, "1e1000000", True),
+    ("1" + ",000" * 300_000, "1e900000", True),
+    ("0" * MILLION + "12", "12", True),
+    ("12." + "0" * MILLION, "12", True),
+    ("0." + "1" * MILLION, "0.1", False),
+    ("0." + "0" * MILLION + "1", "0", False),
+    ("0." + "0" * MILLION + "1", "1e-1000001", True),
+    # Fractions with huge or nested parts.
+    ("1/" + "7" * MILLION, "0", False),
+    (r"\frac{1}{" + "7" * MILLION + "}", "0", False),
+    ("1e100000000/1e99999999", "1e99999999", True),  # no exponent in a fraction: the last number
+    ("2 " + "1" * 5000 + "/" + "2" * 5000, "2", False),
+    (r"\frac{" * 100_000 + "1" + "}{2}" * 100_000, "1/2", False),
+    (r"\boxed{" + "{" * 300_000 + "1", "1", True),
+    # Powers are never evaluated, nor read as their base.
+    ("10**10**10", "10", False),
+    ("10**10**10", "10000000000", False),
+    ("答えは 2^10 です。", "2", False),
+    ("9" * 50 + "^" + "9" * 50, "9" * 50, False),
+    # Huge Japanese forms.
+    ("9" * MILLION + "兆", "12", False),
+    ("1" + "0" * MILLION + "億", "1e1000008", True),
+    ("1" + "0" * 20_000 + "万", "1e20004", True),
+    ("1" + "0" * 20_000 + "万5", "5", False),  # a sum of parts 10**20004 apart: unreadable
+    ("1" + "0" * MILLION + "兆" + "5" * 1000 + "億", "12", False),
+    # Many markers after many numbers (once quadratic).
+    ("1 " * 20_000 + "答えは " * 20_000, "1", True),
+    ("あ" * MILLION, "1", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("response", "reference", "expected"),
+    HOSTILE_CASES,
+    ids=[f"{r[:24]}...{len(r)}" for r, _, _ in HOSTILE_CASES],
+)
+def test_hostile_numbers_are_judged_quickly(response, reference, expected):
+    import time
+
+    start = time.perf_counter()
+    got = verify(response, reference)
+    elapsed = time.perf_counter() - start
+    assert got is expected
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_parse_number_bounds():
+    assert parse_number("1e3") == 1000 and parse_number("1.5e-2") == Fraction(3, 200)
+    assert parse_number("1" + "0" * 30) == 10**30
+    assert parse_number("1e100000000") is None  # too large to hold as a Fraction
+    assert parse_number("2" * 1000) == int("2" * 1000)  # MAX_DIGITS significant digits
+    assert parse_number("2" * 1001) is None
+    assert parse_number("10**3") is None and parse_number("3**2") is None

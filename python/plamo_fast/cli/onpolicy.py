@@ -15,7 +15,9 @@ BACKEND = typer.Option(
 )
 BASE_URL = typer.Option(None, help="OpenAI-compatible server, e.g. http://localhost:8000/v1.")
 API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
-OVERWRITE = typer.Option(False, help="Replace an existing output.")
+OVERWRITE = typer.Option(
+    False, help="Replace an existing output file (never an input, never a folder)."
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
@@ -118,6 +120,7 @@ def score(
             api_key=api_key,
             judge_template=judge_template,
             retries=retries,
+            concurrency=concurrency,
             overwrite=overwrite,
             progress=not quiet,
         )

@@ -1,12 +1,19 @@
-"""Generation backends. Each turns conversations into N candidates:
-``{"text", "tokens", "finish_reason"}`` with finish_reason ``stop`` (the model ended its turn)
-or ``length`` (cut at max_new_tokens).
+"""Generation backends behind one interface, :class:`Backend`: conversations in, N candidates
+per conversation out, in order, each ``{"text", "tokens", "finish_reason"}`` with finish_reason
+``stop`` (the model ended its turn) or ``length`` (cut at max_new_tokens). ``sample`` and
+``score`` (judging) use only this interface, through :func:`load_backend`.
 
-- ``hf``: transformers ``generate`` (runs on a CPU; what the tests use). One prompt at a time
-  with its own seed, so results do not depend on batching or on where a resumed run restarts.
-- ``vllm``: vLLM's offline API (``LLM``, ``SamplingParams(n=...)``), imported only when used.
+- ``hf``: transformers ``generate`` (runs on a CPU; what the tests use). One conversation at a
+  time with its own seed, so results do not depend on batching or on where a resumed run
+  restarts.
+- ``vllm``: vLLM's offline API (``LLM.chat``, ``SamplingParams(n=..., seed=...)``), imported
+  only when used; a whole batch goes to the engine at once.
 - ``openai``: any OpenAI-compatible server (``vllm serve``, a fleet behind a balancer), with
   concurrency, timeouts and retries.
+
+Each conversation comes with a key, from which its seed derives (:func:`prompt_seed`): the same
+key and settings give the same candidates within a backend, whatever else is in the batch.
+The module depends on nothing else in plamo-fast but :mod:`plamo_fast.errors`.
 """
 
 from __future__ import annotations
@@ -15,9 +22,23 @@ import json
 import time
 import urllib.error
 import urllib.request
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypedDict
 
-from plamo_fast.errors import PlamoFastError
+from plamo_fast.errors import PlamoFastError, UsageError
+
+BACKENDS = ("auto", "vllm", "hf", "openai")
+
+Conversation = list[dict]  # chat messages: {"role", "content"}
+
+
+class Candidate(TypedDict):
+    text: str
+    tokens: int
+    finish_reason: str  # "stop" or "length"
 
 
 @dataclass(frozen=True)
@@ -29,12 +50,85 @@ class SamplingOptions:
     seed: int = 0
 
 
-def prompt_seed(seed: int, index: int) -> int:
-    """A per-prompt seed, stable across runs, batching and resumption."""
-    return (seed * 1_000_003 + index * 7_919 + 12_345) % (2**31 - 1)
+def prompt_seed(seed: int, key: int) -> int:
+    """A per-conversation seed, stable across runs, batching and resumption."""
+    return (seed * 1_000_003 + key * 7_919 + 12_345) % (2**31 - 1)
 
 
-class HFBackend:
+class Backend(ABC):
+    """One generation engine. ``batch_size`` is how many conversations a caller should hand
+    :meth:`generate` at once to keep the engine busy (the caller writes results after each
+    call)."""
+
+    name: str
+    batch_size: int
+
+    def generate(
+        self, conversations: Sequence[Conversation], options: SamplingOptions, keys: Sequence[int]
+    ) -> list[list[Candidate]]:
+        """``options.n`` candidates for each conversation, in the order given; ``keys[i]``
+        seeds conversation i."""
+        if len(keys) != len(conversations):
+            raise ValueError(f"{len(conversations)} conversations but {len(keys)} keys")
+        if not conversations:
+            return []
+        out = self._generate(conversations, options, keys)
+        if len(out) != len(conversations) or any(len(c) != options.n for c in out):
+            got = [len(c) for c in out]
+            raise PlamoFastError(
+                f"{self.name} backend: asked for {options.n} candidates for each of "
+                f"{len(conversations)} conversations, got {got}"
+            )
+        return out
+
+    @abstractmethod
+    def _generate(
+        self, conversations: Sequence[Conversation], options: SamplingOptions, keys: Sequence[int]
+    ) -> list[list[Candidate]]: ...
+
+
+def load_backend(
+    backend: str,
+    model: str,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    tensor_parallel_size: int = 1,
+    concurrency: int = 8,
+    timeout: float = 600.0,
+    retries: int = 4,
+) -> Backend:
+    """The backend named ``backend`` (``auto``: openai with a ``base_url``, else vllm when it is
+    installed and a GPU is present, else hf) serving ``model``."""
+    if backend == "auto":
+        backend = "openai" if base_url else "vllm" if _vllm_usable() else "hf"
+    if backend == "openai":
+        if not base_url:
+            raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+        return OpenAIBackend(
+            base_url, model, api_key, timeout=timeout, retries=retries, concurrency=concurrency
+        )
+    if backend == "vllm":
+        return VLLMBackend(model, tensor_parallel_size)
+    if backend == "hf":
+        return HFBackend(model)
+    raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class HFBackend(Backend):
+    name = "hf"
+    batch_size = 1  # one conversation at a time, each with its own seed
+
     def __init__(self, model: str, device: str | None = None, dtype: str = "auto"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -53,12 +147,15 @@ class HFBackend:
         if not self.stop_ids:
             raise PlamoFastError(f"{model}: no eos_token_id: cannot tell a finished answer")
 
-    def generate(self, index: int, messages: list[dict], opts: SamplingOptions) -> list[dict]:
+    def _generate(self, conversations, options, keys):
+        return [self._one(c, options, k) for c, k in zip(conversations, keys, strict=True)]
+
+    def _one(self, messages: Conversation, opts: SamplingOptions, key: int) -> list[Candidate]:
         torch = self.torch
         ids = self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )["input_ids"].to(self.device)
-        torch.manual_seed(prompt_seed(opts.seed, index))
+        torch.manual_seed(prompt_seed(opts.seed, key))
         sample = opts.temperature > 0
         with torch.no_grad():
             out = self.model.generate(
@@ -73,7 +170,7 @@ class HFBackend:
                 eos_token_id=sorted(self.stop_ids),
                 pad_token_id=min(self.stop_ids),
             )
-        candidates = []
+        candidates: list[Candidate] = []
         for row in out[:, ids.shape[1] :].tolist():
             end = next((k for k, t in enumerate(row) if t in self.stop_ids), None)
             tokens = row[: end + 1] if end is not None else row
@@ -88,8 +185,12 @@ class HFBackend:
         return candidates
 
 
-class VLLMBackend:
-    """vLLM's offline engine; prompts are sent in batches by the caller."""
+class VLLMBackend(Backend):
+    """vLLM's offline engine: each batch is one ``LLM.chat`` call with a ``SamplingParams`` per
+    conversation (its own seed)."""
+
+    name = "vllm"
+    batch_size = 256
 
     def __init__(self, model: str, tensor_parallel_size: int = 1):
         try:
@@ -100,22 +201,20 @@ class VLLMBackend:
             ) from exc
         self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size)
 
-    def generate_batch(
-        self, indices: list[int], conversations: list[list[dict]], opts: SamplingOptions
-    ) -> list[list[dict]]:
+    def _generate(self, conversations, options, keys):
         from vllm import SamplingParams
 
         params = [
             SamplingParams(
-                n=opts.n,
-                temperature=opts.temperature,
-                top_p=opts.top_p,
-                max_tokens=opts.max_new_tokens,
-                seed=prompt_seed(opts.seed, i),
+                n=options.n,
+                temperature=options.temperature,
+                top_p=options.top_p,
+                max_tokens=options.max_new_tokens,
+                seed=prompt_seed(options.seed, key),
             )
-            for i in indices
+            for key in keys
         ]
-        outputs = self.llm.chat(conversations, params, use_tqdm=False)
+        outputs = self.llm.chat(list(conversations), params, use_tqdm=False)
         return [
             [
                 {
@@ -129,9 +228,12 @@ class VLLMBackend:
         ]
 
 
-class OpenAIBackend:
-    """POST /v1/chat/completions with ``n`` choices; retried with backoff on connection errors,
-    timeouts, 429 and 5xx; other HTTP errors are reported at once."""
+class OpenAIBackend(Backend):
+    """POST /v1/chat/completions with ``n`` choices, ``concurrency`` requests in flight;
+    retried with backoff on connection errors, timeouts, 429 and 5xx; other HTTP errors are
+    reported at once."""
+
+    name = "openai"
 
     def __init__(
         self,
@@ -140,13 +242,22 @@ class OpenAIBackend:
         api_key: str | None = None,
         timeout: float = 600.0,
         retries: int = 4,
+        concurrency: int = 8,
     ):
         self.url = base_url.rstrip("/") + "/chat/completions"
         if not base_url.rstrip("/").endswith("/v1"):
             self.url = base_url.rstrip("/") + "/v1/chat/completions"
         self.model, self.api_key, self.timeout, self.retries = model, api_key, timeout, retries
+        self.concurrency = max(1, concurrency)
+        self.batch_size = self.concurrency * 4
 
-    def generate(self, index: int, messages: list[dict], opts: SamplingOptions) -> list[dict]:
+    def _generate(self, conversations, options, keys):
+        if len(conversations) == 1:
+            return [self._one(conversations[0], options, keys[0])]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
+            return list(pool.map(lambda c, k: self._one(c, options, k), conversations, keys))
+
+    def _one(self, messages: Conversation, opts: SamplingOptions, key: int) -> list[Candidate]:
         body = {
             "model": self.model,
             "messages": messages,
@@ -154,16 +265,16 @@ class OpenAIBackend:
             "temperature": opts.temperature,
             "top_p": opts.top_p,
             "max_tokens": opts.max_new_tokens,
-            "seed": prompt_seed(opts.seed, index),
+            "seed": prompt_seed(opts.seed, key),
         }
         reply = self._post(body)
         choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != opts.n:
             raise PlamoFastError(
-                f"{self.url}: asked for {opts.n} choices for prompt {index}, got {len(choices)}"
+                f"{self.url}: asked for {opts.n} choices (request key {key}), got {len(choices)}"
             )
         usage = reply.get("usage") or {}
-        out = []
+        out: list[Candidate] = []
         for c in choices:
             text = (c.get("message") or {}).get("content") or ""
             tokens = c.get("completion_tokens", usage.get("completion_tokens", 0) // max(opts.n, 1))

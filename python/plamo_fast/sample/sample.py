@@ -4,54 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import UsageError
-from plamo_fast.sample.backends import SamplingOptions
+from plamo_fast.sample.backends import Backend, SamplingOptions, load_backend
 from plamo_fast.sample.records import ResumableJsonl, read_prompts
-
-BACKENDS = ("auto", "vllm", "hf", "openai")
-
-
-def make_backend(
-    backend: str,
-    model: str,
-    *,
-    base_url=None,
-    api_key=None,
-    tensor_parallel_size: int = 1,
-    timeout: float = 600.0,
-    retries: int = 4,
-):
-    if backend == "auto":
-        backend = "openai" if base_url else "vllm" if _vllm_usable() else "hf"
-    if backend == "openai":
-        if not base_url:
-            raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
-        from plamo_fast.sample.backends import OpenAIBackend
-
-        return backend, OpenAIBackend(base_url, model, api_key, timeout=timeout, retries=retries)
-    if backend == "vllm":
-        from plamo_fast.sample.backends import VLLMBackend
-
-        return backend, VLLMBackend(model, tensor_parallel_size)
-    if backend == "hf":
-        from plamo_fast.sample.backends import HFBackend
-
-        return backend, HFBackend(model)
-    raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
-
-
-def _vllm_usable() -> bool:
-    import importlib.util
-
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def parse_shard(shard: str | None) -> tuple[int, int]:
@@ -94,24 +52,26 @@ def sample(
     prompts, bad = read_prompts(Path(prompts_path), skip_bad)
     k, n_shards = parse_shard(shard)
     meta = {"model": model, "backend": backend, **vars(options)}
-    writer = ResumableJsonl(Path(output), overwrite, meta)
-    todo = [i for i in range(len(prompts)) if i % n_shards == k and i not in writer.done]
-    name, engine = make_backend(
-        backend,
-        model,
-        base_url=base_url,
-        api_key=api_key,
-        tensor_parallel_size=tensor_parallel_size,
-        timeout=timeout,
-        retries=retries,
+    writer = ResumableJsonl(
+        Path(output), overwrite, meta, command="sample", inputs=[Path(prompts_path)]
     )
+    todo = [i for i in range(len(prompts)) if i % n_shards == k and i not in writer.done]
     reasons: Counter = Counter()
-    tokens = 0
+    tokens = finished = 0
     update, stop = progress_bar("sample", len(todo), transfer=False, show=progress)
-    started = time.perf_counter()
-    finished = 0
     try:
-        for index, candidates in _generate(name, engine, prompts, todo, options, concurrency):
+        engine = load_backend(
+            backend,
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            tensor_parallel_size=tensor_parallel_size,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+        )
+        started = time.perf_counter()
+        for index, candidates in _generate(engine, prompts, todo, options):
             record, messages = prompts[index]
             writer.write(
                 {
@@ -151,19 +111,10 @@ def sample(
     }
 
 
-def _generate(name, engine, prompts, todo, options, concurrency):
-    """``(index, candidates)`` in prompt order."""
-    if name == "openai":
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            for start in range(0, len(todo), concurrency * 4):
-                chunk = todo[start : start + concurrency * 4]
-                results = pool.map(lambda i: engine.generate(i, prompts[i][1], options), chunk)
-                yield from zip(chunk, results, strict=True)
-    elif name == "vllm":
-        for start in range(0, len(todo), 256):
-            chunk = todo[start : start + 256]
-            outs = engine.generate_batch(chunk, [prompts[i][1] for i in chunk], options)
-            yield from zip(chunk, outs, strict=True)
-    else:
-        for i in todo:
-            yield i, engine.generate(i, prompts[i][1], options)
+def _generate(engine: Backend, prompts, todo: list[int], options: SamplingOptions):
+    """``(index, candidates)`` in prompt order, a batch at a time; the prompt index is the key
+    of its seed."""
+    for start in range(0, len(todo), engine.batch_size):
+        chunk = todo[start : start + engine.batch_size]
+        outs = engine.generate([prompts[i][1] for i in chunk], options, keys=chunk)
+        yield from zip(chunk, outs, strict=True)

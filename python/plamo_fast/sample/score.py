@@ -1,25 +1,31 @@
 """``plamo-fast score``: a score per candidate from an LLM judge (single-answer grading 1-10,
 MT-Bench style), a reward model, or the math verifier; and pairwise judging of two models'
-answers in both orders."""
+answers in both orders.
+
+The judge runs through any generation backend (:mod:`plamo_fast.sample.backends`): candidates
+are sent a batch at a time (``Backend.batch_size``), so a vLLM engine gets large batches and a
+server ``--concurrency`` requests in flight. The output is written through
+:func:`plamo_fast.outputs.atomic_output`: it never replaces an input."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from plamo_fast._atomic import atomic_path
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import UsageError
-from plamo_fast.sample.backends import SamplingOptions
-from plamo_fast.sample.records import prompt_messages, read_jsonl
+from plamo_fast.outputs import atomic_output
+from plamo_fast.sample.backends import Backend, Conversation, SamplingOptions, load_backend
+from plamo_fast.sample.records import BadRecordError, prompt_messages, read_jsonl
 
 REFERENCE_FIELDS = ("reference", "answer", "reference_answer", "solution", "ground_truth")
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 GREEDY = SamplingOptions(n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, seed=0)
+SCORE_BATCH = 64  # candidates per write for the reward model and the verifier
 
 
 def question_text(messages: list[dict]) -> str:
@@ -40,36 +46,57 @@ def pick_template(spec: str | None, question: str, pair: bool = False):
     return jp.SINGLE_JA if japanese else jp.SINGLE_EN
 
 
-class Judge:
-    """Asks a judge model through a generation backend; an unparseable judgement is retried
-    with sampling, then recorded as missing (never as 0)."""
+Verdict = tuple  # (value or None, the judge's last text, the attempt that gave the value)
 
-    def __init__(self, engine, template: str | None, retries: int = 2):
+
+class Judge:
+    """Asks a judge model through a generation backend, many questions per call; an
+    unparseable judgement is re-asked with sampling, then recorded as missing (never as 0)."""
+
+    def __init__(self, engine: Backend, template: str | None, retries: int = 2):
         self.engine, self.template, self.retries = engine, template, retries
 
-    def _ask(self, key: int, messages: list[dict], parse):
-        attempts = []
+    def _ask(self, keys: Sequence[int], conversations: list[Conversation], parse) -> list[Verdict]:
+        """One verdict per conversation; only the unparsed ones are asked again."""
+        verdicts: list[Verdict] = [(None, "", self.retries)] * len(keys)
+        pending = list(range(len(keys)))
         for attempt in range(self.retries + 1):
+            if not pending:
+                break
             opts = GREEDY if attempt == 0 else replace(GREEDY, temperature=0.7, seed=attempt)
-            text = self.engine.generate(key * 17 + attempt, messages, opts)[0]["text"]
-            attempts.append(text)
-            value = parse(text)
-            if value is not None:
-                return value, text, attempt
-        return None, attempts[-1], self.retries
+            outs = self.engine.generate(
+                [conversations[i] for i in pending], opts, [keys[i] * 17 + attempt for i in pending]
+            )
+            unparsed = []
+            for i, out in zip(pending, outs, strict=True):
+                text = out[0]["text"]
+                value = parse(text)
+                verdicts[i] = (value, text, attempt if value is not None else self.retries)
+                if value is None:
+                    unparsed.append(i)
+            pending = unparsed
+        return verdicts
 
-    def rate(self, key: int, question: str, answer: str, reference: str | None):
+    def rate(self, requests: Sequence[tuple[int, str, str, str | None]]) -> list[Verdict]:
+        """``(key, question, answer, reference)`` each: a rating 1-10 or None."""
         from plamo_fast.sample.judge_prompts import parse_rating, render_single
 
-        t = pick_template(self.template, question)
-        reference = reference if t.has_reference else None  # a template may not show one
-        return self._ask(key, render_single(t, question, answer, reference), parse_rating)
+        conversations = []
+        for _, question, answer, reference in requests:
+            t = pick_template(self.template, question)
+            reference = reference if t.has_reference else None  # a template may not show one
+            conversations.append(render_single(t, question, answer, reference))
+        return self._ask([r[0] for r in requests], conversations, parse_rating)
 
-    def compare(self, key: int, question: str, first: str, second: str):
+    def compare(self, requests: Sequence[tuple[int, str, str, str]]) -> list[Verdict]:
+        """``(key, question, first, second)`` each: ``"A"``, ``"B"``, ``"tie"`` or None."""
         from plamo_fast.sample.judge_prompts import parse_verdict, render_pair
 
-        t = pick_template(self.template, question, pair=True)
-        return self._ask(key, render_pair(t, question, first, second), parse_verdict)
+        conversations = [
+            render_pair(pick_template(self.template, q, pair=True), q, first, second)
+            for _, q, first, second in requests
+        ]
+        return self._ask([r[0] for r in requests], conversations, parse_verdict)
 
 
 class RewardModel:
@@ -94,6 +121,57 @@ class RewardModel:
             return float(self.model(**ids).logits[0, 0])
 
 
+def _read_candidates(path: Path, need_reference: bool) -> list[tuple[int, dict, list, str | None]]:
+    """``(line, record, prompt messages, reference or None)`` per record, every record checked
+    before anything is scored."""
+    rows = []
+    for number, record in read_jsonl(path):
+        if not isinstance(record.get("candidates"), list):
+            raise UsageError(f"{path}:{number}: no 'candidates' (run sample first)")
+        try:
+            messages = record.get("prompt_messages") or prompt_messages(record)
+        except BadRecordError as exc:
+            raise BadRecordError(f"{path}:{number}: {exc}") from None
+        reference = next(
+            (str(record[f]) for f in REFERENCE_FIELDS if record.get(f) is not None), None
+        )
+        if need_reference and reference is None:
+            raise UsageError(
+                f"{path}:{number}: the math verifier needs a reference answer "
+                f"({', '.join(REFERENCE_FIELDS)})"
+            )
+        rows.append((number, record, messages, reference))
+    return rows
+
+
+def _batches(rows: list, size: int) -> Iterator[list]:
+    """Consecutive records holding at least ``size`` candidates together (or the rest)."""
+    batch, count = [], 0
+    for row in rows:
+        batch.append(row)
+        count += len(row[1]["candidates"])
+        if count >= size:
+            yield batch
+            batch, count = [], 0
+    if batch:
+        yield batch
+
+
+def _judge_batch(rater: Judge, batch: list) -> int:
+    """Rates every candidate of the batch; returns how many needed a retry."""
+    requests, targets = [], []
+    for number, record, messages, reference in batch:
+        question = question_text(messages)
+        for k, c in enumerate(record["candidates"]):
+            requests.append((number * 1_000_003 + k, question, c["text"], reference))
+            targets.append(c)
+    retried = 0
+    for c, (value, text, attempt) in zip(targets, rater.rate(requests), strict=True):
+        c["judgement"], c["score"] = text, value
+        retried += attempt > 0
+    return retried
+
+
 def score(
     candidates_path: Path,
     output: Path,
@@ -113,81 +191,73 @@ def score(
     chosen = [x for x in (judge, reward_model, verifier) if x]
     if len(chosen) != 1:
         raise UsageError("give exactly one of --judge, --reward-model or --verifier")
-    records = [r for _, r in read_jsonl(Path(candidates_path))]
     if verifier is not None and verifier != "math":
         raise UsageError("--verifier supports: math")
-    if judge:
-        from plamo_fast.sample.sample import make_backend
-
-        _, engine = make_backend(backend, judge, base_url=base_url, api_key=api_key)
-        scorer = {"kind": "judge", "model": judge, "units": "rating 1-10"}
-        rater = Judge(engine, judge_template, retries)
-    elif reward_model:
-        scorer = {"kind": "reward_model", "model": reward_model, "units": "reward logit"}
-        rater = RewardModel(reward_model)
-    else:
-        scorer = {"kind": "verifier", "model": "math", "units": "1 correct, 0 wrong"}
-        rater = None
-    total = sum(len(r.get("candidates") or []) for r in records)
-    update, stop = progress_bar("score", total, transfer=False, show=progress)
     missing = retried = done = 0
-    workers = concurrency if judge and base_url else 1
-    try:
-        with (
-            atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
-            open(partial, "w", encoding="utf-8") as out,
-            ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
-        ):
-            for number, record in enumerate(records, start=1):
-                messages = record.get("prompt_messages") or prompt_messages(record)
-                if not isinstance(record.get("candidates"), list):
-                    raise UsageError(
-                        f"{candidates_path}:{number}: no 'candidates' (run sample first)"
-                    )
-                reference = next(
-                    (str(record[f]) for f in REFERENCE_FIELDS if record.get(f) is not None), None
-                )
-                if verifier and reference is None:
-                    raise UsageError(
-                        f"{candidates_path}:{number}: the math verifier needs a reference answer "
-                        f"({', '.join(REFERENCE_FIELDS)})"
-                    )
-                if judge:
-                    # A record's candidates are judged concurrently (a server batches them).
-                    question = question_text(messages)
-                    keys = [number * 1_000_003 + k for k in range(len(record["candidates"]))]
-                    answers = [c["text"] for c in record["candidates"]]
-                    verdicts = list(
-                        pool.map(rater.rate, keys, [question] * len(keys), answers,
-                                 [reference] * len(keys))
-                    )  # fmt: skip
-                for k, c in enumerate(record["candidates"]):
-                    if judge:
-                        value, text, attempt = verdicts[k]
-                        c["judgement"] = text
-                        retried += attempt > 0
-                    elif reward_model:
-                        value = rater.score(messages, c["text"])
-                    else:
-                        from plamo_fast.sample.verify_math import verify
+    with (
+        atomic_output(
+            output,
+            command="score",
+            inputs=[candidates_path],
+            overwrite=overwrite,
+            folder=False,
+        ) as partial,
+        open(partial, "w", encoding="utf-8") as out,
+    ):
+        rows = _read_candidates(Path(candidates_path), need_reference=verifier is not None)
+        total = sum(len(row[1]["candidates"]) for row in rows)
+        rater: Judge | RewardModel | None = None
+        size = SCORE_BATCH
+        if judge:
+            engine = load_backend(
+                backend, judge, base_url=base_url, api_key=api_key, concurrency=concurrency
+            )
+            scorer = {"kind": "judge", "model": judge, "units": "rating 1-10"}
+            rater, size = Judge(engine, judge_template, retries), engine.batch_size
+        elif reward_model:
+            scorer = {"kind": "reward_model", "model": reward_model, "units": "reward logit"}
+            rater = RewardModel(reward_model)
+        else:
+            scorer = {"kind": "verifier", "model": "math", "units": "1 correct, 0 wrong"}
+        update, stop = progress_bar("score", total, transfer=False, show=progress)
+        try:
+            for batch in _batches(rows, size):
+                if isinstance(rater, Judge):
+                    retried += _judge_batch(rater, batch)
+                for _, record, messages, reference in batch:
+                    for c in record["candidates"]:
+                        if isinstance(rater, RewardModel):
+                            c["score"] = rater.score(messages, c["text"])
+                        elif verifier:
+                            from plamo_fast.sample.verify_math import verify
 
-                        ok = verify(c["text"], reference)
-                        value = None if ok is None else float(ok)
-                    c["score"] = value
-                    missing += value is None
-                    done += 1
-                    update(done)
-                record["scorer"] = scorer
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        stop()
+                            ok = verify(c["text"], reference)
+                            c["score"] = None if ok is None else float(ok)
+                        missing += c["score"] is None
+                        done += 1
+                    record["scorer"] = scorer
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                update(done)
+        finally:
+            stop()
     return {
-        "prompts": len(records),
+        "prompts": len(rows),
         "candidates": total,
         "missing_scores": missing,
         "judge_retries": retried,
         "scorer": scorer,
     }
+
+
+def _first_answers(path: Path) -> dict:
+    """``{prompt index: (question, first candidate's text)}`` of a sample output."""
+    answers = {}
+    for number, record, messages, _ in _read_candidates(path, need_reference=False):
+        if not record["candidates"]:
+            raise UsageError(f"{path}:{number}: no candidate to compare")
+        key = record.get("prompt_index", number)
+        answers[key] = (question_text(messages), record["candidates"][0]["text"])
+    return answers
 
 
 def pairwise(
@@ -201,56 +271,59 @@ def pairwise(
     api_key: str | None = None,
     judge_template: str | None = None,
     retries: int = 2,
+    concurrency: int = 8,
     overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
     """Judge A's and B's first candidates for each prompt in both orders (A first, then B
     first) to cancel position bias. A prompt is a win for A when A wins both orders, or one
     order with a tie in the other; a split verdict is a tie."""
-    from plamo_fast.sample.sample import make_backend
-
-    a = {r.get("prompt_index", n): r for n, r in read_jsonl(Path(a_path))}
-    b = {r.get("prompt_index", n): r for n, r in read_jsonl(Path(b_path))}
-    keys = [k for k in a if k in b]
-    if not keys:
-        raise UsageError(f"{a_path} and {b_path} share no prompt index")
-    _, engine = make_backend(backend, judge, base_url=base_url, api_key=api_key)
-    rater = Judge(engine, judge_template, retries)
     outcome: Counter = Counter()
     by_order: Counter = Counter()
-    update, stop = progress_bar("judge pairs", len(keys), transfer=False, show=progress)
-    try:
-        with (
-            atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
-            open(partial, "w", encoding="utf-8") as out,
-        ):
-            for done, key in enumerate(keys, start=1):
-                messages = a[key].get("prompt_messages") or prompt_messages(a[key])
-                question = question_text(messages)
-                answer_a = a[key]["candidates"][0]["text"]
-                answer_b = b[key]["candidates"][0]["text"]
-                first, _, _ = rater.compare(2 * done, question, answer_a, answer_b)
-                second, _, _ = rater.compare(2 * done + 1, question, answer_b, answer_a)
-                second = {"A": "B", "B": "A"}.get(second, second)
-                by_order[f"a_first:{first}"] += 1
-                by_order[f"b_first:{second}"] += 1
-                verdict = _combine(first, second)
-                outcome[verdict] += 1
-                out.write(
-                    json.dumps(
-                        {
-                            "prompt_index": key,
-                            "a_first": first,
-                            "b_first": second,
-                            "verdict": verdict,
-                        },
-                        ensure_ascii=False,
+    with (
+        atomic_output(
+            output,
+            command="score",
+            inputs=[a_path, b_path],
+            overwrite=overwrite,
+            folder=False,
+        ) as partial,
+        open(partial, "w", encoding="utf-8") as out,
+    ):
+        a, b = _first_answers(Path(a_path)), _first_answers(Path(b_path))
+        keys = [k for k in a if k in b]
+        if not keys:
+            raise UsageError(f"{a_path} and {b_path} share no prompt index")
+        engine = load_backend(
+            backend, judge, base_url=base_url, api_key=api_key, concurrency=concurrency
+        )
+        rater = Judge(engine, judge_template, retries)
+        size = max(1, engine.batch_size // 2)  # two orders per prompt
+        update, stop = progress_bar("judge pairs", len(keys), transfer=False, show=progress)
+        try:
+            for start in range(0, len(keys), size):
+                chunk = keys[start : start + size]
+                requests = []
+                for n, key in enumerate(chunk, start=start + 1):
+                    (question, answer_a), (_, answer_b) = a[key], b[key]
+                    requests.append((2 * n, question, answer_a, answer_b))
+                    requests.append((2 * n + 1, question, answer_b, answer_a))
+                verdicts = rater.compare(requests)
+                for j, key in enumerate(chunk):
+                    first = verdicts[2 * j][0]
+                    second = {"A": "B", "B": "A"}.get(
+                        verdicts[2 * j + 1][0], verdicts[2 * j + 1][0]
                     )
-                    + "\n"
-                )
-                update(done)
-    finally:
-        stop()
+                    by_order[f"a_first:{first}"] += 1
+                    by_order[f"b_first:{second}"] += 1
+                    verdict = _combine(first, second)
+                    outcome[verdict] += 1
+                    row = {"prompt_index": key, "a_first": first, "b_first": second,
+                           "verdict": verdict}  # fmt: skip
+                    out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                update(start + len(chunk))
+        finally:
+            stop()
     return {
         "prompts": len(keys),
         "a_wins": outcome["A"],

@@ -43,14 +43,34 @@ Decisions worth knowing:
   as missing), and ``False`` when the response has no number or an unreadable final answer. A
   reference that is a whole solution (GSM8K ``... #### 72``, or a MATH solution with
   ``\\boxed{}``) is read through :func:`extract_answer`.
+* A number raised to a power (``2^{10}``, ``10**10**10``) is an answer that cannot be read, not
+  its base: it is never evaluated.
+
+Bounds (hostile answers such as ``1e100000000`` are judged in milliseconds, never computed):
+
+* A number is held as ``num/den * 2**a * 5**b`` in a canonical form, so powers of ten are
+  exponents, never multiplied out: ``1e100000000`` equals ``10e99999999`` and nothing else, and
+  the comparison costs the same as for ``12``.
+* An integer or decimal has at most :data:`MAX_DIGITS` (1000) significant digits (leading and
+  trailing zeros do not count: a 1 with a million zeros is read); a scientific exponent has at
+  most :data:`MAX_EXPONENT_DIGITS` (18) digits. A longer one cannot be read.
+* A sum (a mixed number ``2 1/3``, ``1億2000万``) of parts whose powers of 2 or 5 differ by more
+  than :data:`MAX_SCALE` (10000) cannot be read; nor can :func:`parse_number` return a Fraction
+  holding such a power (it returns None, while :func:`verify` still compares the value).
+* An unreadable number is a wrong final answer, and an unreadable reference is a missing score.
+  Reading is linear in the text's length, with no backtracking into digit runs: a 1 MB answer of
+  one number takes about 0.2 s; a text made of many numbers about 6 µs per number.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import partial
 
 __all__ = ["extract_answer", "parse_number", "verify"]
 
@@ -75,7 +95,9 @@ def _basic(text: str) -> str:
 
 
 _DIGITS = "0123456789"
-_U = r"(?:(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+)"  # unsigned
+# An unsigned integer or decimal; atomic, so that a long run of digits is read once and never
+# backtracked into digit by digit.
+_U = r"(?>(?:[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+)"
 
 _FRAC_TEX_RE = re.compile(
     rf"\\[dtc]?frac(?![A-Za-z])\s*(?:\{{\s*(?P<a>[-+]?{_U})\s*\}}|(?P<a1>[0-9]))"
@@ -111,99 +133,241 @@ def _simplify(text: str) -> str:
 
 # --- numbers -------------------------------------------------------------------------------
 
-_MIXED_RE = re.compile(r"(?P<w>[0-9]+)[ \t]+(?P<n>[0-9]+)[ \t]*/[ \t]*(?P<d>[0-9]+)(?![0-9.])")
+MAX_DIGITS = 1000  # significant digits of one integer or decimal
+MAX_EXPONENT_DIGITS = 18  # digits of a scientific exponent: |e| < 10**18
+MAX_SCALE = 10_000  # largest power of 2 or 5 multiplied out (sums, parse_number's Fraction)
+
+_MIXED_RE = re.compile(
+    r"(?P<w>[0-9]++)[ \t]++(?P<n>[0-9]++)[ \t]*+/[ \t]*+(?P<d>[0-9]++)(?![0-9.])"
+)
 _BUNNO_RE = re.compile(rf"(?P<d>{_U})\s*分の\s*(?P<n>{_U})")  # 4分の3 = 3/4
 _FRAC_RE = re.compile(
     rf"(?P<n>{_U})[ \t]*/[ \t]*(?P<s>[-+]?)(?P<d>{_U})(?![ \t]*/[ \t]*[0-9])"  # not 2024/1/2
 )
 _JP_RE = re.compile(rf"(?:(?P<t>{_U})兆)?(?:(?P<o>{_U})億)?(?:(?P<m>{_U})万)?(?:(?P<k>{_U})千)?")
 _JP_TAIL_RE = re.compile(_U)
-_PLAIN_RE = re.compile(rf"{_U}(?:[eE][-+]?[0-9]+)?")
+_PLAIN_RE = re.compile(rf"{_U}(?:[eE][-+]?+[0-9]++)?")
+_U_RE = re.compile(_U)
+# What may follow the digits of a number that is more than plain digits (each form above).
+_CONTINUED_RE = re.compile(r"\s*+分|[ \t]*+(?:[/兆億万千]|[0-9]++[ \t]*+/)|[eE][-+]?[0-9]")
+_POWER_RE = re.compile(r"(?:[ \t]*+(?:\^|\*\*)[ \t]*+[-+]?+[0-9]*+(?:\.[0-9]++)?+)++")
 _PERCENT_RE = re.compile(r"[ \t]*%")
+_START_RE = re.compile(r"[-+0-9]|\.(?=[0-9])")
 _ASCII_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _NOT_BEFORE_NUMBER = frozenset(_ASCII_LETTERS + _DIGITS + "._^\\")
 _NOT_BEFORE_SIGN = frozenset(_ASCII_LETTERS + _DIGITS + "._^\\)]}")
 _UNSUPPORTED_RE = re.compile(r"\\[A-Za-z]+|[π√∛∞±∓]")
-_JP_UNITS = {"t": 10**12, "o": 10**8, "m": 10**4, "k": 10**3}
+_JP_UNITS = {"t": 12, "o": 8, "m": 4, "k": 3}  # powers of ten
+
+
+@dataclass(frozen=True)
+class _Value:
+    """The exact value ``num/den * 2**twos * 5**fives`` in its one canonical form: ``num`` and
+    ``den`` coprime, ``den > 0``, neither divisible by 2 or 5; zero is ``0/1``. Two values are
+    equal exactly when these four integers are, however large the exponents (``1e100000000``
+    is compared without being multiplied out)."""
+
+    num: int
+    den: int
+    twos: int
+    fives: int
+
+
+_ZERO = _Value(0, 1, 0, 0)
+
+
+def _strip_factor(n: int, p: int) -> tuple[int, int]:
+    """``(k, n / p**k)`` for the largest k with p**k dividing n (n != 0)."""
+    if p == 2:
+        k = (n & -n).bit_length() - 1
+        return k, n >> k
+    k = 0
+    while n % 5**16 == 0:
+        n, k = n // 5**16, k + 16
+    while n % 5 == 0:
+        n, k = n // 5, k + 1
+    return k, n
+
+
+def _value(num: int, den: int, twos: int = 0, fives: int = 0) -> _Value | None:
+    """``num/den * 2**twos * 5**fives`` in canonical form; None for a zero denominator."""
+    if den == 0:
+        return None
+    if num == 0:
+        return _ZERO
+    if den < 0:
+        num, den = -num, -den
+    g = math.gcd(num, den)
+    num, den = num // g, den // g
+    twos_up, num = _strip_factor(num, 2)
+    twos_down, den = _strip_factor(den, 2)
+    fives_up, num = _strip_factor(num, 5)
+    fives_down, den = _strip_factor(den, 5)
+    return _Value(num, den, twos + twos_up - twos_down, fives + fives_up - fives_down)
+
+
+def _decimal(text: str) -> _Value | None:
+    """``1,234.50`` or ``1.5e-3``; None beyond :data:`MAX_DIGITS` significant digits or an
+    exponent of more than :data:`MAX_EXPONENT_DIGITS` digits. Leading and trailing zeros are
+    not significant: ``1`` followed by a million zeros is read (as 1 * 10**1000000)."""
+    mantissa, _, exponent = text.replace(",", "").lower().partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    significant = digits.rstrip("0")
+    if len(significant) > MAX_DIGITS:
+        return None
+    if len(exponent.lstrip("+-").lstrip("0")) > MAX_EXPONENT_DIGITS:
+        return None
+    if not significant:
+        return _ZERO
+    shift = len(digits) - len(significant) - len(fraction) + (int(exponent) if exponent else 0)
+    return _value(int(significant), 1, shift, shift)
+
+
+def _fraction(v: _Value | None) -> Fraction | None:
+    """As a Fraction; None when a power of 2 or 5 in it exceeds :data:`MAX_SCALE`."""
+    if v is None or max(abs(v.twos), abs(v.fives)) > MAX_SCALE:
+        return None
+    num = v.num * 2 ** max(v.twos, 0) * 5 ** max(v.fives, 0)
+    return Fraction(num, v.den * 2 ** max(-v.twos, 0) * 5 ** max(-v.fives, 0))
+
+
+def _from_fraction(f: Fraction | None) -> _Value | None:
+    return None if f is None else _value(f.numerator, f.denominator)
+
+
+def _ratio(n: _Value | None, d: _Value | None) -> _Value | None:
+    if n is None or d is None or d.num == 0:
+        return None
+    return _value(n.num * d.den, n.den * d.num, n.twos - d.twos, n.fives - d.fives)
+
+
+def _negate(v: _Value | None) -> _Value | None:
+    return None if v is None else _Value(-v.num, v.den, v.twos, v.fives)
+
+
+def _add(a: _Value | None, b: _Value | None) -> _Value | None:
+    """``a + b``; None when their powers of 2 or 5 differ by more than :data:`MAX_SCALE`."""
+    if a is None or b is None:
+        return None
+    if a.num == 0 or b.num == 0:
+        return b if a.num == 0 else a
+    twos, fives = min(a.twos, b.twos), min(a.fives, b.fives)
+    if max(a.twos, b.twos) - twos > MAX_SCALE or max(a.fives, b.fives) - fives > MAX_SCALE:
+        return None
+    a_num = a.num * 2 ** (a.twos - twos) * 5 ** (a.fives - fives)
+    b_num = b.num * 2 ** (b.twos - twos) * 5 ** (b.fives - fives)
+    return _value(a_num * b.den + b_num * a.den, a.den * b.den, twos, fives)
+
+
+def _mixed(m: re.Match[str]) -> _Value | None:
+    """``2 1/3``, only when the fraction is proper."""
+    num, den = _fraction(_decimal(m["n"])), _fraction(_decimal(m["d"]))
+    if num is None or den is None or not 0 < num < den:
+        return None
+    return _add(_decimal(m["w"]), _from_fraction(num / den))
+
+
+def _times_ten_to(v: _Value | None, power: int) -> _Value | None:
+    return v if v is None or v.num == 0 else replace(v, twos=v.twos + power, fives=v.fives + power)
+
+
+def _japanese(m: re.Match[str], tail: str) -> _Value | None:
+    """``1億2000万``, ``2万5千``, ``3万5``: each part times its unit, plus a plain tail."""
+    total = _decimal(tail) if tail else _ZERO
+    for group, power in _JP_UNITS.items():
+        if m[group]:
+            total = _add(total, _times_ten_to(_decimal(m[group]), power))
+    return total
 
 
 @dataclass(frozen=True)
 class _Token:
     text: str
-    value: Fraction | None  # None: a zero denominator
     start: int
     end: int
+    read: Callable[[], _Value | None]  # the value, read only when asked for; None: unreadable
+
+    @property
+    def value(self) -> _Value | None:
+        return self.read()
 
 
-def _u(text: str) -> Fraction:
-    return Fraction(text.replace(",", ""))
+def _quotient(num: str, den: str) -> _Value | None:
+    """``num/den`` from their texts; ``den`` may carry a sign (``3 / -4``)."""
+    d = _decimal(den.lstrip("+-"))
+    return _ratio(_decimal(num), _negate(d) if den.startswith("-") else d)
 
 
-def _ratio(n: Fraction, d: Fraction) -> Fraction | None:
-    return None if d == 0 else n / d
-
-
-def _number_at(s: str, pos: int) -> tuple[Fraction | None, int] | None:
-    """The unsigned number starting exactly at ``pos``: (value, end)."""
+def _number_at(s: str, pos: int) -> tuple[Callable[[], _Value | None], int] | None:
+    """The unsigned number starting exactly at ``pos``: (how to read its value, end). Reading
+    is deferred: answer extraction needs only where the numbers are."""
+    m = _U_RE.match(s, pos)
+    if m is None:
+        return None
+    if not _CONTINUED_RE.match(s, m.end()):  # a plain number: its digits are read only once
+        return partial(_decimal, m.group()), m.end()
     m = _MIXED_RE.match(s, pos)
-    if m and 0 < int(m["n"]) < int(m["d"]):
-        return int(m["w"]) + Fraction(int(m["n"]), int(m["d"])), m.end()
+    if m and (value := _mixed(m)) is not None:
+        return (lambda: value), m.end()
     if m := _BUNNO_RE.match(s, pos):
-        return _ratio(_u(m["n"]), _u(m["d"])), m.end()
+        return partial(_quotient, m["n"], m["d"]), m.end()
     if m := _FRAC_RE.match(s, pos):
-        d = -_u(m["d"]) if m["s"] == "-" else _u(m["d"])
-        return _ratio(_u(m["n"]), d), m.end()
+        return partial(_quotient, m["n"], m["s"] + m["d"]), m.end()
     m = _JP_RE.match(s, pos)
     if m and any(m[g] for g in _JP_UNITS):
-        value = sum((_u(m[g]) * mult for g, mult in _JP_UNITS.items() if m[g]), Fraction(0))
-        end = m.end()
-        if tail := _JP_TAIL_RE.match(s, end):
-            value, end = value + _u(tail.group()), tail.end()
-        return value, end
+        tail = _JP_TAIL_RE.match(s, m.end())
+        return partial(_japanese, m, tail.group() if tail else ""), tail.end() if tail else m.end()
     if m := _PLAIN_RE.match(s, pos):
-        return Fraction(m.group().replace(",", "")), m.end()
+        return partial(_decimal, m.group()), m.end()
+    return None
+
+
+def _unreadable() -> None:
     return None
 
 
 def _scan(s: str) -> list[_Token]:
-    """Every number in ``s`` (already normalised and simplified), left to right."""
+    """Every number in ``s`` (already normalised and simplified), left to right. A number raised
+    to a power (``2^10``, ``10**10**10``) is one token that cannot be read."""
     tokens: list[_Token] = []
     i, n = 0, len(s)
-    while i < n:
+    while (found := _START_RE.search(s, i)) is not None:
+        i = found.start()
         c = s[i]
         before = s[i - 1] if i else ""
-        if c in "+-" and before not in _NOT_BEFORE_SIGN:
-            start, digits = i, i + 1
-        elif c in _DIGITS or (c == "." and i + 1 < n and s[i + 1] in _DIGITS):
-            if before in _NOT_BEFORE_NUMBER:
+        if c in "+-":
+            if before in _NOT_BEFORE_SIGN or i + 1 == n:
                 i += 1
                 continue
-            start, digits = i, i
+            start, digits = i, i + 1
+        elif before in _NOT_BEFORE_NUMBER:
+            i += 1
+            continue
         else:
+            start, digits = i, i
+        number = _number_at(s, digits)
+        if number is None:
             i += 1
             continue
-        found = _number_at(s, digits) if digits < n else None
-        if found is None:
-            i += 1
-            continue
-        value, end = found
-        if value is not None and c == "-":
-            value = -value
+        read, end = number
+        if power := _POWER_RE.match(s, end):
+            read, end = _unreadable, power.end()
+        elif c == "-":
+            read = _negated(read)
         if m := _PERCENT_RE.match(s, end):
             end = m.end()
-        tokens.append(_Token(s[start:end], value, start, end))
+        tokens.append(_Token(s[start:end], start, end, read))
         i = end
     return tokens
 
 
-def parse_number(text: str) -> Fraction | None:
-    """The exact value of a numeric answer such as ``-1,234``, ``０．５``, ``\\frac{3}{4}``,
-    ``\\boxed{12}``, ``12個``, ``x = 3`` or ``答えは 42 です。``.
+def _negated(read: Callable[[], _Value | None]) -> Callable[[], _Value | None]:
+    return lambda: _negate(read())
 
-    ``None`` when the text has no number, numbers of different values (``1, 2``), a power
-    (``2^{10}``), a zero denominator, or TeX/symbols this module does not read (``\\sqrt``,
-    ``π``). ``%`` is ignored: ``50%`` is 50.
-    """
+
+def _read(text: str) -> _Value | None:
+    """The one value of all the numbers in ``text`` (see :func:`parse_number`)."""
     s = _simplify(_basic(text))
     if _UNSUPPORTED_RE.search(s):
         return None
@@ -213,9 +377,20 @@ def parse_number(text: str) -> Fraction | None:
     values = {t.value for t in tokens}
     if len(values) != 1 or None in values:
         return None
-    if any(re.match(r"[ \t]*\^", s[t.end :]) for t in tokens):
-        return None
     return tokens[0].value
+
+
+def parse_number(text: str) -> Fraction | None:
+    """The exact value of a numeric answer such as ``-1,234``, ``０．５``, ``\\frac{3}{4}``,
+    ``\\boxed{12}``, ``12個``, ``x = 3`` or ``答えは 42 です。``.
+
+    ``None`` when the text has no number, numbers of different values (``1, 2``), a power
+    (``2^{10}``, ``10**3``), a zero denominator, a number beyond the bounds in the module text,
+    or TeX/symbols this module does not read (``\\sqrt``, ``π``). ``%`` is ignored: ``50%`` is
+    50. A value too large to hold as a Fraction (``1e100000``) is None here, but :func:`verify`
+    still compares it exactly.
+    """
+    return _fraction(_read(text))
 
 
 # --- extraction ----------------------------------------------------------------------------
@@ -228,6 +403,7 @@ _MARKER_RE = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END_RE = re.compile(r"\n|。|\.(?=\s|$)")
+_BRACE_RE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escaped character, or a brace
 
 
 def _last_boxed(s: str) -> str | None:
@@ -239,26 +415,20 @@ def _last_boxed(s: str) -> str | None:
         i += 1
     if i == len(s) or s[i] != "{":  # \boxed 5
         return s[i:].split(maxsplit=1)[0] if s[i:].strip() else ""
-    depth, j = 0, i
-    while j < len(s):
-        c = s[j]
-        if c == "\\":
-            j += 2
-            continue
-        if c == "{":
+    depth = 0
+    for m in _BRACE_RE.finditer(s, i):
+        if m.group() == "{":
             depth += 1
-        elif c == "}":
+        elif m.group() == "}":
             depth -= 1
             if depth == 0:
-                return s[i + 1 : j]
-        j += 1
+                return s[i + 1 : m.start()]
     return s[i + 1 :]  # unclosed (truncated): the rest
 
 
-def _after_marker(s: str, tokens: list[_Token], pos: int) -> _Token | None:
+def _after_marker(s: str, tokens: list[_Token], pos: int) -> _Token:
+    """The answer after a marker ending at ``pos``, which has a number after it."""
     after = [t for t in tokens if t.start >= pos]
-    if not after:
-        return None
     m = _SENTENCE_END_RE.search(s, pos)
     end = m.start() if m else len(s)
     if after[0].start >= end:  # 答えは次の通りです。: the sentence of the next number
@@ -284,20 +454,21 @@ def extract_answer(text: str) -> str | None:
     tokens = _scan(s)
     if not tokens:
         return None
-    for marker in reversed(list(_MARKER_RE.finditer(s))):
-        token = _after_marker(s, tokens, marker.end())
-        if token is not None:
-            return token.text
+    # The last marker that has a number after it (a marker after the last number is ignored).
+    last = tokens[-1].start
+    markers = [m.end() for m in _MARKER_RE.finditer(s, 0, last + 1) if m.end() <= last]
+    if markers:
+        return _after_marker(s, tokens, markers[-1]).text
     return tokens[-1].text
 
 
-def _reference_value(reference: str) -> Fraction | None:
-    value = parse_number(reference)
+def _reference_value(reference: str) -> _Value | None:
+    value = _read(reference)
     if value is None:
         s = _basic(reference)
         if _BOXED_RE.search(s) or "####" in s:  # a whole solution
             answer = extract_answer(reference)
-            value = None if answer is None else parse_number(answer)
+            value = None if answer is None else _read(answer)
     return value
 
 
@@ -315,4 +486,4 @@ def verify(response: str, reference: str) -> bool | None:
     answer = extract_answer(response)
     if answer is None:
         return False
-    return parse_number(answer) == expected
+    return _read(answer) == expected
