@@ -1,4 +1,5 @@
-"""Shared material for the curation tests: where ../shared is, and small benchmark files."""
+"""Shared material for the curation tests: where ../shared is, the shipped benchmark excerpts,
+and small benchmark files."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ import pytest
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BENCHMARKS = SHARED / "benchmarks"
 DOLLY = SHARED / "corpora" / "databricks-dolly-15k-ja" / "databricks-dolly-15k-ja.jsonl"
+# Excerpts of published question files shipped with the tests (see its SOURCE.md).
+FIXTURE_BENCHMARKS = Path(__file__).resolve().parent / "fixtures" / "benchmarks"
 
 needs_shared = pytest.mark.skipif(
     not (BENCHMARKS.is_dir() and DOLLY.is_file()), reason="../shared material absent"
 )
+needs_benchmarks = pytest.mark.skipif(not BENCHMARKS.is_dir(), reason="../shared absent")
 
 MT_BENCH_LIKE = [
     {

@@ -1,9 +1,11 @@
 """decontaminate and dedup from the command line: unchanged outputs in the input's format, bad
-input named by file and line (or counted with --skip-bad), the provenance guard, atomic outputs."""
+input named by file and line (or counted with --skip-bad), the provenance guard, atomic outputs
+that never replace an input, the working or home directory, or a folder that is not their own."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +14,7 @@ import pytest
 from curation_fixtures import MT_BENCH_LIKE, mt_bench_file, write_jsonl
 
 from plamo_fast.cli import main
+from plamo_fast.outputs import MARKER
 
 LEAK = MT_BENCH_LIKE[0]["turns"][0]
 
@@ -76,7 +79,7 @@ def test_bad_input_is_named_or_counted(tmp_path, capsys, content, message, comma
     extra = ["--bench", bench] if command == "decontaminate" else []
     out = tmp_path / "out.jsonl"
     assert run(command, data, *extra, "-o", out) == 1
-    assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+    assert re.search(message, capsys.readouterr().err)
     assert not out.exists() and not list(tmp_path.glob(".out.jsonl.partial*"))
     assert run(command, data, *extra, "-o", out, "--skip-bad") == 0
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
@@ -85,7 +88,9 @@ def test_bad_input_is_named_or_counted(tmp_path, capsys, content, message, comma
 
 
 def prompts(folder: Path) -> list[str]:
-    return [json.loads(x)["prompt"] for p in folder.iterdir() for x in p.read_text().splitlines()]
+    return [
+        json.loads(x)["prompt"] for p in folder.glob("*.jsonl") for x in p.read_text().splitlines()
+    ]
 
 
 def test_provenance_guard(tmp_path, capsys):
@@ -113,7 +118,7 @@ def test_provenance_guard(tmp_path, capsys):
     assert sorted(prompts(tmp_path / "f")) == ["a", "d"]
     assert run("dedup", *inputs, "-o", tmp_path / "g", "--license", "nonsense") == 1
     assert run("dedup", *inputs, "-o", tmp_path / "d", "--keep-proprietary") == 0
-    assert sum(len(p.read_text().splitlines()) for p in (tmp_path / "d").iterdir()) == 6
+    assert len(prompts(tmp_path / "d")) == 6
 
 
 def test_dedup_cli_exact_and_near(tmp_path, capsys):
@@ -165,11 +170,13 @@ def test_outputs_never_overwrite_inputs_or_each_other(tmp_path, capsys):
         (["-o", data, "--overwrite"], "holds the input"),
         (["-o", tmp_path / "x.jsonl"], "names a file"),
         (["-o", tmp_path / "o", "--report", tmp_path / "o" / "r.jsonl"], "inside the output"),
-        (["-o", tmp_path / "o", "--report", a], "one of the inputs"),
+        (["-o", tmp_path / "o", "--report", a, "--overwrite"], "is the input"),
+        (["-o", tmp_path / "o", "--report", tmp_path / "o"], "report"),
     ]:
         assert run("dedup", a, b, *args) == 1
         assert message in capsys.readouterr().err
     assert run("dedup", a, "-o", a, "--overwrite") == 1
+    assert "is the input" in capsys.readouterr().err
     assert sorted(p.name for p in data.iterdir()) == ["NOTES.md", "a.jsonl", "b.jsonl"]
     assert a.read_text() == '{"prompt": "a"}\n'
 
@@ -202,8 +209,6 @@ def test_nulls_tool_calls_and_content_parts_are_not_bad_records(tmp_path):
     ],
 )
 def test_hostile_lines_are_named_and_skippable(tmp_path, capsys, name, content, message):
-    import re
-
     data = tmp_path / name
     data.write_bytes(content)
     assert run("dedup", data, "-o", tmp_path / "o.jsonl") == 1
@@ -218,3 +223,73 @@ def test_broken_parquet_is_named(tmp_path, capsys, content):
     assert run("dedup", data, "-o", tmp_path / "o.parquet") == 1
     err = capsys.readouterr().err
     assert "broken.parquet" in err and ("empty file" in err or "unreadable Parquet" in err)
+
+
+def command_args(command: str, tmp_path: Path) -> list:
+    """The input and options of ``command`` (decontaminate needs a benchmark folder)."""
+    data = write_jsonl(tmp_path / "train.jsonl", [{"prompt": "hello"}, {"prompt": LEAK}])
+    if command == "dedup":
+        return [data]
+    mt_bench_file(tmp_path / "bench" / "mt_bench")
+    return [data, "--bench", tmp_path / "bench"]
+
+
+@pytest.mark.parametrize("command", ["dedup", "decontaminate"])
+def test_output_may_not_be_the_working_or_home_directory(tmp_path, capsys, monkeypatch, command):
+    args = command_args(command, tmp_path)
+    work = tmp_path / "work"
+    (work / "notes").mkdir(parents=True)
+    monkeypatch.chdir(work)
+    for out in (".", work, tmp_path):  # the working directory or a folder above it
+        assert run(command, *args, "-o", out, "--overwrite") == 1
+        assert "the current directory" in capsys.readouterr().err
+    home = tmp_path / "home"
+    (home / "keep.txt").parent.mkdir()
+    (home / "keep.txt").write_text("mine")
+    monkeypatch.setenv("HOME", str(home))
+    assert run(command, *args, "-o", home, "--overwrite") == 1
+    assert "a home directory" in capsys.readouterr().err
+    assert run(command, *args, "-o", tmp_path / "r", "--report", home, "--overwrite") == 1
+    assert "a home directory" in capsys.readouterr().err
+    assert (home / "keep.txt").read_text() == "mine" and (work / "notes").is_dir()
+    assert sorted(p.name for p in work.iterdir()) == ["notes"]
+
+
+def test_decontaminate_output_never_inside_or_over_a_benchmark(tmp_path, capsys):
+    data, _, bench = command_args("decontaminate", tmp_path)
+    for out, message in [
+        (bench, "is the input"),
+        (tmp_path, "holds the input"),
+        (bench / "mt_bench", "inside the input folder"),
+        (bench / "clean", "inside the input folder"),
+    ]:
+        assert run("decontaminate", data, "--bench", bench, "-o", out, "--overwrite") == 1
+        assert message in capsys.readouterr().err
+    report = ["--report", bench / "mt_bench" / "question.jsonl", "--overwrite"]
+    assert run("decontaminate", data, "--bench", f"mt={bench}", "-o", tmp_path / "o", *report) == 1
+    assert "inside the input folder" in capsys.readouterr().err
+    assert sorted(p.name for p in bench.rglob("*")) == ["mt_bench", "question.jsonl"]
+
+
+@pytest.mark.parametrize("command", ["dedup", "decontaminate"])
+def test_overwrite_replaces_only_our_own_output_of_the_same_command(tmp_path, capsys, command):
+    args = command_args(command, tmp_path)
+    other = "decontaminate" if command == "dedup" else "dedup"
+    foreign = tmp_path / "results"
+    foreign.mkdir()
+    (foreign / "paper.tex").write_text("months of work")
+    assert run(command, *args, "-o", foreign, "--overwrite") == 1
+    assert "is not an output of plamo-fast" in capsys.readouterr().err
+    assert (foreign / "paper.tex").read_text() == "months of work"
+    theirs = tmp_path / "theirs"
+    assert run(other, *command_args(other, tmp_path), "-o", theirs) == 0
+    assert run(command, *args, "-o", theirs, "--overwrite") == 1
+    assert f"output of plamo-fast {other}, not of {command}" in capsys.readouterr().err
+    ours = tmp_path / "ours"
+    assert run(command, *args, "-o", ours) == 0
+    assert json.loads((ours / MARKER).read_text())["command"] == command
+    (ours / "train.jsonl").write_text("stale")
+    assert run(command, *args, "-o", ours) == 1  # exists
+    assert run(command, *args, "-o", ours, "--overwrite") == 0
+    assert (ours / "train.jsonl").read_text().startswith('{"prompt": "hello"}')
+    assert not list(tmp_path.glob(".*partial*")) and not list(tmp_path.glob(".*old*"))

@@ -1,11 +1,12 @@
-"""The native matching form against the reference (unicodedata), and its spans."""
+"""The native matching form against the reference (unicodedata) on tricky and real text (shipped
+benchmark excerpts; ../shared too when present), and its spans."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from curation_fixtures import BENCHMARKS, DOLLY, needs_shared
+from curation_fixtures import BENCHMARKS, DOLLY, FIXTURE_BENCHMARKS, needs_shared
 
 from plamo_fast import _native
 from plamo_fast.reference.matching import normalize
@@ -43,8 +44,24 @@ def test_spans_map_each_character_back_to_its_source(text):
     assert [s for s, _ in spans] == sorted(s for s, _ in spans)
 
 
-@needs_shared
+def assert_native_equals_reference(texts: list[str]) -> None:
+    mismatches = [t for t in texts if _native.normalize_text(t) != normalize(t)]
+    assert not mismatches, mismatches[:3]
+
+
 def test_native_equals_reference_on_real_text():
+    """The shipped benchmark excerpts (tests/fixtures/benchmarks): every turn, and every line
+    as written (JSON with escapes and keys)."""
+    texts = []
+    for path in sorted(FIXTURE_BENCHMARKS.rglob("*.jsonl")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        texts += lines + [turn for line in lines for turn in json.loads(line)["turns"]]
+    assert len(texts) > 300
+    assert_native_equals_reference(texts)
+
+
+@needs_shared
+def test_native_equals_reference_on_shared_text():
     texts = []
     with open(DOLLY, encoding="utf-8") as f:
         for n, line in enumerate(f):
@@ -54,5 +71,4 @@ def test_native_equals_reference_on_real_text():
             texts += [record["instruction"], record["input"], record["output"]]
     for path in sorted(BENCHMARKS.rglob("*.jsonl")):
         texts += path.read_text(encoding="utf-8").splitlines()
-    mismatches = [t for t in texts if _native.normalize_text(t) != normalize(t)]
-    assert not mismatches, mismatches[:3]
+    assert_native_equals_reference(texts)

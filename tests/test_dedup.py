@@ -16,6 +16,7 @@ from curation_fixtures import write_jsonl
 from plamo_fast import _native
 from plamo_fast.data import curation
 from plamo_fast.data.dedup import dedup
+from plamo_fast.outputs import MARKER
 from plamo_fast.reference.matching import jaccard, normalize
 
 
@@ -82,7 +83,7 @@ def test_keep_policies_and_cross_file(tmp_path):
     a = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "Same", "score": 1}, {"prompt": "other"}])
     b = write_jsonl(tmp_path / "b.jsonl", [{"prompt": "same!!", "score": 5}, {"prompt": "SAME"}])
     dedup([a, b], tmp_path / "first", near=True, progress=False)
-    assert sorted(p.name for p in (tmp_path / "first").iterdir()) == ["a.jsonl", "b.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "first").iterdir()) == [MARKER, "a.jsonl", "b.jsonl"]
     assert kept_texts(tmp_path / "first" / "b.jsonl") == []
     c = write_jsonl(
         tmp_path / "c.jsonl",

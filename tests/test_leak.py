@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import json
 import random
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from curation_fixtures import (
     BENCHMARKS,
     DOLLY,
+    FIXTURE_BENCHMARKS,
     MT_BENCH_LIKE,
     mt_bench_file,
+    needs_benchmarks,
     needs_shared,
     write_jsonl,
 )
-from leak_plants import KINDS, edit, plant, plantable, score
+from leak_plants import KINDS, edit, full_width, plant, plantable, score
 
-from plamo_fast.data.benchmarks import BenchmarkFormatError, load_benchmarks
+from plamo_fast.cli import main
+from plamo_fast.data.benchmarks import BenchmarkFormatError, load_benchmarks, read_benchmarks
 from plamo_fast.data.decontaminate import build_index, decontaminate, leaks_in_records
 from plamo_fast.reference import matching
 
@@ -90,13 +95,12 @@ def load_benchmarks_from_texts(texts):
     return [BenchItem("bench", str(i), 1, t, 1) for i, t in enumerate(texts)]
 
 
-@needs_shared
-def test_native_matches_equal_the_reference_matcher():
-    items = plantable(load_benchmarks([str(BENCHMARKS / "mt_bench"), str(BENCHMARKS / "rakuda")]))
-    items += plantable(load_benchmarks([str(BENCHMARKS / "jaster_sources" / "niilc")]))[:60]
-    rng = random.Random(3)
-    clean = [json.loads(x)["instruction"] for x in DOLLY.read_text().splitlines()[:150]]
-    texts = clean + [edit(it.text, rng, 0.08) for it in rng.sample(items, 60)]
+def native_and_reference(items, clean: list[str], seed: int) -> tuple[dict, dict]:
+    """Matches of the native index and of the reference matcher on ``clean`` texts plus items
+    in full width, lightly edited, and embedded in clean text: ``{(text, item): (kind, edits)}``."""
+    rng = random.Random(seed)
+    texts = clean + [full_width(it.text) for it in rng.sample(items, 10)]
+    texts += [edit(it.text, rng, 0.08) for it in rng.sample(items, 60)]
     texts += [f"{rng.choice(clean)}\n{it.text}" for it in rng.sample(items, 30)]
     index = build_index(items)
     native = {}
@@ -106,6 +110,30 @@ def test_native_matches_equal_the_reference_matcher():
     for t, text in enumerate(texts):
         for item, (kind, edits) in matching.scan([it.text for it in items], text).items():
             reference[(t, item)] = (kind, edits)
+    return native, reference
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_native_matches_equal_the_reference_matcher(seed):
+    """On the shipped excerpts (tests/fixtures/benchmarks): English and Japanese questions, and
+    short ja-vicuna-qa questions sharing polite endings, half indexed and half clean."""
+    names = ("mt_bench", "japanese_mt_bench", "rakuda_v2")
+    questions = load_benchmarks([str(FIXTURE_BENCHMARKS / n) for n in names])
+    vicuna = load_benchmarks([str(FIXTURE_BENCHMARKS / "ja_vicuna_qa")])
+    items = plantable(questions) + plantable(vicuna[::2])
+    clean = [it.text for it in vicuna[1::2]] + [it.text for it in questions if it.turn > 1]
+    native, reference = native_and_reference(items, clean, seed)
+    assert native == reference
+    kinds = Counter(kind for kind, _ in native.values())
+    assert kinds["near"] > 20 and kinds["containment"] >= 30 and kinds["exact"] >= 10, kinds
+
+
+@needs_shared
+def test_native_matches_equal_the_reference_matcher_on_shared_data():
+    items = plantable(load_benchmarks([str(BENCHMARKS / "mt_bench"), str(BENCHMARKS / "rakuda")]))
+    items += plantable(load_benchmarks([str(BENCHMARKS / "jaster_sources" / "niilc")]))[:60]
+    clean = [json.loads(x)["instruction"] for x in DOLLY.read_text().splitlines()[:150]]
+    native, reference = native_and_reference(items, clean, 3)
     assert native == reference
     assert sum(k == "near" for k, _ in native.values()) > 20
 
@@ -219,14 +247,142 @@ def test_min_item_len_also_stops_containment(tmp_path):
     assert summary["records_kept"] == 0
 
 
-def test_benchmark_folder_skips_files_that_are_not_questions(tmp_path):
-    folder = tmp_path / "mt_bench"
-    mt_bench_file(folder)
-    (folder / "reference_answer").mkdir()
-    write_jsonl(folder / "reference_answer" / "gpt-4.jsonl", [{"question_id": 81, "choices": []}])
-    with pytest.warns(UserWarning, match="gpt-4.jsonl"):
-        items = load_benchmarks([str(folder)])
-    assert len(items) == 5
+JUDGE_PROMPT = {
+    "name": "single-v1",
+    "type": "single",
+    "system_prompt": "You are a helpful assistant.",
+    "prompt_template": "[Instruction]\nPlease act as an impartial judge...\n[Question]\n{question}",
+    "description": "Prompt for general questions",
+    "category": "general",
+    "output_format": "[[rating]]",
+}
+
+
+def answer(question_id, model: str, turns: list[str]) -> dict:
+    return {"question_id": question_id, "answer_id": "x1", "model_id": model,
+            "choices": [{"index": 0, "turns": turns}], "tstamp": 1.0}  # fmt: skip
+
+
+def benchmark_folder(root: Path) -> Path:
+    """A benchmark folder as FastChat, Rakuda and llm-jp-eval publish them: questions beside
+    judge prompts, model and reference answers, judgments and a pretty-printed ranking."""
+    mt = root / "mt_bench"
+    mt_bench_file(mt)
+    write_jsonl(mt / "judge_prompts.jsonl", [JUDGE_PROMPT])
+    (mt / "model_answer").mkdir()
+    write_jsonl(mt / "model_answer" / "gpt-4.jsonl", [answer(81, "gpt-4", ["Aloha!", "A..."])])
+    (mt / "reference_answer").mkdir()
+    write_jsonl(mt / "reference_answer" / "gpt-4.jsonl", [answer(121, "gpt-4", ["def f()"])])
+    (mt / "model_judgment").mkdir()
+    judgment = {"question_id": 81, "model": "gpt-4", "judge": ["gpt-4", "single-v1"],
+                "user_prompt": "[Question] ...", "judgment": "[[9]]", "score": 9}  # fmt: skip
+    write_jsonl(mt / "model_judgment" / "gpt-4_single.jsonl", [judgment])
+    rankings = root / "rakuda" / "rankings"
+    rankings.mkdir(parents=True)
+    ranking = {"date": "2023-09-27", "judge": "gpt-4", "ranking": [{"model_id": "a", "median": 1}]}
+    (rankings / "gpt-4_mle.json").write_text(json.dumps(ranking, indent=4))
+    (root / "rakuda" / "pair.jsonl").write_text(json.dumps(JUDGE_PROMPT) + "\n")  # by schema
+    jaster = root / "llm_jp_eval"
+    jaster.mkdir()
+    samples = [{"input": "質問：日本一高い山の名前を教えてください。", "output": "富士山"}]
+    dataset = {"instruction": "質問に答えてください。", "output_length": 15,
+               "metrics": ["exact_match"], "few_shots": [], "samples": samples}  # fmt: skip
+    (jaster / "jemhopqa.json").write_text(json.dumps(dataset, ensure_ascii=False, indent=4))
+    return root
+
+
+SKIPPED = [
+    "mt_bench/judge_prompts.jsonl",
+    "mt_bench/model_answer/gpt-4.jsonl",
+    "mt_bench/model_judgment/gpt-4_single.jsonl",
+    "mt_bench/reference_answer/gpt-4.jsonl",
+    "rakuda/pair.jsonl",
+    "rakuda/rankings/gpt-4_mle.json",
+]
+
+
+def test_benchmark_folder_indexes_question_files_and_skips_the_rest(tmp_path):
+    folder = benchmark_folder(tmp_path / "bench")
+    (folder / "mt_bench" / "model_answer" / "raw.jsonl").write_bytes(b"\xff\xfe")  # never read
+    found = read_benchmarks([str(folder)])  # no warning (pytest turns warnings into errors)
+    assert [str(f.relative_to(folder)) for f in found.files] == [
+        "llm_jp_eval/jemhopqa.json", "mt_bench/question.jsonl",
+    ]  # fmt: skip
+    assert [str(f.relative_to(folder)) for f in found.skipped] == sorted(
+        [*SKIPPED, "mt_bench/model_answer/raw.jsonl"]
+    )
+    assert len(found.items) == 1 + 5
+    assert found.items[0].text == "質問：日本一高い山の名前を教えてください。"
+
+
+def test_benchmark_folder_summary_is_one_line(tmp_path, capsys):
+    folder = benchmark_folder(tmp_path / "bench")
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": MT_BENCH_LIKE[1]["turns"][0]}])
+    assert main(["decontaminate", str(data), "--bench", str(folder), "-o",
+                 str(tmp_path / "o.jsonl"), "-q"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err  # the skipped files, then the summary
+    assert err[0].startswith("benchmarks: indexed 2 question files; skipped 6 files that are not")
+    assert err[0].endswith("and 3 more") and "judge_prompts.jsonl" in err[0]
+    summary = json.loads(err[1])
+    assert (summary["benchmark_files"], summary["benchmark_files_skipped"]) == (2, 6)
+    assert summary["records_kept"] == 0
+
+
+BROKEN = {
+    "mt_bench/question.jsonl": [
+        ('{"turns": ["a question here"]}\n{oops\n', r"question.jsonl:2: malformed JSON"),
+        ('{"id": 1, "body": "x"}\n', r"question.jsonl:1: no question text"),
+        ("", r"question.jsonl: no questions in it"),
+    ],
+    "jsts/valid.json": [
+        ('{"sentence1": "a", "sentence2": "b"}\n{"sentence1": \n', r"valid.json:2: malformed"),
+        ("{oops\n", r"valid.json:1: malformed JSON"),
+    ],
+    "eval/jnli.json": [
+        (json.dumps({"samples": [{"output": "x"}]}, indent=2), r"jnli.json: samples\[0\]"),
+    ],
+    "niilc/dev.xml": [("<questions><question><text>x", r"dev.xml: malformed XML")],
+    "q/q.json": [(b"\xff\xfe", r"q.json: invalid UTF-8")],
+}
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [(name, content, message) for name, cases in BROKEN.items() for content, message in cases],
+)
+def test_a_question_file_that_cannot_be_read_is_an_error(tmp_path, capsys, name, content, message):
+    folder = benchmark_folder(tmp_path / "bench")
+    broken = folder / name
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        broken.write_bytes(content)
+    else:
+        broken.write_text(content, encoding="utf-8")
+    with pytest.raises(BenchmarkFormatError, match=message):
+        read_benchmarks([str(folder)])
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "hello"}])
+    out = tmp_path / "o.jsonl"
+    assert main(["decontaminate", str(data), "--bench", str(folder), "-o", str(out)]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not out.exists() and not list(tmp_path.glob(".o.jsonl*"))
+
+
+@needs_benchmarks
+def test_shared_benchmark_folder_skips_only_what_is_not_questions(capsys, tmp_path):
+    found = read_benchmarks([str(BENCHMARKS)])
+    skipped = [str(p.relative_to(BENCHMARKS)) for p in found.skipped]
+    assert len(found.files) == 14 and len(skipped) == 24
+    assert all(re.search(r"judg|answer|ranking|prompt", s) for s in skipped), skipped
+    assert not any(re.search(r"judg|answer|ranking|review", str(f)) for f in found.files)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "hello"}])
+    assert main(["decontaminate", str(data), "--bench", str(BENCHMARKS), "-o",
+                 str(tmp_path / "o.jsonl"), "-q"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith("benchmarks: indexed 14 question files; skipped 24")
+
+
+def test_custom_fields_and_line_separators(tmp_path):
     custom = write_jsonl(tmp_path / "custom.jsonl", [{"id": 1, "body": "独自形式の長い質問文です"}])
     items = load_benchmarks([str(mt_bench_file(tmp_path / "b")), str(custom)], field="body")
     assert len(items) == 6  # --bench-field where present, known fields elsewhere

@@ -94,6 +94,7 @@ def decontaminate(
 ) -> None:
     """Remove training records that contain benchmark questions (exact, case/width/space
     variants, embedded, or lightly edited), and records failing the provenance guard."""
+    from plamo_fast.data.benchmarks import skipped_line
     from plamo_fast.data.decontaminate import LeakParams
     from plamo_fast.data.decontaminate import decontaminate as run
 
@@ -112,6 +113,10 @@ def decontaminate(
         ),
         progress=not quiet,
     )
+    skipped = result.pop("benchmark_files_skipped")
+    result["benchmark_files_skipped"] = len(skipped)
+    if skipped:  # one line for them all, never one per file
+        typer.echo(skipped_line(result["benchmark_files"], skipped), err=True)
     _summary(result, output)
 
 

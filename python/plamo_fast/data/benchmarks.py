@@ -5,20 +5,38 @@ Formats: MT-Bench / Japanese MT-Bench / ja-vicuna-qa ``question.jsonl`` (``turns
 v1 (``text``) and v2 (``turns``), llm-jp-eval (Jaster) JSON (``samples[].input``), the raw
 Jaster sources (JGLUE JSON lines: JCommonsenseQA ``question``, JNLI/JSTS ``sentence1`` +
 ``sentence2``; JSQuAD's SQuAD JSON: the questions; JEMHopQA's list: ``question``; NIILC XML:
-``<text>``), and any JSONL with ``--bench-field``. A folder is searched for such files.
+``<text>``), and any JSONL with ``--bench-field``.
+
+A folder is searched for question files, recognized by name and first record (see the
+comment above ``_named_question``): they are indexed, and a question file that cannot be read
+is an error. The other files that benchmarks publish beside their questions (judge prompts,
+model and reference answers, judgments, rankings) are skipped, and the caller reports them in
+one line (:attr:`Benchmarks.skipped`, :func:`skipped_line`).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from plamo_fast.errors import UsageError
 
 BENCH_SUFFIXES = (".jsonl", ".json", ".xml")
 ID_KEYS = ("question_id", "q_id", "qid", "id", "sentence_pair_id", "ID")
+# A file named like this holds questions (MT-Bench question.jsonl, Rakuda questions.jsonl,
+# Japanese MT-Bench question_full.jsonl): it must load.
+QUESTION_NAME = re.compile(r"(^|[_.-])questions?([_.-]|$)", re.IGNORECASE)
+# A file (or a folder it is in) named like this holds what a benchmark publishes beside its
+# questions: model answers, reference answers, judgments, rankings, reviewer settings.
+OTHER_NAME = re.compile(r"answer|judg|ranking|review", re.IGNORECASE)
+# Keys of records that are not questions: FastChat/Rakuda answers (choices, answer_id,
+# model_id), judge prompts (prompt_template, system_prompt), judgments, rankings, reviewers.
+OTHER_KEYS = frozenset(
+    {"choices", "answer_id", "model_id", "prompt_template", "system_prompt", "judge",
+     "judgment", "ranking", "reviewer_id"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -36,40 +54,98 @@ class BenchItem:
         return self.turn == 1
 
 
+@dataclass
+class Benchmarks:
+    """The items of the benchmark specs, the question files they came from, and the files of
+    benchmark folders that were skipped as not being questions."""
+
+    items: list[BenchItem] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+
 class BenchmarkFormatError(UsageError):
     """A benchmark file that cannot be read (the message names file and line)."""
 
 
+def skipped_line(indexed: int, skipped: list) -> str:
+    """The one line that reports the files of benchmark folders skipped as not questions."""
+    shown = ", ".join(str(p) for p in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (
+        f"benchmarks: indexed {indexed} question files; skipped {len(skipped)} files that are "
+        f"not benchmark questions (judge prompts, answers, judgments, rankings): {shown}{more}"
+    )
+
+
+def split_spec(spec: str) -> tuple[str, Path]:
+    """``NAME=PATH`` or ``PATH`` as ``(name or "", path)``."""
+    name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+    return name, Path(path)
+
+
 def load_benchmarks(specs: list[str], field: str | None = None) -> list[BenchItem]:
-    """Items of every benchmark file; ``specs`` are paths (files or folders) or ``NAME=PATH``."""
-    items: list[BenchItem] = []
-    skipped: list[str] = []
+    """Items of every benchmark; see :func:`read_benchmarks`."""
+    return read_benchmarks(specs, field).items
+
+
+def read_benchmarks(specs: list[str], field: str | None = None) -> Benchmarks:
+    """Items of every benchmark; ``specs`` are paths (files or folders) or ``NAME=PATH``. A
+    file given by itself must be a question file; a folder is searched for question files and
+    its other files are listed in ``skipped``."""
+    found = Benchmarks()
     for spec in specs:
-        name, _, path_text = spec.rpartition("=") if "=" in spec else ("", "", spec)
-        path = Path(path_text)
+        name, path = split_spec(spec)
         if not path.exists():
             raise FileNotFoundError(f"benchmark {path} does not exist")
         if not path.is_dir():
-            items.extend(load_benchmark_file(path, name or _default_name(path), field))
+            found.items.extend(load_benchmark_file(path, name or _default_name(path), field))
+            found.files.append(path)
             continue
-        found = 0
+        before = len(found.files)
         for file in _bench_files(path):
-            try:
-                loaded = load_benchmark_file(file, name or _default_name(file), field)
-            except BenchmarkFormatError as exc:
-                # A folder may hold other files (FastChat's reference answers, judgments).
-                skipped.append(str(exc))
+            relative = file.relative_to(path)
+            data = None if _named_other(relative) else _read(file)
+            if data is None or not (_named_question(relative) or _question_schema(data, field)):
+                found.skipped.append(file)
                 continue
-            items.extend(loaded)
-            found += 1
-        if not found:
-            detail = f" ({skipped[-1]})" if skipped else ""
-            raise BenchmarkFormatError(f"{path}: no benchmark question files in it{detail}")
-    if not items:
+            found.items.extend(_items(data, file, name or _default_name(file), field))
+            found.files.append(file)
+        if len(found.files) == before:
+            raise BenchmarkFormatError(f"{path}: no benchmark question files in it")
+    if not found.items:
         raise BenchmarkFormatError("the benchmark files hold no questions")
-    for reason in skipped:
-        warnings.warn(f"benchmark folder: skipped {reason}", stacklevel=2)
-    return items
+    return found
+
+
+# Which files of a benchmark folder hold questions. By name first: a file named question(s)
+# does, and must load; a file (or a folder it is in) named answer, judgment, ranking or review
+# does not, and is not read. Otherwise by its first record: one with a question field and none
+# of the keys of answers, judge prompts, judgments or rankings does. A file whose first record
+# cannot be parsed counts as a question file, so that it is an error rather than a silent skip.
+
+
+def _named_question(relative: Path) -> bool:
+    return QUESTION_NAME.search(relative.stem) is not None
+
+
+def _named_other(relative: Path) -> bool:
+    if _named_question(relative):
+        return False
+    return any(OTHER_NAME.search(part) for part in (*relative.parent.parts, relative.stem))
+
+
+def _question_schema(data, field: str | None) -> bool:
+    first = _first_record(data)
+    if first is None:
+        return True
+    if isinstance(first, _Xml):
+        return first.root.find(".//question/text") is not None
+    if not isinstance(first, dict):
+        return False
+    if isinstance(first.get("samples"), list) or isinstance(first.get("data"), list):
+        return True  # llm-jp-eval, SQuAD
+    return not OTHER_KEYS & first.keys() and _turns_of(first, field) is not None
 
 
 def _bench_files(folder: Path) -> list[Path]:
@@ -82,35 +158,81 @@ def _default_name(file: Path) -> str:
 
 
 def load_benchmark_file(path: Path, name: str, field: str | None = None) -> list[BenchItem]:
+    return _items(_read(path), path, name, field)
+
+
+@dataclass
+class _Xml:
+    root: object  # xml.etree.ElementTree.Element
+
+
+@dataclass
+class _Lines:
+    """A JSON-lines file: ``(line number, text)`` of its non-blank lines."""
+
+    lines: list[tuple[int, str]]
+
+
+def _read(path: Path):
+    """The parsed content of a benchmark file: an :class:`_Xml` root, one JSON document (a
+    whole file that parses as one value, pretty-printed or not), or :class:`_Lines`."""
     if path.suffix == ".xml":
-        return _niilc(path, name)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
+        # The standard library parser does not expand external entities; NIILC has none.
+        import xml.etree.ElementTree as ET
+
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None  # JSON lines with a .json suffix (the JGLUE files)
-        if isinstance(data, dict) and "samples" in data:
-            return _llm_jp_eval(data["samples"], path, name)
-        if isinstance(data, dict) and "data" in data:
-            return _squad(data["data"], path, name)
-        if isinstance(data, list):
-            return [
-                it
-                for n, record in enumerate(data, start=1)
-                for it in _record_items(record, path, n, name, field)
-            ]
-    items: list[BenchItem] = []
+            return _Xml(ET.parse(path).getroot())
+        except ET.ParseError as exc:
+            raise BenchmarkFormatError(f"{path}: malformed XML: {exc}") from None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise BenchmarkFormatError(f"{path}: invalid UTF-8 at byte {exc.start}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass  # JSON lines (also with a .json suffix: the JGLUE files), or malformed
     # Split on newlines only: str.splitlines would also split inside strings at U+2028 etc.
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+    return _Lines([(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()])
+
+
+def _first_record(data):
+    """The first record of parsed content (None when it does not parse)."""
+    if isinstance(data, _Lines):
+        if not data.lines:
+            return {}
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BenchmarkFormatError(f"{path}:{number}: malformed JSON: {exc}") from None
-        items.extend(_record_items(record, path, number, name, field))
+            return json.loads(data.lines[0][1])
+        except json.JSONDecodeError:
+            return None
+    if isinstance(data, list):
+        return data[0] if data else {}
+    return data
+
+
+def _items(data, path: Path, name: str, field: str | None) -> list[BenchItem]:
+    if isinstance(data, _Xml):
+        items = _niilc(data.root, path, name)
+    elif isinstance(data, dict) and "samples" in data:
+        items = _llm_jp_eval(data["samples"], path, name)
+    elif isinstance(data, dict) and "data" in data:
+        items = _squad(data["data"], path, name)
+    else:
+        if isinstance(data, _Lines):
+            records = [(n, _parse_line(path, n, line)) for n, line in data.lines]
+        else:
+            records = list(enumerate(data if isinstance(data, list) else [data], start=1))
+        items = [it for n, rec in records for it in _record_items(rec, path, n, name, field)]
+    if not items:
+        raise BenchmarkFormatError(f"{path}: no questions in it")
     return items
+
+
+def _parse_line(path: Path, number: int, line: str):
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise BenchmarkFormatError(f"{path}:{number}: malformed JSON: {exc}") from None
 
 
 def _turns_of(record: dict, field: str | None) -> list[str] | None:
@@ -172,24 +294,22 @@ def _squad(articles, path: Path, name: str) -> list[BenchItem]:
     """The questions of a SQuAD-format file (JSQuAD). The Wikipedia contexts are not indexed:
     training data legitimately contains Wikipedia; the questions are the benchmark."""
     items = []
-    for article in articles:
-        for paragraph in article.get("paragraphs", []):
-            for qa in paragraph.get("qas", []):
-                question = qa.get("question")
-                if not isinstance(question, str):
-                    raise BenchmarkFormatError(f"{path}: question {qa.get('id')} has no text")
-                items.append(BenchItem(name, str(qa.get("id")), 1, question, 1))
+    try:
+        for article in articles:
+            for paragraph in article.get("paragraphs", []):
+                for qa in paragraph.get("qas", []):
+                    question = qa.get("question")
+                    if not isinstance(question, str):
+                        raise BenchmarkFormatError(f"{path}: question {qa.get('id')} has no text")
+                    items.append(BenchItem(name, str(qa.get("id")), 1, question, 1))
+    except (AttributeError, TypeError):
+        raise BenchmarkFormatError(
+            f"{path}: 'data' is not SQuAD's list of articles with paragraphs and qas"
+        ) from None
     return items
 
 
-def _niilc(path: Path, name: str) -> list[BenchItem]:
-    # The standard library parser does not expand external entities; NIILC has none.
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        raise BenchmarkFormatError(f"{path}: malformed XML: {exc}") from None
+def _niilc(root, path: Path, name: str) -> list[BenchItem]:
     items = []
     for question in root.iter("question"):
         text = question.findtext("text")

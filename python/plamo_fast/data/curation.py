@@ -1,17 +1,20 @@
-"""What dedup and decontaminate share: walking the inputs with bad-record handling, the
-provenance guard, progress, and the run summary."""
+"""What dedup and decontaminate share: their outputs, walking the inputs with bad-record
+handling, the provenance guard, progress, and the run summary."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.data.curation_io import BadRecordError, Row, iter_input, where
 from plamo_fast.data.provenance import ProvenanceGuard
+from plamo_fast.outputs import atomic_output
 
 BATCH = 4096
 
@@ -32,6 +35,28 @@ class CurationSummary:
             "dropped": dict(sorted(self.dropped.items())),
             "bad_examples": self.bad_examples[:20],
         }
+
+
+@contextmanager
+def curation_outputs(
+    output: Path,
+    report: Path | None,
+    *,
+    single: bool,
+    command: str,
+    inputs: Iterable[str | os.PathLike],
+    overwrite: bool,
+) -> Iterator[tuple[Path, Path | None]]:
+    """Partial paths of the output (a file when ``single``, else a folder) and of the report
+    (None without one), each checked against ``inputs`` first and published when the block
+    ends without error (see :func:`plamo_fast.outputs.atomic_output`)."""
+    options = {"command": command, "inputs": list(inputs), "overwrite": overwrite}
+    with atomic_output(output, folder=not single, **options) as out:
+        if report is None:
+            yield out, None
+            return
+        with atomic_output(report, folder=False, **options) as report_partial:
+            yield out, report_partial
 
 
 class ReportWriter:

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from plamo_fast import _native
-from plamo_fast._atomic import atomic_path
-from plamo_fast.data.benchmarks import BenchItem, load_benchmarks
+from plamo_fast.data.benchmarks import BenchItem, read_benchmarks, split_spec
 from plamo_fast.data.curation import (
     CurationSummary,
     ReportWriter,
     batched,
     byte_progress,
+    curation_outputs,
     good_rows,
     reject_bad,
 )
@@ -127,43 +126,45 @@ def decontaminate(
         if not path.is_file():
             raise FileNotFoundError(f"input {path} does not exist")
     guard = guard or ProvenanceGuard()
-    items = load_benchmarks(benches, bench_field)
-    index = build_index(items, params)
-    single, targets = output_paths(inputs, Path(output), Path(report_path) if report_path else None)
+    report_path = Path(report_path) if report_path else None
+    single, targets = output_paths(inputs, Path(output), report_path)
+    protected = [*inputs, *(split_spec(spec)[1] for spec in benches)]
     summary = CurationSummary()
-    advance, stop = byte_progress("decontaminate", inputs, progress)
-    report_cm = (
-        atomic_path(Path(report_path), overwrite=overwrite, folder=False)
-        if report_path
-        else nullcontext()
-    )
-    try:
-        with (
-            atomic_path(Path(output), overwrite=overwrite, folder=not single) as out,
-            report_cm as report_partial,
-        ):
-            report = ReportWriter(report_partial)
-            leak_filter = _Filter(index, items, fields, report, summary, skip_bad)
-            try:
-                for path, target in zip(inputs, targets, strict=True):
-                    writer = RecordWriter(path, out if single else out / target.name)
-                    try:
-                        rows = good_rows(
-                            path,
-                            skip_bad=skip_bad,
-                            guard=guard,
-                            summary=summary,
-                            report=report,
-                            advance=advance,
-                        )
-                        leak_filter.run(path, rows, writer)
-                    finally:
-                        writer.close()
-            finally:
-                report.close()
-    finally:
-        stop()
+    with curation_outputs(
+        output,
+        report_path,
+        single=single,
+        command="decontaminate",
+        inputs=protected,
+        overwrite=overwrite,
+    ) as (out, report_partial):
+        benchmarks = read_benchmarks(benches, bench_field)
+        items = benchmarks.items
+        index = build_index(items, params)
+        report = ReportWriter(report_partial)
+        leak_filter = _Filter(index, items, fields, report, summary, skip_bad)
+        advance, stop = byte_progress("decontaminate", inputs, progress)
+        try:
+            for path, target in zip(inputs, targets, strict=True):
+                writer = RecordWriter(path, out if single else out / target.name)
+                try:
+                    rows = good_rows(
+                        path,
+                        skip_bad=skip_bad,
+                        guard=guard,
+                        summary=summary,
+                        report=report,
+                        advance=advance,
+                    )
+                    leak_filter.run(path, rows, writer)
+                finally:
+                    writer.close()
+        finally:
+            stop()
+            report.close()
     result = summary.as_dict()
+    result["benchmark_files"] = len(benchmarks.files)
+    result["benchmark_files_skipped"] = [str(f) for f in benchmarks.skipped]
     result["benchmark_items"] = len(items)
     result["benchmark_items_too_short"] = sum(
         index.item_len(k) < params.min_item_len for k in range(len(items))

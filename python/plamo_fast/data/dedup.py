@@ -13,18 +13,17 @@ import fnmatch
 import json
 import math
 from array import array
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
 from plamo_fast import _native
-from plamo_fast._atomic import atomic_path
 from plamo_fast.data.curation import (
     CurationSummary,
     ReportWriter,
     batched,
     byte_progress,
+    curation_outputs,
     good_rows,
     reject_bad,
 )
@@ -92,17 +91,12 @@ def dedup(
     if (keep == "max") != (keep_column is not None):
         raise UsageError("--keep max needs --keep-column (and --keep-column needs --keep max)")
     guard = guard or ProvenanceGuard()
-    single, targets = output_paths(inputs, Path(output), Path(report_path) if report_path else None)
+    report_path = Path(report_path) if report_path else None
+    single, targets = output_paths(inputs, Path(output), report_path)
     summary = CurationSummary()
-    report_cm = (
-        atomic_path(Path(report_path), overwrite=overwrite, folder=False)
-        if report_path
-        else nullcontext()
-    )
-    with (
-        atomic_path(Path(output), overwrite=overwrite, folder=not single) as out,
-        report_cm as report_partial,
-    ):
+    with curation_outputs(
+        output, report_path, single=single, command="dedup", inputs=inputs, overwrite=overwrite
+    ) as (out, report_partial):
         report = ReportWriter(report_partial)
         spill = (out.parent if single else out) / f".dedup-spill-{out.name}"
         try:

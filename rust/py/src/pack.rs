@@ -1,6 +1,9 @@
 //! Bindings of the packing kernels.
 
 use plamo_fast_core::pack::bfd::best_fit_decreasing;
+use std::ops::Range;
+use std::ptr::NonNull;
+
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -102,63 +105,103 @@ impl ChatTokenizer {
     }
 }
 
+/// The memory of a C-contiguous buffer (a numpy array); it stays valid while `buffer` lives.
 fn contiguous<T: pyo3::buffer::Element>(
     buffer: &PyBuffer<T>,
     what: &str,
-) -> PyResult<std::ptr::NonNull<[T]>> {
+) -> PyResult<NonNull<[T]>> {
     buffer
         .as_slice_ptr()
         .ok_or_else(|| PyValueError::new_err(format!("{what} must be C-contiguous")))
 }
 
-/// A C-contiguous buffer (a numpy array) seen as a slice, valid while `buffer` lives.
-fn read_slice<'a, T: pyo3::buffer::Element>(
-    buffer: &'a PyBuffer<T>,
-    what: &str,
-) -> PyResult<&'a [T]> {
-    // SAFETY: the buffer protocol keeps the memory alive and in place while `buffer` is held,
-    // and no Python code runs while the slice is in use.
-    Ok(unsafe { contiguous(buffer, what)?.as_ref() })
-}
-
-/// Like [`read_slice`], for an output buffer (refused when read-only).
-fn write_slice<'a, T: pyo3::buffer::Element>(
-    buffer: &'a mut PyBuffer<T>,
-    what: &str,
-) -> PyResult<&'a mut [T]> {
+/// Like [`contiguous`], for an output buffer (refused when read-only).
+fn writable<T: pyo3::buffer::Element>(buffer: &PyBuffer<T>, what: &str) -> PyResult<NonNull<[T]>> {
     if buffer.readonly() {
         return Err(PyValueError::new_err(format!("{what} must be writable")));
     }
-    // SAFETY: as in `read_slice`; the buffer is writable and borrowed mutably here.
-    Ok(unsafe { contiguous(buffer, what)?.as_mut() })
+    contiguous(buffer, what)
+}
+
+/// The addresses of the bytes of `memory`.
+fn addresses<T>(memory: NonNull<[T]>) -> Range<usize> {
+    let start = memory.as_ptr() as *const T as usize;
+    start..start + memory.len() * std::mem::size_of::<T>()
+}
+
+/// Refuses an output that shares memory with another output or with an input (inputs may
+/// share memory with each other: they are only read).
+fn refuse_overlaps(
+    outputs: &[(&str, Range<usize>)],
+    inputs: &[(&str, Range<usize>)],
+) -> PyResult<()> {
+    for (i, (name, out)) in outputs.iter().enumerate() {
+        for (other, range) in outputs[..i].iter().chain(inputs) {
+            if out.start < range.end && range.start < out.end {
+                return Err(PyValueError::new_err(format!(
+                    "{name} shares memory with {other}; pass a separate array"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Copies documents (document `d` is `tokens[doc_offsets[d]:doc_offsets[d + 1]]`) in the order
 /// `order` into the preallocated `out_ids`, `out_labels` and `out_positions` (int32 arrays as
-/// long as those documents together); each document's first label becomes -100 and its
-/// positions restart at 0. Inputs are int32 (`tokens`, `labels`) and int64 arrays.
+/// long as those documents together, sharing memory with no other argument); each document's
+/// first label becomes -100 and its positions restart at 0. Inputs are int32 (`tokens`,
+/// `labels`) and int64 arrays. The copy runs in parallel while this call keeps the GIL.
 #[pyfunction]
-#[allow(clippy::too_many_arguments)]
 pub fn gather_documents(
-    py: Python<'_>,
     tokens: PyBuffer<i32>,
     labels: PyBuffer<i32>,
     doc_offsets: PyBuffer<i64>,
     order: PyBuffer<i64>,
-    mut out_ids: PyBuffer<i32>,
-    mut out_labels: PyBuffer<i32>,
-    mut out_positions: PyBuffer<i32>,
+    out_ids: PyBuffer<i32>,
+    out_labels: PyBuffer<i32>,
+    out_positions: PyBuffer<i32>,
 ) -> PyResult<()> {
     use plamo_fast_core::pack::gather::{document_spans, gather_into};
 
-    let tokens_s = read_slice(&tokens, "tokens")?;
-    let labels_s = read_slice(&labels, "labels")?;
-    let offsets_s = read_slice(&doc_offsets, "doc_offsets")?;
-    let order_s = read_slice(&order, "order")?;
-    let ids = write_slice(&mut out_ids, "out_ids")?;
-    let labs = write_slice(&mut out_labels, "out_labels")?;
-    let pos = write_slice(&mut out_positions, "out_positions")?;
+    let tokens_m = contiguous(&tokens, "tokens")?;
+    let labels_m = contiguous(&labels, "labels")?;
+    let offsets_m = contiguous(&doc_offsets, "doc_offsets")?;
+    let order_m = contiguous(&order, "order")?;
+    let mut ids_m = writable(&out_ids, "out_ids")?;
+    let mut labels_out_m = writable(&out_labels, "out_labels")?;
+    let mut pos_m = writable(&out_positions, "out_positions")?;
+    refuse_overlaps(
+        &[
+            ("out_ids", addresses(ids_m)),
+            ("out_labels", addresses(labels_out_m)),
+            ("out_positions", addresses(pos_m)),
+        ],
+        &[
+            ("tokens", addresses(tokens_m)),
+            ("labels", addresses(labels_m)),
+            ("doc_offsets", addresses(offsets_m)),
+            ("order", addresses(order_m)),
+        ],
+    )?;
+    // SAFETY: each buffer is held until this function returns, and the buffer protocol keeps
+    // its memory alive and in place meanwhile. The outputs are writable and share memory with
+    // no other argument (checked above), so each `&mut` slice is the only reference to its
+    // memory; the inputs are only read. The GIL stays held for the whole copy (nothing here
+    // releases it), so no Python code runs that could write to or free these buffers. (As for
+    // any numpy function, native code in another thread that has released the GIL must not
+    // write them meanwhile.)
+    let (tokens_s, labels_s, offsets_s, order_s, ids, labs, pos) = unsafe {
+        (
+            tokens_m.as_ref(),
+            labels_m.as_ref(),
+            offsets_m.as_ref(),
+            order_m.as_ref(),
+            ids_m.as_mut(),
+            labels_out_m.as_mut(),
+            pos_m.as_mut(),
+        )
+    };
     let spans = document_spans(tokens_s.len(), offsets_s, order_s).map_err(to_py)?;
-    py.detach(|| gather_into(tokens_s, labels_s, &spans, ids, labs, pos))
-        .map_err(to_py)
+    gather_into(tokens_s, labels_s, &spans, ids, labs, pos).map_err(to_py)
 }

@@ -1,0 +1,50 @@
+"""The native gather writes only into separate, writable output arrays: an output that shares
+memory with an input or with another output is refused before anything is copied."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from plamo_fast import _native
+
+TOKENS = np.arange(10, 16, dtype=np.int32)
+OFFSETS = np.array([0, 2, 3, 6], dtype=np.int64)
+ORDER = np.array([2, 0, 1], dtype=np.int64)
+
+
+def outputs(n: int = 6):
+    return [np.full(n, 7, dtype=np.int32) for _ in range(3)]
+
+
+def test_gathers_into_separate_outputs_and_inputs_may_be_one_array():
+    ids, labels, positions = outputs()
+    _native.gather_documents(TOKENS, TOKENS, OFFSETS, ORDER, ids, labels, positions)
+    assert ids.tolist() == [13, 14, 15, 10, 11, 12]
+    assert labels.tolist() == [-100, 14, 15, -100, 11, -100]
+    assert positions.tolist() == [0, 1, 2, 0, 1, 0]
+
+
+def test_an_output_sharing_memory_is_refused_and_nothing_is_written():
+    tokens = TOKENS.copy()
+    ids, labels, positions = outputs()
+    with pytest.raises(ValueError, match="out_ids shares memory with tokens"):
+        _native.gather_documents(tokens, TOKENS, OFFSETS, ORDER, tokens, labels, positions)
+    assert tokens.tolist() == TOKENS.tolist()
+    block = np.zeros(11, dtype=np.int32)
+    with pytest.raises(ValueError, match="out_labels shares memory with out_ids"):
+        _native.gather_documents(TOKENS, TOKENS, OFFSETS, ORDER, block[:6], block[5:], positions)
+    with pytest.raises(ValueError, match="out_positions shares memory with order"):
+        order = ORDER.copy()
+        _native.gather_documents(TOKENS, TOKENS, OFFSETS, order, ids, labels, order.view(np.int32))
+    assert not block.any() and (labels == 7).all()
+
+
+def test_read_only_or_strided_outputs_are_refused():
+    ids, labels, positions = outputs()
+    ids.flags.writeable = False
+    with pytest.raises(ValueError, match="out_ids must be writable"):
+        _native.gather_documents(TOKENS, TOKENS, OFFSETS, ORDER, ids, labels, positions)
+    strided = np.zeros(12, dtype=np.int32)[::2]
+    with pytest.raises(ValueError, match="out_ids must be C-contiguous"):
+        _native.gather_documents(TOKENS, TOKENS, OFFSETS, ORDER, strided, labels, positions)
