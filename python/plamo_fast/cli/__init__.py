@@ -10,6 +10,7 @@ import typer
 
 from plamo_fast.cli import curate as curate_commands
 from plamo_fast.cli import demo as demo_command
+from plamo_fast.cli import eval as eval_commands
 from plamo_fast.cli import merge as merge_command
 from plamo_fast.cli import onpolicy as onpolicy_commands
 from plamo_fast.cli import pack as pack_command
@@ -64,6 +65,7 @@ app.command("sample", no_args_is_help=True)(onpolicy_commands.sample)
 app.command("score", no_args_is_help=True)(onpolicy_commands.score)
 app.command("pairs", no_args_is_help=True)(onpolicy_commands.pairs)
 app.command("demo")(demo_command.demo)
+app.add_typer(eval_commands.app, name="eval")
 
 
 def _cli_errors() -> tuple[type[BaseException], ...]:
