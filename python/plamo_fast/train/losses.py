@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from plamo_fast.train.data import IGNORE
+from plamo_fast.data.packing import IGNORE_INDEX
 
 
 def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,10 +18,10 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
     nll = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(),
         target.reshape(-1),
-        ignore_index=IGNORE,
+        ignore_index=IGNORE_INDEX,
         reduction="none",
     ).view(target.shape)
-    return -nll, target != IGNORE
+    return -nll, target != IGNORE_INDEX
 
 
 def sft_loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
