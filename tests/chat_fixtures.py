@@ -45,6 +45,38 @@ WITH_GENERATION = (
     "{% endgeneration %}{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}{{ '\\n' }}"
     "{% endfor %}"
 )
+# Qwen3 style: the final answer is rendered with its <think> block re-made by the template and
+# its leading newlines stripped; earlier answers lose their <think> block.
+QWEN3_STYLE = (
+    "{%- for message in messages %}{%- if message.role == 'assistant' %}"
+    "{%- set content = message.content %}{%- set reasoning = '' %}"
+    "{%- if '</think>' in content %}"
+    "{%- set reasoning = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1]"
+    ".lstrip('\\n') %}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+    "{%- if loop.last %}{{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + "
+    "'\\n</think>\\n\\n' + content.lstrip('\\n') }}"
+    "{%- else %}{{- '<|im_start|>assistant\\n' + content }}{%- endif %}"
+    "{{- '<|im_end|>\\n' }}"
+    "{%- else %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{%- endif %}{%- endfor %}"
+)
+# SmolLM3 style: every answer loses its leading newlines (and only those).
+SMOLLM3_STYLE = (
+    "{% for message in messages %}{% if message.role == 'assistant' %}"
+    "{{ '<|im_start|>assistant\\n' + message.content.lstrip('\\n') + '<|im_end|>\\n' }}"
+    "{% else %}{{ '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+    "{% endif %}{% endfor %}"
+)
+# Command R7B style: an answer ends <|END_RESPONSE|><|END_OF_TURN_TOKEN|>; the model stops on
+# <|END_OF_TURN_TOKEN|>.
+COMMAND_R7B_STYLE = (
+    "{{ bos_token }}{% for message in messages %}{% if message.role == 'assistant' %}"
+    "{{ '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|><|START_RESPONSE|>' + message.content + "
+    "'<|END_RESPONSE|><|END_OF_TURN_TOKEN|>' }}{% else %}"
+    "{{ '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>' + message.content + '<|END_OF_TURN_TOKEN|>' }}"
+    "{% endif %}{% endfor %}"
+)
 TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "gemma": GEMMA, "plamo": PLAMO}
 
 SPECIAL = [
@@ -58,6 +90,12 @@ SPECIAL = [
     "<start_of_turn>",
     "<end_of_turn>",
     "<|plamo:op|>",
+    "<|START_OF_TURN_TOKEN|>",
+    "<|END_OF_TURN_TOKEN|>",
+    "<|USER_TOKEN|>",
+    "<|CHATBOT_TOKEN|>",
+    "<|START_RESPONSE|>",
+    "<|END_RESPONSE|>",
 ]
 
 CORPUS = [
@@ -140,3 +178,28 @@ def write_jsonl(path: Path, records: list) -> Path:
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
     )
     return path
+
+
+def write_generation_config(folder: Path, eos_token_id) -> None:
+    """The model's stop set: ``eos_token_id`` (an id or a list), as transformers writes it."""
+    (folder / "generation_config.json").write_text(json.dumps({"eos_token_id": eos_token_id}))
+
+
+def token_id(folder: Path, token: str) -> int:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(folder / "tokenizer.json")).token_to_id(token)
+
+
+def trained_runs(raw, ids, labels) -> list[str]:
+    """The texts of the runs of consecutive trained tokens (labels other than -100)."""
+    runs, current = [], []
+    for token, label in zip(list(ids), list(labels), strict=True):
+        if label != -100:
+            current.append(int(token))
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return [raw.decode(run, skip_special_tokens=False) for run in runs]

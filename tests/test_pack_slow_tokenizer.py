@@ -9,19 +9,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 from char_tokenizer_code import SOURCE
-from chat_fixtures import CONVERSATIONS, SYSTEM_CONVERSATION, TEMPLATES, make_tokenizer, write_jsonl
+from chat_fixtures import (
+    COMMAND_R7B_STYLE,
+    CONVERSATIONS,
+    SYSTEM_CONVERSATION,
+    TEMPLATES,
+    make_tokenizer,
+    token_id,
+    write_generation_config,
+    write_jsonl,
+)
 
+from plamo_fast.data.conversation import Conversation
 from plamo_fast.data.pack import _Packer, load_tokenizer, pack
-from plamo_fast.data.records import Conversation
 from plamo_fast.data.slow_tokenizer import SlowChatTokenizer
 from plamo_fast.errors import UsageError
 
 transformers = pytest.importorskip("transformers")
 
 
-@pytest.mark.parametrize("style", sorted(TEMPLATES))
+@pytest.mark.parametrize("style", [*sorted(TEMPLATES), "command_r7b"])
 def test_slow_path_labels_equal_the_native_path(tmp_path: Path, style: str):
-    folder = make_tokenizer(tmp_path / style, TEMPLATES[style])
+    """Also with a stop token after another special token (the spans carry that rule)."""
+    folder = make_tokenizer(tmp_path / style, TEMPLATES.get(style, COMMAND_R7B_STYLE))
+    if style == "command_r7b":
+        write_generation_config(folder, token_id(folder, "<|END_OF_TURN_TOKEN|>"))
     native = load_tokenizer(folder)
     slow = load_tokenizer(folder)
     slow.native = SlowChatTokenizer(transformers.AutoTokenizer.from_pretrained(folder))

@@ -16,7 +16,11 @@ def pack(
         "(a mixture).",
         show_default=False,
     ),
-    tokenizer: Path = typer.Option(..., "--tokenizer", help="Hugging Face tokenizer folder."),
+    tokenizer: Optional[Path] = typer.Option(
+        None,
+        "--tokenizer",
+        help="Hugging Face tokenizer folder (not needed when every record is pre-tokenized).",
+    ),
     max_length: int = typer.Option(..., "--max-length", "-L", help="Tokens per packed row."),
     output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
     kind: str = typer.Option("sft", help="sft or dpo."),
@@ -31,13 +35,20 @@ def pack(
     last_turn_only: bool = typer.Option(False, help="Train only the final assistant turn."),
     seed: int = typer.Option(0, help="Seed of the packing order."),
     skip_bad: bool = typer.Option(
-        False, help="Count malformed records in the report instead of stopping."
+        False,
+        help="Count bad records (malformed, refused by the chat template, answers it rewrites) "
+        "in the report instead of stopping.",
     ),
-    overwrite: bool = typer.Option(False, help="Replace an existing output folder."),
+    overwrite: bool = typer.Option(
+        False, help="Replace an earlier output of pack (never another folder)."
+    ),
     pad: bool = typer.Option(
         False,
         help="Pad every row to --max-length (pad_token, else "
         "eos_token; labels -100; a trailing segment with doc id -1).",
+    ),
+    pad_id: Optional[int] = typer.Option(
+        None, help="Token id --pad pads with (instead of the tokenizer's pad or eos token)."
     ),
     trust_remote_code: bool = typer.Option(
         False, help="Allow a Python-only tokenizer's own code (e.g. PLaMo's) to run."
@@ -61,6 +72,7 @@ def pack(
         skip_bad=skip_bad,
         overwrite=overwrite,
         pad=pad,
+        pad_id=pad_id,
         trust_remote_code=trust_remote_code,
         progress=not quiet,
     )

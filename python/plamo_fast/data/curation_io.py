@@ -12,19 +12,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from plamo_fast.errors import PlamoFastError, UsageError
+from plamo_fast.data.conversation import (
+    MESSAGE_FIELDS,
+    BadRecordError,
+    message_role,
+    message_text,
+)
+from plamo_fast.errors import UsageError
 
 PARQUET_SUFFIXES = (".parquet",)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
-USER_ROLES = ("user", "human")
-# Fields read by default: user turns of conversations, and the prompt-like fields of
-# instruction datasets (Alpaca/Dolly `instruction`/`input`, QA `question`).
-MESSAGE_FIELDS = ("messages", "conversations", "conversation")
+# Fields read by default: user turns of conversations (the fields and message shapes of
+# plamo_fast.data.conversation), and the prompt-like fields of instruction datasets
+# (Alpaca/Dolly `instruction`/`input`, QA `question`).
 TEXT_FIELDS = ("prompt", "instruction", "input", "question", "query")
-
-
-class BadRecordError(PlamoFastError, ValueError):
-    """A malformed or incomplete input record (the message names the file and line)."""
 
 
 @dataclass
@@ -160,29 +161,13 @@ def _user_turns(value, key: str, every_role: bool = False) -> list[tuple[str, st
             continue
         if not isinstance(message, dict):
             raise BadRecordError(f"{key}[{i}] should be a message object")
-        role = message.get("role") or message.get("from")
-        if not every_role and str(role).lower() not in USER_ROLES:
+        if not every_role and str(message_role(message)).lower() not in ("user", "human"):
             continue  # assistant/system/tool turns are not checked (their content may be null)
-        content = next(
-            (message[k] for k in ("content", "value", "text") if message.get(k) is not None), None
-        )
-        text = _content_text(content)
+        text = message_text(message)
         if text is None:
             raise BadRecordError(f"{key}[{i}] is a user turn without text content")
         turns.append((f"{key}[{i}]", text))
     return turns
-
-
-def _content_text(content) -> str | None:
-    """A message's text: a string, or the text parts of an OpenAI-style content list."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            p.get("text") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        ]
-        return "\n".join(parts) if parts else None
-    return None
 
 
 def record_text(record: dict) -> str:
@@ -195,16 +180,13 @@ def output_paths(
     inputs: list[Path], out: Path, report: Path | None = None
 ) -> tuple[bool, list[Path]]:
     """``(single_file, paths)``: one input and an ``out`` with its suffix names a file;
-    otherwise ``out`` is a folder holding each input under its own name. Refuses an output or
-    report that would overwrite or remove an input, or each other."""
-    sources = {p.resolve() for p in inputs}
-    target = out.resolve()
-    if target in sources:
-        raise UsageError(f"output {out} is one of the inputs")
-    if report is not None:
-        where_report = report.resolve()
-        if where_report in sources or where_report == target:
-            raise UsageError(f"report {report} is the output or one of the inputs")
+    otherwise ``out`` is a folder holding each input under its own name. Refuses a report that
+    is the output or lies in the output folder, and inputs that would share a name there.
+    Whether ``out`` and the report may be written where they are named (not over an input, the
+    current directory, a home directory, or a folder that is not our own output) is decided by
+    :func:`plamo_fast.outputs.check_output` when they are written."""
+    if report is not None and report.resolve() == out.resolve():
+        raise UsageError(f"report {report} is the output; name another file")
     if len(inputs) == 1 and out.suffix.lower() == inputs[0].suffix.lower():
         return True, [out]
     if out.suffix.lower() in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES):
@@ -212,10 +194,7 @@ def output_paths(
             f"{len(inputs)} inputs are written to a folder, one file each: -o {out} names a "
             "file (give a folder, or one input with the same suffix)"
         )
-    inside = [p for p in sources if p.is_relative_to(target)]
-    if inside:
-        raise UsageError(f"output folder {out} holds the input {inside[0]}; choose another")
-    if report is not None and report.resolve().is_relative_to(target):
+    if report is not None and report.resolve().is_relative_to(out.resolve()):
         raise UsageError(f"report {report} is inside the output folder {out}; put it elsewhere")
     names = [p.name for p in inputs]
     clashes = sorted({n for n in names if names.count(n) > 1})

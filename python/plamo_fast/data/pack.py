@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import time
-import uuid
 from array import array
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,24 +22,18 @@ import numpy as np
 
 from plamo_fast import _native
 from plamo_fast._progress import progress_bar
-from plamo_fast.data.chat_template import render_with_spans
+from plamo_fast.data.chat_template import StopRule, check_template, render_with_spans
+from plamo_fast.data.conversation import IGNORE_INDEX, BadRecordError, Conversation
 from plamo_fast.data.packing import (
-    IGNORE_INDEX,
     concat_ranges,
     gather_table,
     pad_rows,
     plan_rows,
     row_chunks,
 )
-from plamo_fast.data.records import (
-    Conversation,
-    RecordError,
-    Tokenized,
-    _as_messages,
-    iter_rows,
-    sft_example,
-)
+from plamo_fast.data.records import Tokenized, iter_rows, read_example
 from plamo_fast.errors import UsageError
+from plamo_fast.outputs import atomic_output
 
 BATCH = 2048
 # Tokens gathered and written per Parquet row group.
@@ -63,7 +56,9 @@ SPECIAL_TOKEN_KEYS = (
 class TokenizerBundle:
     native: object
     chat_template: str
-    special_tokens: dict[str, str]
+    special_tokens: dict[str, str]  # the named ones a template may use (bos_token, ...)
+    stop_rule: StopRule
+    vocab_size: int
 
 
 def load_tokenizer(
@@ -72,15 +67,17 @@ def load_tokenizer(
     trust_remote_code: bool = False,
 ) -> TokenizerBundle:
     """The folder's fast tokenizer (``tokenizer.json``, native); a tokenizer that exists only as
-    a Python class goes through transformers and the slower path, with a warning."""
+    a Python class goes through transformers and the slower path, with a warning. The stop set
+    is ``generation_config.json``'s ``eos_token_id`` (an id or a list), else the eos token."""
     folder = Path(folder)
     tokenizer_json = folder / "tokenizer.json"
     if tokenizer_json.is_file():
         native = _native.ChatTokenizer(tokenizer_json)
+        specials, vocab_size = _fast_tokenizer_vocabulary(tokenizer_json)
     else:
         native = _slow_tokenizer(folder, trust_remote_code)
-    config_path = folder / "tokenizer_config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+        specials, vocab_size = native.special_tokens_by_id(), native.vocab_size
+    config = _read_json(folder / "tokenizer_config.json")
     template = config.get("chat_template")
     if isinstance(template, list):  # named templates: use "default"
         template = next((t["template"] for t in template if t.get("name") == "default"), None)
@@ -90,6 +87,7 @@ def load_tokenizer(
         template = Path(chat_template).read_text(encoding="utf-8")
     if not template:
         raise UsageError(f"{folder}: the tokenizer has no chat_template (pass --chat-template)")
+    check_template(template)
     special = {}
     for key in SPECIAL_TOKEN_KEYS:
         value = config.get(key)
@@ -97,7 +95,44 @@ def load_tokenizer(
             value = value.get("content")
         if isinstance(value, str):
             special[key] = value
-    return TokenizerBundle(native, template, special)
+    stops = _stop_tokens(folder, specials, special.get("eos_token"))
+    # Between an answer and the stop token stands only text the template writes: of the
+    # special tokens, those in its source or passed to it (a long list would slow the scan).
+    written = [t for t in specials.values() if t in template or t in special.values()]
+    return TokenizerBundle(native, template, special, StopRule(written, stops), vocab_size)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{path}: expected a JSON object")
+    return value
+
+
+def _fast_tokenizer_vocabulary(path: Path) -> tuple[dict[int, str], int]:
+    """The special tokens (id to text) and the vocabulary size of a ``tokenizer.json``."""
+    data = _read_json(path)
+    added = [t for t in data.get("added_tokens") or [] if isinstance(t, dict) and "id" in t]
+    vocab = (data.get("model") or {}).get("vocab")
+    ids = list(vocab.values()) if isinstance(vocab, dict) else [len(vocab or ()) - 1]
+    size = max([-1, *ids, *(t["id"] for t in added)]) + 1
+    return {t["id"]: t["content"] for t in added if t.get("special")}, size
+
+
+def _stop_tokens(folder: Path, specials: dict[int, str], eos_token: str | None) -> list[str]:
+    """The model's stop set as token texts: ``generation_config.json``'s ``eos_token_id``,
+    else the tokenizer's eos token. Only special tokens count (the rest cannot be told apart
+    from text)."""
+    value = _read_json(folder / "generation_config.json").get("eos_token_id")
+    ids = [value] if isinstance(value, int) else value if isinstance(value, list) else []
+    if ids:
+        return [specials[i] for i in ids if isinstance(i, int) and i in specials]
+    return [eos_token] if eos_token in specials.values() else []
 
 
 def _slow_tokenizer(folder: Path, trust_remote_code: bool):
@@ -141,6 +176,7 @@ class PackReport:
     total_tokens: int = 0
     trained_tokens: int = 0
     rows: int = 0
+    stop_tokens: list = field(default_factory=list)
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -159,6 +195,7 @@ class PackReport:
             "rows": self.rows,
             "fill_ratio": self.total_tokens / (self.rows * self.max_length) if self.rows else 0.0,
             "rows_lower_bound": lower,
+            "stop_tokens": self.stop_tokens,
             "seconds": round(self.seconds, 3),
         }
 
@@ -220,50 +257,29 @@ class _DocStore:
             m.madvise(mmap.MADV_DONTNEED)
 
 
-def _dpo_conversations(record, where: str) -> list[Conversation]:
-    if not isinstance(record, dict) or not all(
-        k in record for k in ("prompt", "chosen", "rejected")
-    ):
-        raise RecordError(f"{where}: DPO records need 'prompt', 'chosen' and 'rejected'")
-    prompt = _as_messages(record["prompt"], "user", where)
-    out = []
-    for key in ("chosen", "rejected"):
-        answer = _as_messages(record[key], "assistant", where)
-        messages = prompt + answer
-        trained = [len(prompt) + i for i, m in enumerate(answer) if m["role"] == "assistant"]
-        out.append(Conversation(messages, trained))
-    return out
-
-
-def _drop_oldest_exchange(messages: list[dict]) -> list[dict] | None:
-    """The conversation without its oldest user/assistant exchange (a leading system message is
-    kept); None when only the final exchange is left."""
-    head = 1 if messages and messages[0]["role"] == "system" else 0
-    rest = messages[head:]
-    for i in range(1, len(rest)):
-        if rest[i]["role"] == "user" and any(m["role"] == "assistant" for m in rest[:i]):
-            return messages[:head] + rest[i:]
-    return None
-
-
 class _Packer:
+    """Renders conversations and tokenizes them (``tok`` is None when only pre-tokenized rows
+    are packed)."""
+
     def __init__(
-        self, tokenizer: TokenizerBundle, max_length: int, truncate: str, last_turn_only: bool
+        self,
+        tokenizer: TokenizerBundle | None,
+        max_length: int,
+        truncate: str,
+        last_turn_only: bool,
     ):
         self.tok = tokenizer
         self.max_length = max_length
         self.truncate = truncate
         self.last_turn_only = last_turn_only
 
-    def render(self, conversations: list[Conversation]) -> tuple[list[str], list[list]]:
-        texts, spans = [], []
-        for c in conversations:
-            text, span = render_with_spans(
-                self.tok.chat_template, c.messages, self.tok.special_tokens, c.trained
-            )
-            texts.append(text)
-            spans.append(span)
-        return texts, spans
+    def render(self, c: Conversation) -> tuple[str, list[tuple[int, int]]]:
+        """The text and the character spans to train: each answer as the template renders it,
+        through the model's stop token where only special tokens and whitespace precede it."""
+        text, spans = render_with_spans(
+            self.tok.chat_template, c.messages, self.tok.special_tokens, c.trained
+        )
+        return text, self.tok.stop_rule.extend(text, spans)
 
     def tokenize(self, texts: list[str], spans: list[list]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Native, parallel, with the GIL released (so rendering the next batch overlaps it)."""
@@ -277,26 +293,23 @@ class _Packer:
         ]
 
     def encode(self, conversations: list[Conversation]) -> list[tuple[np.ndarray, np.ndarray]]:
-        return self.tokenize(*self.render(conversations))
+        texts, spans = zip(*map(self.render, conversations), strict=True)
+        return self.tokenize(list(texts), list(spans))
 
     def fit_left(self, c: Conversation) -> tuple[np.ndarray, np.ndarray] | None:
         """Drops the oldest exchanges until the conversation fits; the final answer stays whole."""
-        messages = c.messages
         while True:
-            messages = _drop_oldest_exchange(messages)
-            if messages is None:
+            c = c.without_oldest_exchange()
+            if c is None:
                 return None
-            trained = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-            if self.last_turn_only:
-                trained = trained[-1:]
-            ids, labels = self.encode([Conversation(messages, trained)])[0]
+            ids, labels = self.encode([c])[0]
             if len(ids) <= self.max_length:
                 return ids, labels
 
 
 def pack(
     inputs: list[str | os.PathLike],
-    tokenizer: str | os.PathLike,
+    tokenizer: str | os.PathLike | None,
     output: str | os.PathLike,
     *,
     max_length: int,
@@ -308,11 +321,13 @@ def pack(
     skip_bad: bool = False,
     overwrite: bool = False,
     pad: bool = False,
+    pad_id: int | None = None,
     trust_remote_code: bool = False,
     progress: bool = False,
 ) -> dict:
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
-    ``pack_report.json``), written to a temporary folder and renamed when complete."""
+    ``pack_report.json``), written through :func:`plamo_fast.outputs.atomic_output`.
+    ``tokenizer`` may be None when every record is pre-tokenized."""
     started = time.perf_counter()
     if kind not in ("sft", "dpo"):
         raise UsageError(f"kind must be sft or dpo, got {kind!r}")
@@ -320,33 +335,46 @@ def pack(
         raise UsageError(f"truncate must be drop or left, got {truncate!r}")
     if max_length < 2:
         raise UsageError(f"max_length must be at least 2, got {max_length}")
+    if tokenizer is None and chat_template is not None:
+        raise UsageError("--chat-template needs --tokenizer")
+    if pad and pad_id is None and tokenizer is None:
+        raise UsageError(
+            "--pad needs a pad token id: pass --pad-id N (or --tokenizer, whose pad_token or "
+            "eos_token is used)"
+        )
     specs = [parse_input(p) for p in inputs]
     paths = [path for path, _ in specs]
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: input file not found")
-    out = Path(output)
-    if out.exists() and not overwrite:
-        raise UsageError(f"output {out} already exists (pass --overwrite to replace it)")
-    bundle = load_tokenizer(tokenizer, chat_template, trust_remote_code)
-    packer = _Packer(bundle, max_length, truncate, last_turn_only)
-    report = PackReport([str(p) for p in paths], kind, max_length)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    partial.mkdir()
-    try:
+    sources = [*paths, *(p for p in (tokenizer, chat_template) if p is not None)]
+    with atomic_output(
+        output, command="pack", inputs=sources, overwrite=overwrite, folder=True
+    ) as partial:
+        bundle = (
+            load_tokenizer(tokenizer, chat_template, trust_remote_code)
+            if tokenizer is not None
+            else None
+        )
+        if pad and pad_id is None:
+            pad_id = _pad_id(bundle)
+        packer = _Packer(bundle, max_length, truncate, last_turn_only)
+        report = PackReport([str(p) for p in paths], kind, max_length)
+        if bundle is not None:
+            report.stop_tokens = list(bundle.stop_rule.stops)
         _pack_into(
-            partial, specs, packer, report, seed=seed, skip_bad=skip_bad, pad=pad, progress=progress
+            partial,
+            specs,
+            packer,
+            report,
+            seed=seed,
+            skip_bad=skip_bad,
+            pad_id=pad_id if pad else None,
+            progress=progress,
         )
         report.seconds = time.perf_counter() - started
         result = report.to_json()
         (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
-        if out.exists() and overwrite:
-            shutil.rmtree(out)
-        os.rename(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return result
 
 
@@ -358,19 +386,20 @@ def _pack_into(
     *,
     seed: int,
     skip_bad: bool,
-    pad: bool,
+    pad_id: int | None,
     progress: bool,
 ) -> None:
     """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks."""
     paths = [path for path, _ in specs]
     docs = _DocStore(partial / "spill")
-    pipeline = _Pipeline(docs, report, packer)
+    pipeline = _Pipeline(docs, report, packer, skip_bad)
     update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     try:
-        _read_sources(pipeline, paths, report, skip_bad=skip_bad, update=update)
+        _read_sources(pipeline, paths, report, update=update)
+        pipeline.drain()
     finally:
         stop()
-        pipeline.finish()
+        pipeline.close()
         docs.close()
     doc_index, group_sizes = _select(docs, report, [amount for _, amount in specs], seed)
     _write_rows(
@@ -379,49 +408,42 @@ def _pack_into(
         doc_index,
         group_sizes,
         report,
-        packer.tok,
         seed=seed,
-        pad=pad,
+        pad_id=pad_id,
         multiple_sources=len(paths) > 1,
     )
     shutil.rmtree(docs.folder)
 
 
-def _read_sources(pipeline, paths, report: PackReport, *, skip_bad: bool, update) -> None:
-    """Every record of every input, validated, rendered and tokenized into the store."""
-    kind, last_turn_only = report.kind, pipeline.packer.last_turn_only
+def _read_sources(pipeline: _Pipeline, paths, report: PackReport, *, update) -> None:
+    """Every record of every input, checked, rendered and tokenized into the store; a bad
+    record stops the run naming FILE:LINE, or with --skip-bad is counted and skipped."""
+    kind, packer = report.kind, pipeline.packer
+    vocab_size = packer.tok.vocab_size if packer.tok is not None else None
     for source, path in enumerate(paths):
         read_here = 0
-        pending: list[tuple[int, list[Conversation]]] = []
         for number, record in iter_rows(path):
             read_here += 1
             report.examples_read += 1
             where = f"{path}:{number}"
-            try:
-                if isinstance(record, Exception):
-                    raise record
-                if kind == "dpo":
-                    pending.append((number - 1, _dpo_conversations(record, where)))
-                else:
-                    example = sft_example(record, where, last_turn_only)
-                    if isinstance(example, Tokenized):
-                        pipeline.add_tokenized(source, number - 1, example)
-                    else:
-                        pending.append((number - 1, [example]))
-            except RecordError as exc:
-                if not skip_bad:
-                    raise
-                report.dropped["malformed"] += 1
-                report.bad_records.append(str(exc))
-            if len(pending) >= BATCH:
-                pipeline.submit(pending, source)
-                pending = []
+            if report.examples_read % BATCH == 0:
                 update(report.examples_read)
-        pipeline.submit(pending, source)
+            try:  # what can be wrong with this record
+                if isinstance(record, BadRecordError):
+                    raise record
+                example = read_example(record, kind, packer.last_turn_only, vocab_size)
+                if not isinstance(example, Tokenized):
+                    rendered = pipeline.render(where, example)
+                    example = _Pending(source, number - 1, where, example, rendered)
+            except BadRecordError as exc:
+                pipeline.bad_record(where, exc)
+                continue
+            if isinstance(example, Tokenized):
+                pipeline.add_tokenized(source, number - 1, example)
+            else:
+                pipeline.add_rendered(example)
         if read_here == 0:
-            if not skip_bad:
-                raise RecordError(f"{path}: no records (empty file)")
-            report.bad_records.append(f"{path}: no records (empty file)")
+            pipeline.bad_record(str(path), BadRecordError("no records (empty file)"), count=False)
 
 
 def parse_input(spec: str | os.PathLike) -> tuple[Path, str | None]:
@@ -486,10 +508,9 @@ def _write_rows(
     doc_index: np.ndarray,
     group_sizes: np.ndarray,
     report: PackReport,
-    bundle: TokenizerBundle,
     *,
     seed: int,
-    pad: bool,
+    pad_id: int | None,
     multiple_sources: bool,
 ) -> None:
     """Plans the rows on lengths alone, then gathers and writes them chunk by chunk, so memory
@@ -505,7 +526,6 @@ def _write_rows(
     order = doc_index[order]
     doc_ids = np.asarray(docs.doc_ids, dtype=np.int64)
     sources = np.asarray(docs.source_ids, dtype=np.int32) if multiple_sources else None
-    pad_id = _pad_id(bundle) if pad else None
     writer = None
     try:
         for chunk_order, chunk_rows in row_chunks(order, row_doc_offsets, lengths, CHUNK_TOKENS):
@@ -538,87 +558,136 @@ def _pad_id(bundle: TokenizerBundle) -> int:
     ids = bundle.native.encode_ids(token) if token else []
     if len(ids) != 1:
         raise UsageError(
-            "--pad needs a pad_token (or eos_token) that is a single token in tokenizer_config.json"
+            "--pad needs a pad_token (or eos_token) that is a single token in "
+            "tokenizer_config.json, or --pad-id N"
         )
     return ids[0]
+
+
+@dataclass
+class _Pending:
+    """A rendered record waiting for the tokenizer."""
+
+    source: int
+    doc_id: int
+    where: str
+    conversations: list[Conversation]
+    rendered: list[tuple[str, list]]
 
 
 class _Pipeline:
     """Keeps the native core busy: batch k+1 is rendered in Python and queued for tokenization
     (GIL released) before batch k's results are added, so adding overlaps tokenizing too.
-    Results are added in input order."""
+    Results are added in input order. Bad records are refused or, with ``skip_bad``, counted."""
 
-    def __init__(self, docs: _DocStore, report: PackReport, packer: _Packer):
+    def __init__(self, docs: _DocStore, report: PackReport, packer: _Packer, skip_bad: bool):
         from collections import deque
         from concurrent.futures import ThreadPoolExecutor
 
-        self.docs, self.report, self.packer = docs, report, packer
+        self.docs, self.report, self.packer, self.skip_bad = docs, report, packer, skip_bad
         self.executor = ThreadPoolExecutor(max_workers=1)
         self.inflight: deque = deque()
+        self.pending: list[_Pending] = []
 
-    def submit(self, pending: list[tuple[int, list[Conversation]]], source: int) -> None:
-        if not pending:
+    def bad_record(self, where: str, exc: BadRecordError, count: bool = True) -> None:
+        """Stops the run with ``FILE:LINE: reason``, or with ``skip_bad`` counts and records it."""
+        message = f"{where}: {exc}"
+        if not self.skip_bad:
+            raise type(exc)(f"{message} (pass --skip-bad to skip and count such records)")
+        if count:
+            self.report.dropped[exc.drop_reason] += 1
+        self.report.bad_records.append(message)
+
+    def render(self, where: str, conversations: list[Conversation]) -> list[tuple[str, list]]:
+        """A record's conversations rendered, with their spans (a refusal is this record's)."""
+        if self.packer.tok is None:
+            raise UsageError(
+                f"{where}: this record is a conversation; rendering it needs --tokenizer (only "
+                "pre-tokenized rows, with input_ids, pack without one)"
+            )
+        rendered = []
+        sides = ("chosen", "rejected") if self.report.kind == "dpo" else ("",)
+        for side, conversation in zip(sides, conversations, strict=True):
+            try:
+                rendered.append(self.packer.render(conversation))
+            except BadRecordError as exc:
+                if not side:
+                    raise
+                raise type(exc)(f"{side}: {exc}") from None
+        return rendered
+
+    def add_rendered(self, record: _Pending) -> None:
+        self.pending.append(record)
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Queues the pending records for tokenization."""
+        if not self.pending:
             return
-        texts, spans = self.packer.render([c for _, group in pending for c in group])
+        texts = [text for p in self.pending for text, _ in p.rendered]
+        spans = [span for p in self.pending for _, span in p.rendered]
         future = self.executor.submit(self.packer.tokenize, texts, spans)
-        self.inflight.append((future, pending, source))
+        self.inflight.append((future, self.pending))
+        self.pending = []
         while len(self.inflight) > 1:
             self._collect_oldest()
 
     def add_tokenized(self, source: int, doc_id: int, example: Tokenized) -> None:
-        while self.inflight:  # keep input order
-            self._collect_oldest()
-        parts = [(np.asarray(example.input_ids, np.int32), np.asarray(example.labels, np.int32))]
-        _add(self.docs, self.report, self.packer, source, doc_id, parts, None)
+        self.drain()  # keep input order
+        self._add(source, doc_id, [(example.input_ids, example.labels)], None)
 
     def _collect_oldest(self) -> None:
-        future, pending, source = self.inflight.popleft()
+        future, pending = self.inflight.popleft()
         encoded = future.result()
         cursor = 0
-        for doc_id, group in pending:
-            parts = encoded[cursor : cursor + len(group)]
-            cursor += len(group)
-            _add(self.docs, self.report, self.packer, source, doc_id, parts, group)
+        for record in pending:
+            parts = encoded[cursor : cursor + len(record.conversations)]
+            cursor += len(record.conversations)
+            try:
+                self._add(record.source, record.doc_id, parts, record.conversations)
+            except BadRecordError as exc:  # a shortened conversation the template refuses
+                self.bad_record(record.where, exc)
 
-    def finish(self) -> None:
-        """Adds the remaining batches; the worker thread stops even on error."""
-        try:
-            while self.inflight:
-                self._collect_oldest()
-        finally:
-            self.inflight.clear()
-            self.executor.shutdown(wait=True, cancel_futures=True)
+    def drain(self) -> None:
+        """Tokenizes and adds every record still pending."""
+        self.flush()
+        while self.inflight:
+            self._collect_oldest()
 
+    def close(self) -> None:
+        """Stops the worker thread (after an error, without waiting for queued work)."""
+        self.inflight.clear()
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
-def _add(
-    docs: _DocStore,
-    report: PackReport,
-    packer: _Packer,
-    source: int,
-    doc_id: int,
-    parts: list[tuple[np.ndarray, np.ndarray]],
-    conversations,
-) -> None:
-    """Adds one example (one document, or a DPO pair) after the length and label checks."""
-    if sum(len(ids) for ids, _ in parts) > packer.max_length:
-        if packer.truncate == "left" and conversations is not None and len(parts) == 1:
-            fitted = packer.fit_left(conversations[0])
-            if fitted is None:
+    def _add(
+        self,
+        source: int,
+        doc_id: int,
+        parts: list[tuple[np.ndarray, np.ndarray]],
+        conversations: list[Conversation] | None,
+    ) -> None:
+        """Adds one example (one document, or a DPO pair) after the length and label checks."""
+        docs, report, packer = self.docs, self.report, self.packer
+        if sum(len(ids) for ids, _ in parts) > packer.max_length:
+            if packer.truncate == "left" and conversations is not None and len(parts) == 1:
+                fitted = packer.fit_left(conversations[0])
+                if fitted is None:
+                    report.dropped["too_long"] += 1
+                    return
+                parts = [fitted]
+            else:
                 report.dropped["too_long"] += 1
                 return
-            parts = [fitted]
-        else:
-            report.dropped["too_long"] += 1
+        # The first token of each document never carries a target (packing masks it), so a
+        # document must have a trained token after its first.
+        trained = [int(np.count_nonzero(labels[1:] != IGNORE_INDEX)) for _, labels in parts]
+        if not all(trained):
+            report.dropped["no_trainable_token"] += 1
             return
-    # The first token of each document never carries a target (packing masks it), so a
-    # document must have a trained token after its first.
-    trained = [int(np.count_nonzero(labels[1:] != IGNORE_INDEX)) for _, labels in parts]
-    if not all(trained):
-        report.dropped["no_trainable_token"] += 1
-        return
-    for (ids, labels), count in zip(parts, trained, strict=True):
-        docs.append(ids, labels, count, doc_id, source)
-        report.total_tokens += len(ids)
-        report.trained_tokens += count
-    docs.group_sizes.append(len(parts))
-    report.examples_packed += 1
+        for (ids, labels), count in zip(parts, trained, strict=True):
+            docs.append(ids, labels, count, doc_id, source)
+            report.total_tokens += len(ids)
+            report.trained_tokens += count
+        docs.group_sizes.append(len(parts))
+        report.examples_packed += 1

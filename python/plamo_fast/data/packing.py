@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from plamo_fast import _native
+from plamo_fast.data.conversation import IGNORE_INDEX
 
 
 def pack_lengths(
@@ -27,9 +28,6 @@ def pack_lengths(
     order = np.frombuffer(items, dtype="<u4").astype(np.int64)
     bounds = np.frombuffer(starts, dtype="<u8").astype(np.int64)
     return [order[bounds[r] : bounds[r + 1]] for r in range(len(bounds) - 1)]
-
-
-IGNORE_INDEX = -100
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:

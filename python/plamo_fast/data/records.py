@@ -1,5 +1,7 @@
-"""Reading training records (JSONL or Parquet) and turning each into a conversation to render
-or a pre-tokenized document. Every problem names the file and line (1-based; Parquet: row)."""
+"""Reading ``pack``'s input records (JSONL or Parquet): each is a conversation to render (its
+shapes are :mod:`plamo_fast.data.conversation`'s) or a pre-tokenized document, checked here.
+Problems raise :class:`BadRecordError` with the reason; ``pack`` names the file and line
+(1-based; Parquet: row)."""
 
 from __future__ import annotations
 
@@ -7,97 +9,99 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from plamo_fast.errors import PlamoFastError
+import numpy as np
 
-ROLES = ("system", "user", "assistant", "tool")
+from plamo_fast.data.conversation import (
+    IGNORE_INDEX,
+    BadRecordError,
+    Conversation,
+    preference_conversations,
+    sft_conversation,
+)
 
-
-class RecordError(PlamoFastError, ValueError):
-    """A malformed training record (the message names the file and line)."""
-
-
-@dataclass
-class Conversation:
-    messages: list[dict]
-    trained: list[int]  # indices of the assistant messages whose tokens are trained
+# Token ids are stored as int32.
+TOKEN_ID_LIMIT = 2**31
+# Names of a 0/1 mask of the trained tokens (transformers' and TRL's).
+MASK_FIELDS = ("assistant_masks", "completion_mask")
 
 
 @dataclass
 class Tokenized:
-    input_ids: list[int]
-    labels: list[int]
+    input_ids: np.ndarray  # int32
+    labels: np.ndarray  # int32, IGNORE_INDEX where not trained
 
 
-def iter_rows(path: Path) -> Iterator[tuple[int, object]]:
+def iter_rows(path: Path) -> Iterator[tuple[int, dict | BadRecordError]]:
     """``(line_or_row_number, record)`` for each record; a bad line (malformed JSON, invalid
-    UTF-8, a lone surrogate, not an object) yields a :class:`RecordError` instead. Reading is
-    :func:`plamo_fast.data.curation_io.iter_input`'s; an empty file yields nothing."""
+    UTF-8, a lone surrogate, not an object) yields a :class:`BadRecordError` with the reason
+    instead. Reading is :func:`plamo_fast.data.curation_io.iter_input`'s; an empty file yields
+    nothing."""
     from plamo_fast.data.curation_io import iter_input
 
     for row in iter_input(Path(path)):
         if row.number == 0:
             continue  # the empty-file marker: callers report empty inputs themselves
-        if row.error is not None:
-            yield row.number, RecordError(f"{path}:{row.number}: {row.error}")
-        else:
-            yield row.number, row.record
+        yield row.number, BadRecordError(row.error) if row.error is not None else row.record
 
 
-def _as_messages(value, default_role: str, where: str) -> list[dict]:
-    if isinstance(value, str):
-        return [{"role": default_role, "content": value}]
-    if isinstance(value, list):
-        return [_check_message(m, where) for m in value]
-    raise RecordError(
-        f"{where}: expected a string or a list of messages, got {type(value).__name__}"
-    )
+def read_example(
+    record, kind: str, last_turn_only: bool, vocab_size: int | None
+) -> list[Conversation] | Tokenized:
+    """One record: its conversations (one for SFT, chosen and rejected for DPO) or, for an SFT
+    record holding ``input_ids``, the checked pre-tokenized document."""
+    if kind == "dpo":
+        return list(preference_conversations(record))
+    if isinstance(record, dict) and record.get("input_ids") is not None:
+        return tokenized_example(record, vocab_size)
+    return [sft_conversation(record, last_turn_only)]
 
 
-def _check_message(message, where: str) -> dict:
-    if not isinstance(message, dict):
-        raise RecordError(f"{where}: a message must be an object, got {message!r:.60}")
-    for key in ("role", "content"):
-        if key not in message:
-            raise RecordError(f"{where}: a message has no {key!r}: {message!r:.80}")
-    if message["role"] not in ROLES:
-        raise RecordError(
-            f"{where}: unknown role {message['role']!r} (expected one of {', '.join(ROLES)})"
+def tokenized_example(record: dict, vocab_size: int | None) -> Tokenized:
+    """A pre-tokenized row: ``input_ids`` with ``labels`` (IGNORE_INDEX or a token id) or a 0/1
+    mask (``assistant_masks`` / ``completion_mask``) of the same length. Token ids must lie in
+    ``[0, vocab_size)`` when the tokenizer is known, else be valid int32 ids."""
+    limit = vocab_size or TOKEN_ID_LIMIT
+    below = f"below the vocabulary size {vocab_size}" if vocab_size else f"below {limit}"
+    ids = _integers(record["input_ids"], "input_ids")
+    bad = np.flatnonzero((ids < 0) | (ids >= limit))
+    if bad.size:
+        raise BadRecordError(
+            f"input_ids[{bad[0]}] = {ids[bad[0]]} is not a token id (0 or more, {below})"
         )
-    if not isinstance(message["content"], str):
-        raise RecordError(f"{where}: message content must be a string")
-    return message
-
-
-def sft_example(record, where: str, last_turn_only: bool) -> Conversation | Tokenized:
-    """One SFT record: ``messages``, ``prompt``/``completion``, or pre-tokenized ``input_ids``."""
-    if not isinstance(record, dict):
-        raise RecordError(f"{where}: expected a JSON object")
-    if "input_ids" in record:
-        ids = record["input_ids"]
-        if "labels" in record:
-            labels = record["labels"]
-        elif "assistant_masks" in record:
-            labels = [
-                t if m else -100 for t, m in zip(ids, record["assistant_masks"], strict=False)
-            ]
-        else:
-            raise RecordError(f"{where}: pre-tokenized rows need 'labels' or 'assistant_masks'")
-        if len(labels) != len(ids):
-            raise RecordError(f"{where}: input_ids and labels have different lengths")
-        return Tokenized(list(ids), list(labels))
-    if "messages" in record:
-        messages = _as_messages(record["messages"], "user", where)
-    elif "prompt" in record and "completion" in record:
-        messages = _as_messages(record["prompt"], "user", where) + _as_messages(
-            record["completion"], "assistant", where
-        )
+    mask_field = next((f for f in MASK_FIELDS if record.get(f) is not None), None)
+    if record.get("labels") is not None:
+        labels = _integers(record["labels"], "labels", length=len(ids))
+        bad = np.flatnonzero((labels != IGNORE_INDEX) & ((labels < 0) | (labels >= limit)))
+        if bad.size:
+            raise BadRecordError(
+                f"labels[{bad[0]}] = {labels[bad[0]]} is neither {IGNORE_INDEX} nor a token id "
+                f"(0 or more, {below})"
+            )
+    elif mask_field is not None:
+        mask = _integers(record[mask_field], mask_field, length=len(ids), bools=True)
+        bad = np.flatnonzero((mask != 0) & (mask != 1))
+        if bad.size:
+            raise BadRecordError(f"{mask_field}[{bad[0]}] = {mask[bad[0]]} is not 0 or 1")
+        labels = np.where(mask == 1, ids, IGNORE_INDEX)
     else:
-        raise RecordError(
-            f"{where}: expected 'messages', 'prompt' and 'completion', or 'input_ids'"
+        raise BadRecordError(
+            "pre-tokenized rows need 'labels' or a mask ('assistant_masks' or 'completion_mask')"
         )
-    if not messages:
-        raise RecordError(f"{where}: empty conversation")
-    trained = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-    if last_turn_only:
-        trained = trained[-1:]
-    return Conversation(messages, trained)
+    return Tokenized(ids.astype(np.int32), labels.astype(np.int32))
+
+
+def _integers(value, field: str, length: int | None = None, bools: bool = False) -> np.ndarray:
+    """``value`` as an int64 array: a non-empty list of integers (``length`` of them if given;
+    ``bools``: true/false count as 1/0)."""
+    allowed = {int, bool} if bools else {int}
+    if not isinstance(value, list) or not value:
+        raise BadRecordError(f"{field} must be a non-empty list of integers")
+    if length is not None and len(value) != length:
+        raise BadRecordError(f"input_ids has {length} tokens but {field} has {len(value)}")
+    if not set(map(type, value)) <= allowed:
+        at = next(i for i, x in enumerate(value) if type(x) not in allowed)
+        raise BadRecordError(f"{field}[{at}] = {value[at]!r:.40} is not an integer")
+    try:
+        return np.asarray(value, dtype=np.int64)
+    except OverflowError:
+        raise BadRecordError(f"{field} holds an integer beyond 64 bits") from None

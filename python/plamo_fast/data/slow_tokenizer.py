@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-IGNORE_INDEX = -100
+from plamo_fast.data.conversation import IGNORE_INDEX
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -31,6 +31,15 @@ class SlowChatTokenizer:
             for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items()
             if getattr(t, "special", False)
         }
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def special_tokens_by_id(self) -> dict[int, str]:
+        """The special tokens, id to text."""
+        ids = sorted(self.special_ids)
+        return dict(zip(ids, self.tokenizer.convert_ids_to_tokens(ids), strict=True))
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -12,8 +12,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from plamo_fast._atomic import atomic_path
-from plamo_fast.data.curation_io import BadRecordError, iter_input, where
+from plamo_fast.data.conversation import BadRecordError, sft_conversation
+from plamo_fast.data.curation_io import iter_input, where
+from plamo_fast.outputs import atomic_output, check_output
 from plamo_fast.sample.records import prompt_messages, read_jsonl
 
 
@@ -30,6 +31,22 @@ def best_and_worst(scores: list[float | None]) -> tuple[int, int] | None:
     return best[1], worst[1]
 
 
+def _report_writer(report_path: Path | None, inputs: list, overwrite: bool):
+    """Checks the report's path before any work; returns the function that writes it."""
+    if report_path is None:
+        return lambda report: None
+    check_output(report_path, command="pairs", inputs=inputs, overwrite=overwrite, folder=False)
+
+    def write(report: dict) -> None:
+        with atomic_output(
+            report_path, command="pairs", inputs=inputs, overwrite=overwrite, folder=False
+        ) as partial:
+            text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+            partial.write_text(text, encoding="utf-8")
+
+    return write
+
+
 def _assistant(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 
@@ -43,12 +60,15 @@ def make_pairs(
     report_path: Path | None = None,
     overwrite: bool = False,
 ) -> dict:
+    write_report = _report_writer(report_path, [scored, output], overwrite)
     drops: Counter = Counter()
     histogram: Counter = Counter()
     prompts_in = pairs_out = fewer_than_n = 0
     scorer = None
     with (
-        atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
+        atomic_output(
+            output, command="pairs", inputs=[scored], overwrite=overwrite, folder=False
+        ) as partial,
         open(partial, "w", encoding="utf-8") as out,
     ):
         for number, record in read_jsonl(Path(scored)):
@@ -113,8 +133,7 @@ def make_pairs(
         "score_histogram": {str(k): v for k, v in sorted(histogram.items())},
         "scorer": scorer,
     }
-    if report_path:
-        Path(report_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_report(report)
     return report
 
 
@@ -126,10 +145,11 @@ def spin_pairs(
     report_path: Path | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """SPIN: for each SFT record, the prompt is its turns before the last assistant turn, chosen
-    is that last assistant turn, rejected the model's candidate for the same prompt (its first
-    candidate that differs from the reference). Samples are matched to SFT records by the
-    prompt messages."""
+    """SPIN: for each SFT record (any conversation shape of :mod:`plamo_fast.data.conversation`),
+    the prompt is its turns before its last trained answer, chosen is that answer, rejected the
+    model's candidate for the same prompt (its first candidate that differs from the
+    reference). Samples are matched to SFT records by the prompt messages."""
+    write_report = _report_writer(report_path, [sft_data, samples, output], overwrite)
     by_prompt: dict[str, list[dict]] = {}
     for _, record in read_jsonl(Path(samples)):
         key = json.dumps(record.get("prompt_messages") or prompt_messages(record), sort_keys=True)
@@ -137,24 +157,25 @@ def spin_pairs(
     drops: Counter = Counter()
     records_in = pairs_out = 0
     with (
-        atomic_path(Path(output), overwrite=overwrite, folder=False) as partial,
+        atomic_output(
+            output, command="pairs", inputs=[sft_data, samples], overwrite=overwrite, folder=False
+        ) as partial,
         open(partial, "w", encoding="utf-8") as out,
     ):
         for row in iter_input(Path(sft_data)):
             if row.error is not None:
                 raise BadRecordError(f"{where(Path(sft_data), row)}: {row.error}")
             records_in += 1
-            messages = row.record.get("messages")
-            if not isinstance(messages, list) or not messages:
-                raise BadRecordError(f"{where(Path(sft_data), row)}: SPIN needs 'messages'")
-            last = max(
-                (i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None
-            )
-            if last is None:
+            try:
+                conversation = sft_conversation(row.record, last_turn_only=True)
+            except BadRecordError as exc:
+                raise BadRecordError(f"{where(Path(sft_data), row)}: {exc}") from None
+            if not conversation.trained:
                 drops["no_assistant_turn"] += 1
                 continue
-            prompt = [dict(m) for m in messages[:last]]
-            reference = messages[last]["content"]
+            last = conversation.trained[-1]
+            prompt = [dict(m) for m in conversation.messages[:last]]
+            reference = conversation.messages[last]["content"]
             candidates = by_prompt.get(json.dumps(prompt, sort_keys=True))
             if not candidates:
                 drops["no_sample_for_prompt"] += 1
@@ -179,6 +200,5 @@ def spin_pairs(
             )
             pairs_out += 1
     report = {"records_in": records_in, "pairs_out": pairs_out, "dropped": dict(drops)}
-    if report_path:
-        Path(report_path).write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report)
     return report

@@ -7,35 +7,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from plamo_fast.data.curation_io import BadRecordError, iter_input, where
+from plamo_fast.data.conversation import BadRecordError, prompt_messages
+from plamo_fast.data.curation_io import iter_input, where
 from plamo_fast.errors import UsageError
 
 # Keys that sample adds to each record; an input record holding one is refused rather than
 # silently overwritten.
 RESERVED = ("prompt_index", "prompt_messages", "candidates", "sampling")
-
-
-def prompt_messages(record: dict) -> list[dict]:
-    """The conversation to answer: ``prompt`` (a string or messages) or ``messages`` without a
-    trailing assistant turn."""
-    value = record.get("prompt")
-    if value is None:
-        value = record.get("messages")
-    if isinstance(value, str):
-        if not value.strip():
-            raise BadRecordError("empty prompt")
-        return [{"role": "user", "content": value}]
-    if isinstance(value, list) and value:
-        messages = [dict(m) for m in value]
-        for m in messages:
-            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or "role" not in m:
-                raise BadRecordError("a message needs a role and string content")
-        while messages and messages[-1]["role"] == "assistant":
-            messages.pop()
-        if not messages:
-            raise BadRecordError("no turn to answer (only assistant messages)")
-        return messages
-    raise BadRecordError("expected 'prompt' (string or messages) or 'messages'")
 
 
 def read_prompts(path: Path, skip_bad: bool) -> tuple[list[tuple[dict, list[dict]]], list[str]]:
@@ -69,15 +47,24 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
 
 class ResumableJsonl:
     """Appends one JSON line per finished prompt to ``OUT.partial`` (flushed and fsynced), and
-    renames it to ``OUT`` when everything is done. A rerun after a kill keeps the complete lines
-    (a torn last line is cut off) and reports which indices are done."""
+    publishes it as ``OUT`` when everything is done (:func:`plamo_fast.outputs.publish`). A
+    rerun after a kill keeps the complete lines (a torn last line is cut off) and reports which
+    indices are done. ``OUT`` and ``OUT.partial`` are checked like every output
+    (:func:`plamo_fast.outputs.check_output`): never an input, a folder or a link."""
 
-    def __init__(self, out: Path, overwrite: bool, meta: dict):
-        from plamo_fast._atomic import check_free
+    def __init__(self, out: Path, overwrite: bool, meta: dict, *, command: str, inputs: list[Path]):
+        from plamo_fast.outputs import check_output
 
         self.out = Path(out)
-        check_free(self.out, overwrite)
+        self.command, self.inputs, self.overwrite = command, list(inputs), overwrite
+        check_output(
+            self.out, command=command, inputs=self.inputs, overwrite=overwrite, folder=False
+        )
         self.partial = self.out.with_name(self.out.name + ".partial")
+        # Ours to resume or replace, unless it is an input (or a folder, or a link).
+        check_output(
+            self.partial, command=command, inputs=self.inputs, overwrite=True, folder=False
+        )
         self.done: set[int] = set()
         self.meta = json.loads(json.dumps(meta))
         if self.partial.exists() and overwrite:
@@ -118,9 +105,17 @@ class ResumableJsonl:
         os.fsync(self._file.fileno())
 
     def finish(self) -> None:
+        from plamo_fast.outputs import publish
+
         self.sync()
         self._file.close()
-        os.replace(self.partial, self.out)
+        publish(
+            self.partial,
+            self.out,
+            command=self.command,
+            overwrite=self.overwrite,
+            inputs=self.inputs,
+        )
 
     def close(self) -> None:
         if not self._file.closed:
