@@ -62,10 +62,13 @@ class Server:
                 outer.calls.append(body)
                 status, choices = reply(body, len(outer.calls))
                 data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client was killed while waiting (a resume test)
 
             def log_message(self, *args):
                 pass
@@ -87,9 +90,12 @@ def _fake_choices(body: dict, calls: int) -> tuple[int, list[dict]]:
 class FakeSamplingParams:
     """The fields of ``vllm.SamplingParams`` that the backend sets."""
 
-    def __init__(self, n=1, temperature=1.0, top_p=1.0, max_tokens=16, seed=None):
+    def __init__(
+        self, n=1, temperature=1.0, top_p=1.0, max_tokens=16, seed=None, repetition_penalty=1.0
+    ):
         self.n, self.temperature, self.top_p = n, temperature, top_p
         self.max_tokens, self.seed = max_tokens, seed
+        self.repetition_penalty = repetition_penalty
 
 
 class FakeLLM:

@@ -7,13 +7,14 @@ once crashed (it had no ``generate``)."""
 from __future__ import annotations
 
 import json
+import types
 
 import pytest
 from backend_fixtures import FakeLLM, Server, fake_reply, install_fake_vllm
 from chat_fixtures import write_jsonl
 
 from plamo_fast.cli import main
-from plamo_fast.sample.backends import Backend, SamplingOptions, load_backend, prompt_seed
+from plamo_fast.generation.backends import Backend, SamplingOptions, load_backend, prompt_seed
 
 CONVERSATIONS = [
     [{"role": "user", "content": "日本の首都はどこですか？"}],
@@ -154,3 +155,25 @@ def test_vllm_judge_sends_batches(tmp_path, monkeypatch):
     assert main(["score", str(data), "-o", str(out), "--judge", "j", "--backend", "vllm",
                  "-q"]) == 0  # fmt: skip
     assert [n for n, _ in FakeLLM.calls] == [10, 5]  # all 10, then the 5 GARBLED again
+
+
+def test_repetition_penalty_reaches_the_engine(monkeypatch):
+    """Sent to a server only when set (OpenAI's API has no such field); vLLM gets it always."""
+    server = Server()
+    try:
+        backend = load_backend("openai", "m", base_url=server.url)
+        backend.generate(CONVERSATIONS[:1], SamplingOptions(n=1), [1])
+        backend.generate(CONVERSATIONS[:1], SamplingOptions(n=1, repetition_penalty=1.1), [1])
+    finally:
+        server.close()
+    assert "repetition_penalty" not in server.calls[0]
+    assert server.calls[1]["repetition_penalty"] == 1.1
+    install_fake_vllm(monkeypatch)
+    seen = []
+    monkeypatch.setattr(FakeLLM, "chat", lambda self, m, params, use_tqdm: seen.extend(params) or
+                        [types.SimpleNamespace(outputs=[]) for _ in m])  # fmt: skip
+    with pytest.raises(Exception, match="candidates"):
+        load_backend("vllm", "x").generate(
+            CONVERSATIONS[:1], SamplingOptions(n=1, repetition_penalty=1.3), [1]
+        )
+    assert seen[0].repetition_penalty == 1.3

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from plamo_fast.sample.judge_prompts import (
+from plamo_fast.judge.templates import (
     PAIR_EN,
     PAIR_JA,
     SINGLE_EN,

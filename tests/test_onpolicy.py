@@ -80,7 +80,7 @@ def test_hf_backend_gives_n_candidates_reproducibly(tmp_path):
 def test_sampling_resumes_without_losing_or_repeating_prompts(tmp_path):
     from train_fixtures import tiny_model
 
-    from plamo_fast.sample.backends import SamplingOptions
+    from plamo_fast.generation.backends import SamplingOptions
     from plamo_fast.sample.sample import sample
 
     model = tiny_model(tmp_path / "model")
@@ -227,7 +227,7 @@ def test_sampling_refuses_mixed_settings_and_clobbering_input_fields(tmp_path, e
     out = tmp_path / "c.jsonl"
     base = ["sample", str(prompts), "--model", "m", "-o", str(out), "--backend", "openai",
             "--base-url", echo_server.url, "-q", "--retries", "1"]  # fmt: skip
-    from plamo_fast.sample.backends import SamplingOptions
+    from plamo_fast.generation.backends import SamplingOptions
     from plamo_fast.sample.sample import sample
 
     sample(prompts, "m", out, backend="openai", base_url=echo_server.url, progress=False,

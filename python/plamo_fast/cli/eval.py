@@ -110,3 +110,9 @@ def jaster_convert(
     )
     typer.echo(json.dumps(result, ensure_ascii=False), err=True)
     typer.echo(str(output))
+
+
+# Benchmarks judged by an LLM (mt-bench, rakuda, compare) live in plamo_fast.cli.eval_judged.
+from plamo_fast.cli import eval_judged  # noqa: E402
+
+eval_judged.register(app)

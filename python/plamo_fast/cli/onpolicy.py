@@ -52,7 +52,7 @@ def sample(
     quiet: bool = QUIET,
 ) -> None:
     """Sample N answers per prompt; a killed run continues where it stopped (OUT.partial)."""
-    from plamo_fast.sample.backends import SamplingOptions
+    from plamo_fast.generation.backends import SamplingOptions
     from plamo_fast.sample.sample import sample as run
 
     options = SamplingOptions(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import UsageError
-from plamo_fast.sample.backends import Backend, SamplingOptions, load_backend
+from plamo_fast.generation.backends import Backend, SamplingOptions, load_backend
 from plamo_fast.sample.records import ResumableJsonl, read_prompts
 
 

@@ -2,7 +2,7 @@
 MT-Bench style), a reward model, or the math verifier; and pairwise judging of two models'
 answers in both orders.
 
-The judge runs through any generation backend (:mod:`plamo_fast.sample.backends`): candidates
+The judge runs through any generation backend (:mod:`plamo_fast.generation.backends`): candidates
 are sent a batch at a time (``Backend.batch_size``), so a vLLM engine gets large batches and a
 server ``--concurrency`` requests in flight. The output is written through
 :func:`plamo_fast.outputs.atomic_output`: it never replaces an input."""
@@ -10,93 +10,19 @@ server ``--concurrency`` requests in flight. The output is written through
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import UsageError
+from plamo_fast.generation.backends import load_backend
+from plamo_fast.judge.judge import Judge, combine_orders, question_text
 from plamo_fast.outputs import atomic_output
-from plamo_fast.sample.backends import Backend, Conversation, SamplingOptions, load_backend
 from plamo_fast.sample.records import BadRecordError, prompt_messages, read_jsonl
 
 REFERENCE_FIELDS = ("reference", "answer", "reference_answer", "solution", "ground_truth")
-JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-GREEDY = SamplingOptions(n=1, temperature=0.0, top_p=1.0, max_new_tokens=1024, seed=0)
 SCORE_BATCH = 64  # candidates per write for the reward model and the verifier
-
-
-def question_text(messages: list[dict]) -> str:
-    """What the judge sees as the question: the last user turn, with earlier turns before it."""
-    if len(messages) == 1:
-        return messages[0]["content"]
-    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
-
-
-def pick_template(spec: str | None, question: str, pair: bool = False):
-    from plamo_fast.sample import judge_prompts as jp
-
-    if spec and spec not in ("en", "ja", "auto"):
-        return jp.load_template(spec)
-    japanese = spec == "ja" or (spec in (None, "auto") and JAPANESE.search(question))
-    if pair:
-        return jp.PAIR_JA if japanese else jp.PAIR_EN
-    return jp.SINGLE_JA if japanese else jp.SINGLE_EN
-
-
-Verdict = tuple  # (value or None, the judge's last text, the attempt that gave the value)
-
-
-class Judge:
-    """Asks a judge model through a generation backend, many questions per call; an
-    unparseable judgement is re-asked with sampling, then recorded as missing (never as 0)."""
-
-    def __init__(self, engine: Backend, template: str | None, retries: int = 2):
-        self.engine, self.template, self.retries = engine, template, retries
-
-    def _ask(self, keys: Sequence[int], conversations: list[Conversation], parse) -> list[Verdict]:
-        """One verdict per conversation; only the unparsed ones are asked again."""
-        verdicts: list[Verdict] = [(None, "", self.retries)] * len(keys)
-        pending = list(range(len(keys)))
-        for attempt in range(self.retries + 1):
-            if not pending:
-                break
-            opts = GREEDY if attempt == 0 else replace(GREEDY, temperature=0.7, seed=attempt)
-            outs = self.engine.generate(
-                [conversations[i] for i in pending], opts, [keys[i] * 17 + attempt for i in pending]
-            )
-            unparsed = []
-            for i, out in zip(pending, outs, strict=True):
-                text = out[0]["text"]
-                value = parse(text)
-                verdicts[i] = (value, text, attempt if value is not None else self.retries)
-                if value is None:
-                    unparsed.append(i)
-            pending = unparsed
-        return verdicts
-
-    def rate(self, requests: Sequence[tuple[int, str, str, str | None]]) -> list[Verdict]:
-        """``(key, question, answer, reference)`` each: a rating 1-10 or None."""
-        from plamo_fast.sample.judge_prompts import parse_rating, render_single
-
-        conversations = []
-        for _, question, answer, reference in requests:
-            t = pick_template(self.template, question)
-            reference = reference if t.has_reference else None  # a template may not show one
-            conversations.append(render_single(t, question, answer, reference))
-        return self._ask([r[0] for r in requests], conversations, parse_rating)
-
-    def compare(self, requests: Sequence[tuple[int, str, str, str]]) -> list[Verdict]:
-        """``(key, question, first, second)`` each: ``"A"``, ``"B"``, ``"tie"`` or None."""
-        from plamo_fast.sample.judge_prompts import parse_verdict, render_pair
-
-        conversations = [
-            render_pair(pick_template(self.template, q, pair=True), q, first, second)
-            for _, q, first, second in requests
-        ]
-        return self._ask([r[0] for r in requests], conversations, parse_verdict)
 
 
 class RewardModel:
@@ -316,7 +242,7 @@ def pairwise(
                     )
                     by_order[f"a_first:{first}"] += 1
                     by_order[f"b_first:{second}"] += 1
-                    verdict = _combine(first, second)
+                    verdict = combine_orders(first, second)
                     outcome[verdict] += 1
                     row = {"prompt_index": key, "a_first": first, "b_first": second,
                            "verdict": verdict}  # fmt: skip
@@ -334,13 +260,3 @@ def pairwise(
         "only_in_b": len(b) - len(keys),
         "by_order": dict(by_order),
     }
-
-
-def _combine(first: str | None, second: str | None) -> str:
-    if first is None or second is None:
-        return "missing"
-    if first == second:
-        return first
-    if "tie" in (first, second):
-        return first if second == "tie" else second
-    return "tie"

@@ -1,7 +1,8 @@
 """Generation backends behind one interface, :class:`Backend`: conversations in, N candidates
 per conversation out, in order, each ``{"text", "tokens", "finish_reason"}`` with finish_reason
-``stop`` (the model ended its turn) or ``length`` (cut at max_new_tokens). ``sample`` and
-``score`` (judging) use only this interface, through :func:`load_backend`.
+``stop`` (the model ended its turn) or ``length`` (cut at max_new_tokens). ``sample``,
+``score`` and ``eval`` (answering and judging) use only this interface, through
+:func:`load_backend`.
 
 - ``hf``: transformers ``generate`` (runs on a CPU; what the tests use). One conversation at a
   time with its own seed, so results do not depend on batching or on where a resumed run
@@ -48,6 +49,7 @@ class SamplingOptions:
     top_p: float = 1.0
     max_new_tokens: int = 512
     seed: int = 0
+    repetition_penalty: float = 1.0  # 1: none (sent to a server only when set)
 
 
 def prompt_seed(seed: int, key: int) -> int:
@@ -98,10 +100,8 @@ def load_backend(
     timeout: float = 600.0,
     retries: int = 4,
 ) -> Backend:
-    """The backend named ``backend`` (``auto``: openai with a ``base_url``, else vllm when it is
-    installed and a GPU is present, else hf) serving ``model``."""
-    if backend == "auto":
-        backend = "openai" if base_url else "vllm" if _vllm_usable() else "hf"
+    """The backend named ``backend`` (see :func:`resolve_backend`) serving ``model``."""
+    backend = resolve_backend(backend, base_url)
     if backend == "openai":
         if not base_url:
             raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
@@ -113,6 +113,14 @@ def load_backend(
     if backend == "hf":
         return HFBackend(model)
     raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+
+
+def resolve_backend(backend: str, base_url: str | None) -> str:
+    """The backend ``auto`` stands for: openai with a ``base_url``, else vllm when it is
+    installed and a GPU is present, else hf. Other names are returned as they are."""
+    if backend != "auto":
+        return backend
+    return "openai" if base_url else "vllm" if _vllm_usable() else "hf"
 
 
 def _vllm_usable() -> bool:
@@ -165,6 +173,7 @@ class HFBackend(Backend):
                 temperature=opts.temperature if sample else None,
                 top_p=opts.top_p if sample else None,
                 top_k=None,
+                repetition_penalty=opts.repetition_penalty,
                 max_new_tokens=opts.max_new_tokens,
                 num_return_sequences=opts.n,
                 eos_token_id=sorted(self.stop_ids),
@@ -211,6 +220,7 @@ class VLLMBackend(Backend):
                 top_p=options.top_p,
                 max_tokens=options.max_new_tokens,
                 seed=prompt_seed(options.seed, key),
+                repetition_penalty=options.repetition_penalty,
             )
             for key in keys
         ]
@@ -267,6 +277,8 @@ class OpenAIBackend(Backend):
             "max_tokens": opts.max_new_tokens,
             "seed": prompt_seed(opts.seed, key),
         }
+        if opts.repetition_penalty != 1.0:  # vLLM's server takes it; OpenAI's API does not
+            body["repetition_penalty"] = opts.repetition_penalty
         reply = self._post(body)
         choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != opts.n:

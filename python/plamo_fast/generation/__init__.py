@@ -1,0 +1,3 @@
+"""Generation: one :class:`~plamo_fast.generation.backends.Backend` interface over vLLM,
+transformers and OpenAI-compatible servers, used by ``sample``, ``score`` (judging) and
+``eval``."""
