@@ -9,8 +9,10 @@ from dataclasses import dataclass
 
 from plamo_fast import _native
 from plamo_fast.data.benchmarks import BenchItem
+from plamo_fast.data.decontaminate import LeakParams
 
 KINDS = ("exact", "case_space", "full_width", "embedded", "edited")
+EDITABLE_LEN = LeakParams().min_near_len
 FILLER = "あいうえおかきくけこさしすせそたちつてとなにぬねのはひふへほまみむめもやゆよらりるれろわ"
 
 
@@ -67,12 +69,14 @@ def plant(
     """A copy of the clean records with ``per_kind`` plants of each kind, each replacing the
     ``instruction`` of a distinct record. Returns the records and the plants."""
     rng = random.Random(seed)
+    # An edited copy of a short item is another question (matched only exactly, by design).
+    editable = [it for it in items if len(_native.normalize_text(it.text)) >= EDITABLE_LEN]
     records = [dict(r) for r in clean_records]
     targets = rng.sample(range(len(records)), per_kind * len(KINDS))
     plants = []
     for k, kind in enumerate(KINDS):
         for j in range(per_kind):
-            item = rng.choice(items)
+            item = rng.choice(editable if kind == "edited" else items)
             line = targets[k * per_kind + j]
             host = records[line].get("instruction", "")
             text = {

@@ -145,7 +145,7 @@ def test_dedup_cli_exact_and_near(tmp_path, capsys):
     assert cluster["kept"] == {"file": str(data), "line": 1}
     assert [r["line"] for r in cluster["removed"]] == [3, 4]
     summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert summary["lsh"] == {"bands": 12, "rows": 10}
+    assert summary["lsh"] == {"bands": 18, "rows": 6}
 
 
 def test_help_lists_the_curation_commands(capsys):

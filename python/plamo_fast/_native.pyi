@@ -91,7 +91,7 @@ class LeakIndex:
         candidate_containment: float = 0.3,
         min_item_len: int = 10,
         min_contained_len: int = 10,
-        min_near_contained_len: int = 20,
+        min_near_len: int = 30,
         edit_rate: float = 0.2,
         edit_free_len: int = 5,
     ) -> LeakIndex: ...
@@ -112,12 +112,14 @@ class Deduper:
         ngram: int = 5,
         num_perm: int = 128,
         seed: int = 0,
-        false_negative_weight: float = 0.8,
+        min_recall: float = 0.995,
     ) -> Deduper: ...
-    def add(self, texts: list[str], near: list[bool]) -> None: ...
+    def add(
+        self, texts: list[str], near: list[bool], questions: list[str | None] | None = None
+    ) -> None: ...
     def __len__(self) -> int: ...
-    def finish(self) -> tuple[bytes, bytes, tuple[int, int, int]]: ...
+    def finish(self) -> tuple[bytes, bytes, bytes, tuple[int, int, int, int]]: ...
     @staticmethod
     def lsh_shape(
-        threshold: float, num_perm: int, false_negative_weight: float = 0.8
+        threshold: float, num_perm: int, min_recall: float = 0.995
     ) -> tuple[int, int]: ...

@@ -83,6 +83,11 @@ def decontaminate(
     min_contained_len: int = typer.Option(
         10, help="Benchmark texts shorter than this match only a whole field, exactly."
     ),
+    min_near_len: int = typer.Option(
+        30,
+        help="Benchmark texts shorter than this match only without edits (exact or "
+        "contained): one changed word makes another short question.",
+    ),
     sources: Optional[Path] = REGISTRY,
     licenses: List[str] = LICENSES,
     commercial_only: bool = COMMERCIAL_ONLY,
@@ -109,7 +114,10 @@ def decontaminate(
         overwrite=overwrite,
         guard=_guard(sources, licenses, commercial_only, proprietary_models, keep_proprietary),
         params=LeakParams(
-            min_item_len=min_item_len, min_contained_len=min_contained_len, edit_rate=edit_rate
+            min_item_len=min_item_len,
+            min_contained_len=min_contained_len,
+            min_near_len=min_near_len,
+            edit_rate=edit_rate,
         ),
         progress=not quiet,
     )
@@ -140,7 +148,9 @@ def dedup(
         "template-generated data). Repeatable.",
     ),
     ngram: int = typer.Option(5, help="Characters per n-gram (near dedup)."),
-    num_perm: int = typer.Option(128, help="MinHash permutations."),
+    num_perm: int = typer.Option(
+        128, help="Most MinHash permutations (the LSH uses bands x rows of them)."
+    ),
     seed: int = typer.Option(0, help="MinHash seed."),
     fields: Optional[str] = typer.Option(None, help=_FIELDS_HELP),
     report: Optional[Path] = typer.Option(None, help="JSONL report: one line per cluster."),
@@ -154,7 +164,9 @@ def dedup(
     quiet: bool = QUIET,
 ) -> None:
     """Remove exact duplicates (normalized text) and, with --near, near duplicates, within and
-    across the inputs; larger-than-memory inputs are streamed twice."""
+    across the inputs; larger-than-memory inputs are streamed twice. A question + context
+    record (instruction + input, question + context, or a quoted passage) is a near
+    duplicate only of another whose question is near too."""
     from plamo_fast.data.dedup import dedup as run
 
     result = run(

@@ -1,10 +1,12 @@
 """``plamo-fast decontaminate``: drop training records that contain benchmark questions.
 
 Every user turn and prompt-like field of a record is scanned by the native leak index (exact,
-containment and near matches on the matching form; see rust/core/src/leak.rs). A record is
-removed when a first turn (or single-turn question) matches, or when a later turn matches
-together with its own first turn in the same record. Kept records are written unchanged, in the
-input's format; each removed record gets one report line.
+containment and near matches on the matching form; see rust/core/src/leak.rs). Benchmark texts
+shorter than ``min_near_len`` normalized characters match only without edits. Each report line
+shows the training text that matched (``matched``) beside the benchmark's (``benchmark_text``).
+A record is removed when a first turn (or single-turn question) matches, or when a later turn
+matches together with its own first turn in the same record. Kept records are written
+unchanged, in the input's format; each removed record gets one report line.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class LeakParams:
     candidate_containment: float = 0.3
     min_item_len: int = 10
     min_contained_len: int = 10
-    min_near_contained_len: int = 20
+    min_near_len: int = 30
     edit_rate: float = 0.2
     edit_free_len: int = 5
 
@@ -55,7 +57,7 @@ def build_index(items: list[BenchItem], params: LeakParams = LeakParams()):
         candidate_containment=params.candidate_containment,
         min_item_len=params.min_item_len,
         min_contained_len=params.min_contained_len,
-        min_near_contained_len=params.min_near_contained_len,
+        min_near_len=params.min_near_len,
         edit_rate=params.edit_rate,
         edit_free_len=params.edit_free_len,
     )
@@ -93,6 +95,7 @@ def _collect(scan_result, texts, owner, items, n_records) -> list[list[dict]]:
                 "field": name,
                 "span": [start, end],
                 "matched": texts[t][start:end][:MATCHED_TEXT_LIMIT],
+                "benchmark_text": it.text[:MATCHED_TEXT_LIMIT],
             }
         )
     return [_counted(matches) for matches in found]

@@ -5,6 +5,11 @@ matching form and the LSH band keys (the n-gram sets go to a spill file), so inp
 memory work. Clustering (exact hashes, LSH candidates verified by true Jaccard, union-find) picks
 one record per cluster by the keep policy. Pass 2 streams the inputs again and writes the kept
 records unchanged.
+
+Question + context records (see :func:`question_of`): such a record is a near duplicate only of
+another such record whose question is near too (Jaccard at or above the threshold), so
+different questions about one passage are all kept. Exact duplicates (equal matching forms of
+the key) are always duplicates.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import re
 from array import array
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -38,14 +45,44 @@ from plamo_fast.data.provenance import ProvenanceGuard
 from plamo_fast.errors import UsageError
 
 KEEP_POLICIES = ("first", "longest", "max")
-# Candidates are verified by true Jaccard, so the LSH shape leans towards recall (12 x 10 at 0.8;
-# datasketch's equal weighting gives 9 x 13 and finds a pair at Jaccard 0.85 only 69% of the time).
-LSH_FALSE_NEGATIVE_WEIGHT = 0.8
+# Candidates are verified by true Jaccard, so the LSH shape leans to recall: a pair exactly at
+# the threshold shares a band with at least this probability (18 x 6 at 0.8).
+LSH_MIN_RECALL = 0.995
+# Question + context layouts: the question field and the context field, both non-empty and the
+# key's only texts (Alpaca/Dolly instruction + input, original Dolly instruction + context with
+# --fields context, SQuAD-like question + context).
+QUESTION_FIELDS = ("instruction", "question", "query", "prompt")
+CONTEXT_FIELDS = ("input", "context", "passage")
+# A passage quoted in a single user text: a fenced (```) or triple-quoted (""") block, or a run
+# of lines starting with ">".
+QUOTED_PASSAGE = re.compile(r'```.*?```|""".*?"""|(?:^[ \t]*>[^\n]*(?:\n|$))+', re.S | re.M)
 
 
 def key_text(record: dict, key: str, fields: tuple[str, ...]) -> str:
     """The text compared for ``--key``: ``prompt`` (user-side texts), ``record`` (every string
     value) or the name of a string field."""
+    return _key_and_question(record, key, fields)[0]
+
+
+def question_of(texts: list[tuple[str, str]]) -> str | None:
+    """The question of a question + context record, from its ``(field, text)`` user texts; None
+    when it is not one. It is one when the texts are exactly one question field and one context
+    field (``QUESTION_FIELDS``, ``CONTEXT_FIELDS``), or a single user text holding a quoted
+    passage (``QUOTED_PASSAGE``) and text outside it: the question is the text outside."""
+    names = [name for name, _ in texts]
+    if len(texts) == 2:
+        questions = [t for name, t in texts if name in QUESTION_FIELDS]
+        if len(questions) == 1 and any(name in CONTEXT_FIELDS for name in names):
+            return questions[0]
+        return None
+    if len(texts) == 1 and QUOTED_PASSAGE.search(texts[0][1]):
+        question = QUOTED_PASSAGE.sub("\n", texts[0][1])
+        return question if _native.normalize_text(question) else None
+    return None
+
+
+def _key_and_question(record: dict, key: str, fields: tuple[str, ...]) -> tuple[str, str | None]:
+    """The key text, and the question when the key is ``prompt`` and the record has one."""
     if key == "prompt":
         texts = user_texts(record, fields)
         if not texts:
@@ -53,13 +90,13 @@ def key_text(record: dict, key: str, fields: tuple[str, ...]) -> str:
                 "no user text (expected messages/conversations with user turns, prompt, "
                 "instruction, input or question)"
             )
-        return "\n".join(t for _, t in texts)
+        return "\n".join(t for _, t in texts), question_of(texts)
     if key == "record":
-        return record_text(record)
+        return record_text(record), None
     value = record.get(key)
     if not isinstance(value, str):
         raise BadRecordError(f"no string field {key!r}")
-    return value
+    return value, None
 
 
 def dedup(
@@ -102,18 +139,22 @@ def dedup(
         try:
             deduper = _native.Deduper(
                 spill, near=near, threshold=threshold, ngram=ngram, num_perm=num_perm, seed=seed,
-                false_negative_weight=LSH_FALSE_NEGATIVE_WEIGHT,
+                min_recall=LSH_MIN_RECALL,
             )  # fmt: skip
             origins = _sketch_inputs(
                 deduper, inputs, key, fields, near, exact_only, keep_column, keep == "longest",
                 skip_bad, guard, summary, report, progress,
             )  # fmt: skip
-            root_b, sim_b, (exact_pairs, candidates, verified) = deduper.finish()
+            root_b, sim_b, qsim_b, stats = deduper.finish()
+            exact_pairs, candidates, verified, other_question = stats
             root = np.frombuffer(root_b, dtype=np.uint32)
             similarity = np.frombuffer(sim_b, dtype=np.float32)
+            question_similarity = np.frombuffer(qsim_b, dtype=np.float32)
             keep_mask = _keepers(root, keep, origins.values_array())
             if report_path is not None:
-                _report_clusters(report, root, keep_mask, similarity, inputs, origins)
+                _report_clusters(
+                    report, root, keep_mask, (similarity, question_similarity), inputs, origins
+                )
         finally:
             report.close()
             spill.unlink(missing_ok=True)
@@ -124,13 +165,15 @@ def dedup(
         summary.dropped["duplicate"] = removed
     result = summary.as_dict()
     sizes = np.bincount(root) if len(root) else np.zeros(0, dtype=np.int64)
-    bands, rows = _native.Deduper.lsh_shape(threshold, num_perm, LSH_FALSE_NEGATIVE_WEIGHT)
+    bands, rows = _native.Deduper.lsh_shape(threshold, num_perm, LSH_MIN_RECALL)
     result.update(
         {
             "clusters_with_duplicates": int(np.count_nonzero(sizes > 1)),
             "exact_duplicate_pairs": exact_pairs,
             "near_candidate_pairs": candidates,
             "near_verified_pairs": verified,
+            "near_pairs_kept_apart_by_question": other_question,
+            "records_with_question": origins.questions,
             "lsh": {"bands": bands, "rows": rows} if near else None,
         }
     )
@@ -144,6 +187,7 @@ class _Origins:
         self.file = array("I")
         self.line = array("q")
         self.values = array("d")
+        self.questions = 0  # records with a question (question + context)
 
     def values_array(self) -> np.ndarray:
         return np.frombuffer(self.values, dtype=np.float64) if self.values else np.zeros(0)
@@ -153,47 +197,62 @@ def _sketch_inputs(
     deduper, inputs, key, fields, near, exact_only, keep_column, keep_longest, skip_bad, guard,
     summary, report, progress,
 ) -> _Origins:  # fmt: skip
-    """Pass 1: every record's key text into the deduper."""
+    """Pass 1: every record's key text into the deduper. The native sketch of a batch runs in a
+    worker thread (without the GIL) while Python parses the next batch; batches are added in
+    order."""
     origins = _Origins()
     advance, stop = byte_progress("dedup: sketch", inputs, progress)
     try:
-        for file_index, path in enumerate(inputs):
-            near_here = near and not any(fnmatch.fnmatch(path.name, g) for g in exact_only)
-            rows = good_rows(
-                path, skip_bad=skip_bad, guard=guard, summary=summary, report=report,
-                advance=advance,
-            )  # fmt: skip
-            for batch in batched(rows):
-                texts = []
-                for row, text in _keyed(batch, path, key, fields, skip_bad, summary):
-                    texts.append(text)
-                    origins.file.append(file_index)
-                    origins.line.append(row.number)
-                    if keep_column is not None:
-                        origins.values.append(_numeric(row.record.get(keep_column)))
-                    elif keep_longest:
-                        origins.values.append(_record_size(row))
-                deduper.add(texts, [near_here] * len(texts))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedup-sketch") as pool:
+            pending = None
+            for file_index, path in enumerate(inputs):
+                near_here = near and not any(fnmatch.fnmatch(path.name, g) for g in exact_only)
+                rows = good_rows(
+                    path, skip_bad=skip_bad, guard=guard, summary=summary, report=report,
+                    advance=advance,
+                )  # fmt: skip
+                for batch in batched(rows):
+                    texts, questions = [], []
+                    for row, text, question in _keyed(batch, path, key, fields, skip_bad, summary):
+                        texts.append(text)
+                        questions.append(question)
+                        origins.questions += question is not None
+                        origins.file.append(file_index)
+                        origins.line.append(row.number)
+                        if keep_column is not None:
+                            origins.values.append(_numeric(row.record.get(keep_column)))
+                        elif keep_longest:
+                            origins.values.append(_record_size(row))
+                    if pending is not None:
+                        pending.result()
+                    pending = pool.submit(deduper.add, texts, [near_here] * len(texts), questions)
+            if pending is not None:
+                pending.result()
     finally:
         stop()
     return origins
 
 
 def _keyed(batch, path, key, fields, skip_bad, summary):
-    """``(row, key text)`` for the rows of a batch that have one (others are bad records)."""
+    """``(row, key text, question or None)`` for the rows of a batch that have a key (others are
+    bad records)."""
     for row in batch:
         try:
-            text = key_text(row.record, key, fields)
+            text, question = _key_and_question(row.record, key, fields)
         except BadRecordError as exc:
             summary.records_read -= 1
             reject_bad(path, row, str(exc), skip_bad, summary)
             continue
-        yield row, text
+        yield row, text, question
 
 
-def _report_clusters(report, root, keep_mask, similarity, inputs, origins) -> None:
+def _report_clusters(report, root, keep_mask, similarities, inputs, origins) -> None:
     """One line per cluster with duplicates: the kept record and the removed ones, each with
-    the lowest Jaccard among the verified pairs it was part of (1.0: exact duplicate)."""
+    the lowest Jaccard of the key among the verified pairs it was part of (1.0: exact
+    duplicate) and, when the pairs were question + context records, the lowest Jaccard of the
+    questions (``question_jaccard``; null: no question compared) and ``matched``: what had to
+    be near (``key``, or ``key and question``)."""
+    similarity, question_similarity = similarities
     sizes = np.bincount(root)
     members = np.flatnonzero(sizes[root] > 1)  # only records in clusters of two or more
     if len(members) == 0:
@@ -214,12 +273,21 @@ def _report_clusters(report, root, keep_mask, similarity, inputs, origins) -> No
                 "size": len(group),
                 "kept": place(kept),
                 "removed": [
-                    {**place(int(i)), "jaccard": round(float(similarity[i]), 4)}
+                    {**place(int(i)), **_similarity(similarity[i], question_similarity[i])}
                     for i in group
                     if int(i) != kept
                 ],
             }
         )
+
+
+def _similarity(key: float, question: float) -> dict:
+    compared = not math.isnan(question)
+    return {
+        "jaccard": round(float(key), 4),
+        "question_jaccard": round(float(question), 4) if compared else None,
+        "matched": "key and question" if compared else "key",
+    }
 
 
 def _write_kept(inputs, targets, out, single, keep_mask, origins, progress) -> None:

@@ -1,5 +1,6 @@
 """Reference versions of the curation kernels (rust/core/src/{text,leak,dedup}.rs): the matching
-form of a text, the leak matcher and Jaccard near-duplicate clustering, written for clarity."""
+form of a text, the leak matcher and Jaccard near-duplicate clustering (over every pair, where
+the kernel uses LSH), written for clarity."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ def normalize(text: str) -> str:
     return "".join(c for c in folded if unicodedata.category(c) not in REMOVED)
 
 
-def max_edits(length: int, edit_free_len: int = 5, edit_rate: float = 0.2) -> int:
+def max_edits(
+    length: int, edit_free_len: int = 5, edit_rate: float = 0.2, min_near_len: int = 30
+) -> int:
+    """Edits allowed for an item of ``length`` characters: none below ``min_near_len`` (a short
+    question with one word changed is another question)."""
+    if length < min_near_len:
+        return 0
     return int(max(0, length - edit_free_len) * edit_rate)
 
 
@@ -33,16 +40,6 @@ def best_substring_edits(pattern: str, text: str) -> int:
     return min(previous)
 
 
-def levenshtein(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        current = [i]
-        for j, y in enumerate(b, start=1):
-            current.append(min(previous[j - 1] + (x != y), previous[j] + 1, current[j - 1] + 1))
-        previous = current
-    return previous[-1]
-
-
 def ngrams(chars: str, n: int) -> set[str]:
     return {chars[i : i + n] for i in range(len(chars) - n + 1)}
 
@@ -55,7 +52,7 @@ def scan(
     candidate_containment: float = 0.3,
     min_item_len: int = 10,
     min_contained_len: int = 10,
-    min_near_contained_len: int = 20,
+    min_near_len: int = 30,
     edit_rate: float = 0.2,
     edit_free_len: int = 5,
 ) -> dict[int, tuple[str, int]]:
@@ -77,17 +74,77 @@ def scan(
         grams = ngrams(b, ngram)
         if len(grams & text_grams) / len(grams) < candidate_containment:
             continue
-        bound = max_edits(len(b), edit_free_len, edit_rate)
+        bound = max_edits(len(b), edit_free_len, edit_rate, min_near_len)
         edits = best_substring_edits(b, t)
         if edits == 0:
             found[k] = ("containment", 0)
-        elif len(b) < min_near_contained_len:
-            whole = levenshtein(b, t)  # short items match with edits only as the whole text
-            if 0 < whole <= bound:
-                found[k] = ("near", whole)
         elif edits <= bound:
             found[k] = ("near", edits)
     return found
+
+
+def dedup_form(text: str) -> str:
+    """The key form of dedup: the matching form with one space where removed characters stood
+    between two numbers ("12 + 3" -> "12 3", so it stays apart from "1 + 23")."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    out: list[str] = []
+    removed = False
+    for c in folded:
+        if unicodedata.category(c) in REMOVED:
+            removed = bool(out)
+            continue
+        if removed and _is_number(c) and _is_number(out[-1]):
+            out.append(" ")
+        out.append(c)
+        removed = False
+    return "".join(out)
+
+
+def _is_number(c: str) -> bool:
+    return unicodedata.category(c)[0] == "N"
+
+
+def near_duplicates(
+    keys: list[str], questions: list[str | None], threshold: float, n: int = 5
+) -> list[tuple[int, int]]:
+    """Every pair (i < j) of duplicates by the dedup rule, over all pairs: equal key forms, or
+    the key forms' n-gram Jaccard at or above ``threshold`` and either no question on either
+    side or questions on both sides with their Jaccard at or above ``threshold`` too (an empty
+    key never matches; a question whose form is empty is none)."""
+    forms = [dedup_form(k) for k in keys]
+    qforms = [dedup_form(q) if q is not None else "" for q in questions]
+    pairs = []
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            if not forms[i] or not forms[j]:
+                continue
+            if forms[i] != forms[j] and jaccard(forms[i], forms[j], n) < threshold:
+                continue
+            one_sided = not (qforms[i] and qforms[j])
+            if (
+                forms[i] != forms[j]
+                and (qforms[i] or qforms[j])
+                and (one_sided or jaccard(qforms[i], qforms[j], n) < threshold)
+            ):
+                continue
+            pairs.append((i, j))
+    return pairs
+
+
+def clusters(n_records: int, pairs: list[tuple[int, int]]) -> list[int]:
+    """Per record, the first record of its connected component under ``pairs``."""
+    root = list(range(n_records))
+
+    def find(x: int) -> int:
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    for i, j in pairs:
+        a, b = find(i), find(j)
+        root[max(a, b)] = min(a, b)
+    return [find(i) for i in range(n_records)]
 
 
 def jaccard(a: str, b: str, n: int = 5) -> float:

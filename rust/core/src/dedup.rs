@@ -2,11 +2,18 @@
 //!
 //! Each text is reduced to its matching form ([`crate::text`]). Exact duplicates share the
 //! 128-bit hash of that form. Near duplicates: MinHash over the distinct character n-grams,
-//! LSH with `bands` bands of `rows` rows proposes candidate pairs, and each candidate pair is
-//! verified by the true Jaccard similarity of the two n-gram sets. Verified pairs and exact
-//! duplicates are joined by union-find; each cluster's root is its first text.
+//! LSH with `bands` bands of `rows` rows proposes candidate pairs, and each distinct candidate
+//! pair is verified once by the true Jaccard similarity of the two n-gram sets. Since nothing
+//! joins unverified, the banding leans to recall ([`recall_bands`]: at least 99.5 % of the pairs
+//! exactly at the threshold share a band). Verified pairs and exact duplicates are joined by
+//! union-find; each cluster's root is its first text.
 //!
-//! Per text, memory holds only the exact hash and the band keys; the n-gram sets (32-bit hashes,
+//! A text may carry a question (the question of a question + context record): a text with one
+//! is a near duplicate only of another text with one whose question is near too (Jaccard of the
+//! questions' n-gram sets at or above the threshold), so different questions on one passage
+//! stay apart, also through a chain via a text without a question.
+//!
+//! Per text, memory holds only the exact hash and the band keys; the n-gram sets (64-bit hashes,
 //! sorted) are appended to a spill file and read back (positioned reads) for verification, so
 //! inputs far larger than memory work.
 
@@ -37,7 +44,20 @@ pub struct DedupParams {
 struct Sketch {
     exact: u128,
     bands: Vec<u64>,
-    shingles: Vec<u32>,
+    shingles: Vec<u64>,
+    /// The question's n-gram set; None: the text has no question.
+    question: Option<Vec<u64>>,
+}
+
+/// Members of an LSH bucket paired with each of this many preceding members (every pair in a
+/// bucket of up to `PAIR_WINDOW + 1`), plus the bucket's first member: bounded work per bucket.
+const PAIR_WINDOW: usize = 64;
+/// Candidate pairs verified per round (between rounds, pairs already joined are skipped).
+const VERIFY_CHUNK: usize = 1 << 16;
+
+/// One u64 for a pair of text indices (a < b).
+fn pair_key(a: u32, b: u32) -> u64 {
+    ((a as u64) << 32) | b as u64
 }
 
 pub struct Deduper {
@@ -50,7 +70,13 @@ pub struct Deduper {
     spill: BufWriter<File>,
     /// The spill file, already unlinked: nothing is left behind even after a hard kill.
     spill_reader: File,
+    /// Text i's n-gram set spans `spill_offsets[i]..question_at[i]` (in u64s), its question's
+    /// `question_at[i]..spill_offsets[i + 1]`.
     spill_offsets: Vec<u64>,
+    question_at: Vec<u64>,
+    has_question: Vec<bool>,
+    /// Set by `finish`: text i has the same key as an earlier text.
+    exact_copy: Vec<bool>,
     spill_path: std::path::PathBuf,
 }
 
@@ -65,9 +91,16 @@ pub struct Clusters {
     /// Per text, the lowest Jaccard similarity among the verified pairs it took part in (1.0
     /// when it joined only by exact duplicates, or not at all).
     pub similarity: Vec<f32>,
+    /// Per text, the lowest question Jaccard among the verified pairs where both had a question
+    /// (NaN when none).
+    pub question_similarity: Vec<f32>,
     pub exact_pairs: u64,
+    /// Distinct candidate pairs proposed by the LSH and verified (not already joined).
     pub candidate_pairs: u64,
     pub verified_pairs: u64,
+    /// Candidate pairs at or above the threshold whose questions were not (or only one text
+    /// had a question).
+    pub question_rejected_pairs: u64,
 }
 
 impl Deduper {
@@ -103,6 +136,9 @@ impl Deduper {
             spill: BufWriter::with_capacity(1 << 20, spill),
             spill_reader,
             spill_offsets: vec![0],
+            question_at: Vec::new(),
+            has_question: Vec::new(),
+            exact_copy: Vec::new(),
             spill_path: spill_path.to_path_buf(),
         })
     }
@@ -117,33 +153,58 @@ impl Deduper {
 
     /// Add a batch of texts (in parallel). `near[i] == false` keeps text i out of near dedup
     /// (exact only), e.g. template-generated rows that are near-identical by design.
-    pub fn add(&mut self, texts: &[&str], near: &[bool]) -> Result<()> {
+    /// `questions[i]`: the question of text i, when it has one (see the module docs); an empty
+    /// slice: no text has one.
+    pub fn add(&mut self, texts: &[&str], near: &[bool], questions: &[Option<&str>]) -> Result<()> {
+        if near.len() != texts.len() || !(questions.is_empty() || questions.len() == texts.len()) {
+            return Err(Error::InvalidArgument(
+                "texts, near and questions differ in length".into(),
+            ));
+        }
         if self.exact.len() + texts.len() > u32::MAX as usize {
             return Err(Error::InvalidArgument(format!(
                 "dedup handles at most {} records per run",
                 u32::MAX
             )));
         }
-        let sketches: Vec<Sketch> = texts
-            .par_iter()
-            .zip(near.par_iter())
-            .map(|(text, &near)| self.sketch(text, near && self.params.near))
+        let sketches: Vec<Sketch> = (0..texts.len())
+            .into_par_iter()
+            .map(|i| {
+                let question = questions.get(i).copied().flatten();
+                self.sketch(texts[i], near[i] && self.params.near, question)
+            })
             .collect();
+        let io = |e| Error::io(&self.spill_path, e);
+        let mut bytes = Vec::new();
         for s in sketches {
             self.exact.push(s.exact);
             self.band_keys.extend_from_slice(&s.bands);
-            for h in &s.shingles {
-                self.spill
-                    .write_all(&h.to_le_bytes())
-                    .map_err(|e| Error::io(&self.spill_path, e))?;
+            let start = *self.spill_offsets.last().unwrap();
+            let question = s.question.unwrap_or_default();
+            self.has_question.push(!question.is_empty());
+            self.question_at.push(start + s.shingles.len() as u64);
+            bytes.clear();
+            for h in s.shingles.iter().chain(&question) {
+                bytes.extend_from_slice(&h.to_le_bytes());
             }
-            let last = *self.spill_offsets.last().unwrap();
-            self.spill_offsets.push(last + s.shingles.len() as u64);
+            self.spill.write_all(&bytes).map_err(io)?;
+            let len = (s.shingles.len() + question.len()) as u64;
+            self.spill_offsets.push(start + len);
         }
         Ok(())
     }
 
-    fn sketch(&self, text: &str, near: bool) -> Sketch {
+    /// The sorted, distinct n-gram hashes of a matching form (a form shorter than n is its own
+    /// single n-gram).
+    fn ngram_set(&self, chars: &[char]) -> Vec<u64> {
+        let n = self.params.ngram.min(chars.len());
+        let mut set: Vec<u64> = chars.windows(n).map(hash_chars).collect();
+        set.sort_unstable();
+        set.dedup();
+        set
+    }
+
+    fn sketch(&self, text: &str, near: bool, question: Option<&str>) -> Sketch {
         let norm = normalize(text);
         let form = norm.separated();
         let exact = if norm.chars.is_empty() {
@@ -163,20 +224,11 @@ impl Deduper {
                 exact,
                 bands: vec![u64::MAX; bands_n],
                 shingles: Vec::new(),
+                question: None,
             };
         }
-        let n = self.params.ngram.min(chars.len());
-        let mut set: FastSet<u64> = FastSet::default();
-        set.extend(chars.windows(n).map(hash_chars));
-        let mut mins = vec![u64::MAX; self.perms.len()];
-        for &x in &set {
-            for (m, &(a, b)) in mins.iter_mut().zip(&self.perms) {
-                let v = a.wrapping_mul(x).wrapping_add(b);
-                if v < *m {
-                    *m = v;
-                }
-            }
-        }
+        let set = self.ngram_set(&chars);
+        let mins = min_hashes(&set, &self.perms);
         let bands = mins
             .chunks(self.params.rows)
             .enumerate()
@@ -188,13 +240,15 @@ impl Deduper {
                 h.min(u64::MAX - 1)
             })
             .collect();
-        let mut shingles: Vec<u32> = set.iter().map(|&h| (h >> 32) as u32).collect();
-        shingles.sort_unstable();
-        shingles.dedup();
+        let question = question.and_then(|q| {
+            let q: Vec<char> = normalize(q).separated().chars().collect();
+            (!q.is_empty()).then(|| self.ngram_set(&q))
+        });
         Sketch {
             exact,
             bands,
-            shingles,
+            shingles: set,
+            question,
         }
     }
 
@@ -204,6 +258,7 @@ impl Deduper {
             .flush()
             .map_err(|e| Error::io(&self.spill_path, e))?;
         let n = self.exact.len();
+        self.exact_copy = vec![false; n];
         let mut uf = UnionFind::new(n);
         let mut similarity = vec![1.0f32; n];
         let mut exact_pairs = 0;
@@ -213,57 +268,61 @@ impl Deduper {
             let key = self.exact[w[0] as usize];
             if key != NO_KEY && key == self.exact[w[1] as usize] {
                 uf.union(w[0], w[1]);
+                self.exact_copy[w[1] as usize] = true;
                 exact_pairs += 1;
             }
         }
-        let (mut candidate_pairs, mut verified_pairs) = (0, 0);
+        let mut question_similarity = vec![f32::NAN; n];
+        let (mut candidate_pairs, mut verified_pairs, mut question_rejected_pairs) = (0, 0, 0);
         if self.params.near && n > 1 {
-            // Sets are read back with positioned reads, not a memory map: only candidate pairs
-            // are read, and the kernel's page cache (not this process's RSS) holds the file.
-            let file = &self.spill_reader;
-            let read_set = |i: u32| -> std::io::Result<Vec<u8>> {
-                let (s, e) = (
-                    self.spill_offsets[i as usize] * 4,
-                    self.spill_offsets[i as usize + 1] * 4,
-                );
-                let mut buf = vec![0u8; (e - s) as usize];
-                file.read_exact_at(&mut buf, s)?;
-                Ok(buf)
-            };
+            // Verified pairs below the threshold (or kept apart by their questions), so a pair
+            // that shares several bands is verified once.
+            let mut rejected: FastSet<u64> = FastSet::default();
             let bands = self.params.bands;
-            let mut keyed: Vec<(u64, u32)> = Vec::with_capacity(n);
             for band in 0..bands {
-                keyed.clear();
-                keyed.extend((0..n).filter_map(|i| {
-                    let k = self.band_keys[i * bands + band];
-                    (k != u64::MAX).then_some((k, i as u32))
-                }));
-                keyed.par_sort_unstable();
-                let mut pairs: Vec<(u32, u32)> = Vec::new();
-                for run in keyed.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
-                    for k in 1..run.len() {
-                        pairs.push((run[0].1, run[k].1));
-                        if k > 1 {
-                            pairs.push((run[k - 1].1, run[k].1));
+                let pairs = self.band_pairs(band, &mut uf, &rejected);
+                // Sets are read back with positioned reads, not a memory map: only candidate
+                // pairs are read, and the kernel's page cache (not this process's RSS) holds
+                // the file.
+                for chunk in pairs.chunks(VERIFY_CHUNK) {
+                    let todo: Vec<(u32, u32)> = chunk
+                        .iter()
+                        .copied()
+                        .filter(|&(a, b)| uf.find(a) != uf.find(b))
+                        .collect();
+                    candidate_pairs += todo.len() as u64;
+                    let verdicts = todo
+                        .par_iter()
+                        .map(|&(a, b)| self.verify(a, b))
+                        .collect::<std::io::Result<Vec<Verdict>>>()
+                        .map_err(|e| Error::io(&self.spill_path, e))?;
+                    for (&(a, b), v) in todo.iter().zip(verdicts) {
+                        let (key, question) = match v {
+                            Verdict::Below => {
+                                rejected.insert(pair_key(a, b));
+                                continue;
+                            }
+                            Verdict::OtherQuestion => {
+                                rejected.insert(pair_key(a, b));
+                                question_rejected_pairs += 1;
+                                continue;
+                            }
+                            Verdict::Near { key, question } => (key, question),
+                        };
+                        if uf.find(a) != uf.find(b) {
+                            uf.union(a, b);
+                            verified_pairs += 1;
                         }
-                    }
-                }
-                pairs.retain(|&(a, b)| uf.find(a) != uf.find(b));
-                candidate_pairs += pairs.len() as u64;
-                let verified = pairs
-                    .par_iter()
-                    .map(|&(a, b)| {
-                        let j = jaccard_le_u32(&read_set(a)?, &read_set(b)?);
-                        Ok((j >= self.params.threshold).then_some((a, b, j)))
-                    })
-                    .collect::<std::io::Result<Vec<Option<(u32, u32, f64)>>>>()
-                    .map_err(|e| Error::io(&self.spill_path, e))?;
-                for (a, b, j) in verified.into_iter().flatten() {
-                    if uf.find(a) != uf.find(b) {
-                        uf.union(a, b);
-                        verified_pairs += 1;
-                        for x in [a, b] {
-                            similarity[x as usize] = similarity[x as usize].min(j as f32);
+                        for x in [a as usize, b as usize] {
+                            similarity[x] = similarity[x].min(key as f32);
+                            if let Some(q) = question {
+                                let s = &mut question_similarity[x];
+                                *s = if s.is_nan() {
+                                    q as f32
+                                } else {
+                                    s.min(q as f32)
+                                };
+                            }
                         }
                     }
                 }
@@ -274,24 +333,146 @@ impl Deduper {
         Ok(Clusters {
             root,
             similarity,
+            question_similarity,
             exact_pairs,
             candidate_pairs,
             verified_pairs,
+            question_rejected_pairs,
+        })
+    }
+
+    /// The distinct pairs `(a, b)`, a < b, sharing a bucket of `band`, not yet joined and not
+    /// already rejected: within a bucket, each member with the first and with its
+    /// `PAIR_WINDOW` predecessors. Texts joined to an earlier exact duplicate take no part
+    /// (their first copy stands for them).
+    fn band_pairs(
+        &self,
+        band: usize,
+        uf: &mut UnionFind,
+        rejected: &FastSet<u64>,
+    ) -> Vec<(u32, u32)> {
+        let bands = self.params.bands;
+        let mut keyed: Vec<(u64, u32)> = (0..self.exact.len() as u32)
+            .filter_map(|i| {
+                let k = self.band_keys[i as usize * bands + band];
+                (k != u64::MAX && !self.exact_copy[i as usize]).then_some((k, i))
+            })
+            .collect();
+        keyed.par_sort_unstable();
+        let mut pairs = Vec::new();
+        let mut add = |a: u32, b: u32| {
+            if uf.find(a) != uf.find(b) && !rejected.contains(&pair_key(a, b)) {
+                pairs.push((a, b));
+            }
+        };
+        for run in keyed.chunk_by(|a, b| a.0 == b.0).filter(|r| r.len() > 1) {
+            for k in 1..run.len() {
+                if k > PAIR_WINDOW {
+                    add(run[0].1, run[k].1);
+                }
+                for j in k.saturating_sub(PAIR_WINDOW)..k {
+                    add(run[j].1, run[k].1);
+                }
+            }
+        }
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        pairs
+    }
+
+    fn read_set(&self, start: u64, end: u64) -> std::io::Result<Vec<u64>> {
+        let mut buf = vec![0u8; ((end - start) * 8) as usize];
+        self.spill_reader.read_exact_at(&mut buf, start * 8)?;
+        Ok(buf
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect())
+    }
+
+    /// The true Jaccard of a candidate pair, and of their questions when both have one.
+    fn verify(&self, a: u32, b: u32) -> std::io::Result<Verdict> {
+        let (a, b) = (a as usize, b as usize);
+        let set_a = self.read_set(self.spill_offsets[a], self.spill_offsets[a + 1])?;
+        let set_b = self.read_set(self.spill_offsets[b], self.spill_offsets[b + 1])?;
+        let (qa, qb) = (
+            (self.question_at[a] - self.spill_offsets[a]) as usize,
+            (self.question_at[b] - self.spill_offsets[b]) as usize,
+        );
+        let key = jaccard(&set_a[..qa], &set_b[..qb]);
+        if key < self.params.threshold {
+            return Ok(Verdict::Below);
+        }
+        match (self.has_question[a], self.has_question[b]) {
+            (false, false) => {
+                return Ok(Verdict::Near {
+                    key,
+                    question: None,
+                })
+            }
+            (true, true) => {}
+            // A question + context record is near only another one (else one unsplit text
+            // near two questions on one passage would chain them).
+            _ => return Ok(Verdict::OtherQuestion),
+        }
+        let question = jaccard(&set_a[qa..], &set_b[qb..]);
+        if question < self.params.threshold {
+            return Ok(Verdict::OtherQuestion);
+        }
+        Ok(Verdict::Near {
+            key,
+            question: Some(question),
         })
     }
 }
 
-/// Jaccard similarity of two sorted, distinct sets of little-endian u32s.
-fn jaccard_le_u32(a: &[u8], b: &[u8]) -> f64 {
-    let read = |s: &[u8], i: usize| u32::from_le_bytes(s[i * 4..i * 4 + 4].try_into().unwrap());
-    let (na, nb) = (a.len() / 4, b.len() / 4);
-    if na == 0 && nb == 0 {
+/// The outcome of verifying one candidate pair.
+enum Verdict {
+    Below,
+    /// The keys are near duplicates, the questions are not (or only one has a question).
+    OtherQuestion,
+    Near {
+        key: f64,
+        question: Option<f64>,
+    },
+}
+
+/// The MinHash signature of a set: per hash function (a, b), the least a·x + b (mod 2^64).
+/// The loop vectorizes; AVX2 is used where the CPU has it (the results are the same).
+fn min_hashes(set: &[u64], perms: &[(u64, u64)]) -> Vec<u64> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { min_hashes_avx2(set, perms) };
+    }
+    min_hashes_portable(set, perms)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn min_hashes_avx2(set: &[u64], perms: &[(u64, u64)]) -> Vec<u64> {
+    min_hashes_portable(set, perms)
+}
+
+#[inline(always)]
+fn min_hashes_portable(set: &[u64], perms: &[(u64, u64)]) -> Vec<u64> {
+    let (a, b): (Vec<u64>, Vec<u64>) = perms.iter().copied().unzip();
+    let mut mins = vec![u64::MAX; perms.len()];
+    for &x in set {
+        for ((m, &a), &b) in mins.iter_mut().zip(&a).zip(&b) {
+            *m = (*m).min(a.wrapping_mul(x).wrapping_add(b));
+        }
+    }
+    mins
+}
+
+/// Jaccard similarity of two sorted, distinct sets (1.0 when both are empty).
+fn jaccard(a: &[u64], b: &[u64]) -> f64 {
+    if a.is_empty() && b.is_empty() {
         return 1.0;
     }
     let (mut i, mut j, mut common) = (0, 0, 0usize);
-    while i < na && j < nb {
-        let (x, y) = (read(a, i), read(b, j));
-        match x.cmp(&y) {
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
             std::cmp::Ordering::Greater => j += 1,
             std::cmp::Ordering::Equal => {
@@ -301,7 +482,7 @@ fn jaccard_le_u32(a: &[u8], b: &[u8]) -> f64 {
             }
         }
     }
-    common as f64 / (na + nb - common) as f64
+    common as f64 / (a.len() + b.len() - common) as f64
 }
 
 /// Union-find whose root is always the smallest member (the first occurrence).
@@ -334,36 +515,25 @@ impl UnionFind {
     }
 }
 
-/// The (bands, rows) with bands·rows = `num_perm` minimising the weighted sum of the false
-/// positive and false negative probabilities at `threshold` (the usual MinHash LSH choice, as in
-/// datasketch), integrated numerically.
-pub fn optimal_bands(
-    threshold: f64,
-    num_perm: usize,
-    fp_weight: f64,
-    fn_weight: f64,
-) -> (usize, usize) {
-    let integrate = |f: &dyn Fn(f64) -> f64, a: f64, b: f64| {
-        let steps = 1000;
-        let h = (b - a) / steps as f64;
-        (0..steps)
-            .map(|k| f(a + (k as f64 + 0.5) * h) * h)
-            .sum::<f64>()
-    };
-    let mut best = (f64::INFINITY, (1, num_perm));
-    for bands in 1..=num_perm {
-        let max_rows = num_perm / bands;
-        for rows in 1..=max_rows {
-            let (b, r) = (bands as f64, rows as i32);
-            let fp = integrate(&|s| 1.0 - (1.0 - s.powi(r)).powf(b), 0.0, threshold);
-            let fneg = integrate(&|s| 1.0 - (1.0 - (1.0 - s.powi(r)).powf(b)), threshold, 1.0);
-            let err = fp * fp_weight + fneg * fn_weight;
-            if err < best.0 {
-                best = (err, (bands, rows));
-            }
+/// The probability that a pair of Jaccard `j` shares at least one of `bands` LSH bands of `rows`
+/// rows (the S-curve).
+pub fn band_recall(j: f64, bands: usize, rows: usize) -> f64 {
+    1.0 - (1.0 - j.powi(rows as i32)).powi(bands as i32)
+}
+
+/// The LSH shape for verified dedup: the most rows per band (fewest chance candidates) for
+/// which some `bands` with `bands · rows <= num_perm` reaches `min_recall` at `threshold`, with
+/// the fewest such bands (fewest hashes per text). `(num_perm, 1)` when none reaches it.
+pub fn recall_bands(threshold: f64, num_perm: usize, min_recall: f64) -> (usize, usize) {
+    for rows in (1..=num_perm).rev() {
+        let max_bands = num_perm / rows;
+        if let Some(bands) =
+            (1..=max_bands).find(|&b| band_recall(threshold, b, rows) >= min_recall)
+        {
+            return (bands, rows);
         }
     }
-    best.1
+    (num_perm, 1)
 }
 
 #[cfg(test)]
@@ -372,7 +542,7 @@ mod tests {
 
     fn run(texts: &[&str], near: bool) -> Clusters {
         let dir = tempfile::tempdir().unwrap();
-        let (bands, rows) = optimal_bands(0.7, 128, 0.5, 0.5);
+        let (bands, rows) = recall_bands(0.7, 128, 0.995);
         let params = DedupParams {
             near,
             ngram: 5,
@@ -382,7 +552,7 @@ mod tests {
             seed: 1,
         };
         let mut d = Deduper::new(params, &dir.path().join("spill")).unwrap();
-        d.add(texts, &vec![true; texts.len()]).unwrap();
+        d.add(texts, &vec![true; texts.len()], &[]).unwrap();
         d.finish(&mut |_, _| {}).unwrap()
     }
 
@@ -414,15 +584,66 @@ mod tests {
     }
 
     #[test]
-    fn optimal_bands_match_datasketch_choice() {
-        // datasketch 2.0 MinHashLSH(threshold, num_perm=128) picks these (b, r).
-        for (t, shape) in [
-            (0.5, (25, 5)),
-            (0.7, (14, 9)),
-            (0.8, (9, 13)),
-            (0.9, (5, 25)),
-        ] {
-            assert_eq!(optimal_bands(t, 128, 0.5, 0.5), shape);
+    fn exact_copies_leave_the_lsh_to_their_first_and_still_join_near_ones() {
+        let base = "日本の首都は東京です。東京には多くの人が住んでいて、交通機関が発達しています。\
+                    古くは江戸と呼ばれ、徳川幕府が置かれた城下町として栄えました。";
+        let edited = base.replace("置かれた", "置かれていた");
+        let mut texts = vec![base; 200];
+        texts.push(&edited);
+        let c = run(&texts, true);
+        assert!(c.root.iter().all(|&r| r == 0));
+        assert_eq!((c.exact_pairs, c.verified_pairs), (199, 1));
+        assert_eq!(c.candidate_pairs, 1); // one bucket member per key, not 200
+    }
+
+    #[test]
+    fn recall_bands_reach_the_recall_with_the_most_rows() {
+        for t in [0.5, 0.7, 0.8, 0.9] {
+            let (b, r) = recall_bands(t, 128, 0.995);
+            assert!(
+                b * r <= 128 && band_recall(t, b, r) >= 0.995,
+                "{t}: {b} x {r}"
+            );
+            assert!(band_recall(t, b - 1, r) < 0.995);
+            let more_rows = (128 / (r + 1)).max(1);
+            assert!(band_recall(t, more_rows, r + 1) < 0.995);
         }
+        assert_eq!(recall_bands(0.8, 128, 0.995), (18, 6));
+    }
+
+    #[test]
+    fn different_questions_on_one_passage_stay_apart() {
+        let passage = "ヴァージン・オーストラリア航空は、オーストラリアを拠点とする航空会社です。\
+                       ヴァージン・ブランドを使用する航空会社の中で、保有機材数では最大の航空会社である。\
+                       2000年8月31日にヴァージン・ブルーとして、2機の航空機で運航を開始した。\
+                       その後、ブリスベン、メルボルン、シドニーをハブとして成長した。";
+        let (q1, q2) = ("いつ運航を開始したのですか？", "拠点はどこの国ですか？");
+        let texts = [
+            format!("{q1}\n{passage}"),
+            format!("{q2}\n{passage}"),
+            format!("{q1}\n{passage}とても"),
+        ];
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (bands, rows) = recall_bands(0.8, 128, 0.995);
+        let params = DedupParams {
+            near: true,
+            ngram: 5,
+            bands,
+            rows,
+            threshold: 0.8,
+            seed: 1,
+        };
+        let with_questions = |questions: &[Option<&str>]| {
+            let mut d = Deduper::new(params, &dir.path().join("spill")).unwrap();
+            d.add(&refs, &[true; 3], questions).unwrap();
+            d.finish(&mut |_, _| {}).unwrap()
+        };
+        assert_eq!(with_questions(&[]).root, vec![0, 0, 0]);
+        let c = with_questions(&[Some(q1), Some(q2), Some(q1)]);
+        assert_eq!(c.root, vec![0, 1, 0]);
+        assert_eq!(c.question_rejected_pairs, 2);
+        assert_eq!(c.question_similarity[2], 1.0);
+        assert!(c.question_similarity[1].is_nan());
     }
 }

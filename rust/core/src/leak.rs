@@ -8,7 +8,9 @@
 //!   `candidate_containment` of their distinct character n-grams with the text; each is verified
 //!   by the edit distance between the item and its best-matching substring of the text
 //!   (semi-global alignment), which must be at most [`LeakParams::max_edits`] of the item's
-//!   length. Short items get few or no edits, so 「…にはどうしたらいいですか」 alone never matches.
+//!   length. Items shorter than [`LeakParams::min_near_len`] get no edits at all: a short
+//!   question with one word changed is another question (「宿のことを英語でなんと言う？」 is not
+//!   「店のことを英語でなんと言う？」), so it matches only exactly (whole or contained).
 //!
 //! Containment is found by the same alignment (distance 0), so the three kinds share one rule.
 
@@ -29,9 +31,9 @@ pub struct LeakParams {
     pub min_item_len: usize,
     /// Items shorter than this only match a whole text exactly.
     pub min_contained_len: usize,
-    /// Items shorter than this match with edits only as a whole text (a short question with
-    /// an edit inside a longer prompt is too weak a signal).
-    pub min_near_contained_len: usize,
+    /// Items shorter than this match only without edits (exact or contained): one changed word
+    /// in a short question makes another question.
+    pub min_near_len: usize,
     /// Edits allowed per character beyond `edit_free_len` (length-aware near matching).
     pub edit_rate: f64,
     pub edit_free_len: usize,
@@ -44,7 +46,7 @@ impl Default for LeakParams {
             candidate_containment: 0.3,
             min_item_len: 10,
             min_contained_len: 10,
-            min_near_contained_len: 20,
+            min_near_len: 30,
             edit_rate: 0.2,
             edit_free_len: 5,
         }
@@ -52,9 +54,12 @@ impl Default for LeakParams {
 }
 
 impl LeakParams {
-    /// Edits allowed between an item of `len` matching-form characters and a text span: none up
-    /// to `edit_free_len + 1/edit_rate`, then growing towards `edit_rate` per character.
+    /// Edits allowed between an item of `len` matching-form characters and a text span: none
+    /// below `min_near_len`, then `edit_rate` per character beyond `edit_free_len`.
     pub fn max_edits(&self, len: usize) -> usize {
+        if len < self.min_near_len {
+            return 0;
+        }
         let extra = len.saturating_sub(self.edit_free_len) as f64;
         (extra * self.edit_rate).floor() as usize
     }
@@ -306,18 +311,7 @@ impl LeakIndex {
                 }
             }
         }
-        let (mut edits, mut start, mut end) = best?;
-        let whole = norm.chars.len();
-        if edits > 0 && m < self.params.min_near_contained_len && (start, end) != (0, whole) {
-            if whole.abs_diff(m) > max_edits {
-                return None;
-            }
-            edits = edit_distance(&it.chars, &norm.chars);
-            if edits > max_edits {
-                return None;
-            }
-            (start, end) = (0, whole);
-        }
+        let (edits, start, end) = best?;
         let kind = if edits > 0 {
             MatchKind::Near
         } else if start == 0 && end == norm.chars.len() {
@@ -378,22 +372,6 @@ pub fn best_substring(
     (cost <= bound).then_some((cost as usize, start as usize, end))
 }
 
-/// Levenshtein distance (both strings whole).
-pub fn edit_distance(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, &ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + (ca != cb) as usize)
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,5 +421,19 @@ mod tests {
         assert!(index
             .scan("英語の発音を向上させるにはどうしたらいいですか？")
             .is_empty());
+    }
+
+    #[test]
+    fn a_short_item_matches_only_without_edits() {
+        let items = ["宿のことを英語でなんと言う？"];
+        let index = LeakIndex::new(&items, LeakParams::default());
+        assert!(index.scan("店のことを英語でなんと言う？").is_empty());
+        assert!(index.scan("宿のことを英語でなんという").is_empty());
+        assert_eq!(
+            index.scan("宿のことを英語でなんと言う")[0].kind,
+            MatchKind::Exact
+        );
+        let inside = index.scan("質問：宿のことを英語でなんと言う？答えだけ");
+        assert_eq!(inside[0].kind, MatchKind::Containment);
     }
 }

@@ -85,6 +85,12 @@ fn is_kept(c: char) -> bool {
     )
 }
 
+/// Kana and CJK ideographs that are their own matching form (no decomposition, case or width
+/// folding, kept) and start a cluster: most Japanese text, taken on a fast path.
+fn is_stable_cjk(c: char) -> bool {
+    matches!(c, '\u{3041}'..='\u{3096}' | '\u{30A1}'..='\u{30F6}' | '\u{4E00}'..='\u{9FFF}')
+}
+
 /// Whether a decomposed character starts a new cluster (cannot combine with what precedes).
 fn starts_cluster(c: char) -> bool {
     canonical_combining_class(c) == 0 && is_nfc_quick(std::iter::once(c)) != IsNormalized::Maybe
@@ -103,8 +109,9 @@ pub fn normalize(text: &str) -> Normalized {
     for (at, c) in text.char_indices() {
         let end = (at + c.len_utf8()) as u32;
         let at = at as u32;
-        if c.is_ascii() {
-            // Fast path: an ASCII character is its own decomposition and starts a cluster.
+        if c.is_ascii() || is_stable_cjk(c) {
+            // Fast path: an ASCII character, kana or ideograph is its own decomposition and
+            // starts a cluster.
             flush(&mut cluster, span, &mut out, &mut scratch);
             span = (at, end);
             cluster.push(c);
@@ -135,6 +142,11 @@ fn flush(cluster: &mut Vec<char>, span: (u32, u32), out: &mut Normalized, scratc
             } else {
                 out.removed_pending = true;
             }
+            cluster.clear();
+            return;
+        }
+        [c] if is_stable_cjk(c) => {
+            out.push(c, span);
             cluster.clear();
             return;
         }

@@ -1,6 +1,6 @@
 //! Bindings of exact and near-duplicate detection.
 
-use plamo_fast_core::dedup::{optimal_bands, DedupParams, Deduper as CoreDeduper};
+use plamo_fast_core::dedup::{recall_bands, DedupParams, Deduper as CoreDeduper};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -18,8 +18,7 @@ pub struct Deduper {
 impl Deduper {
     #[new]
     #[pyo3(signature = (
-        spill_path, *, near, threshold=0.8, ngram=5, num_perm=128, seed=0,
-        false_negative_weight=0.8
+        spill_path, *, near, threshold=0.8, ngram=5, num_perm=128, seed=0, min_recall=0.995
     ))]
     fn new(
         spill_path: std::path::PathBuf,
@@ -28,9 +27,9 @@ impl Deduper {
         ngram: usize,
         num_perm: usize,
         seed: u64,
-        false_negative_weight: f64,
+        min_recall: f64,
     ) -> PyResult<Self> {
-        let (bands, rows) = Self::lsh_shape(threshold, num_perm, false_negative_weight)?;
+        let (bands, rows) = Self::lsh_shape(threshold, num_perm, min_recall)?;
         if ngram == 0 {
             return Err(PyValueError::new_err("ngram must be positive"));
         }
@@ -46,15 +45,28 @@ impl Deduper {
         Ok(Self { inner: Some(inner) })
     }
 
-    /// Add texts; `near[i]` false keeps text i to exact dedup only.
-    fn add(&mut self, py: Python<'_>, texts: Vec<String>, near: Vec<bool>) -> PyResult<()> {
-        if texts.len() != near.len() {
-            return Err(PyValueError::new_err("texts and near differ in length"));
+    /// Add texts; `near[i]` false keeps text i to exact dedup only; `questions[i]` is the
+    /// question of text i when it has one (then text i is a near duplicate only of texts whose
+    /// question is near too, or that have none).
+    #[pyo3(signature = (texts, near, questions=None))]
+    fn add(
+        &mut self,
+        py: Python<'_>,
+        texts: Vec<String>,
+        near: Vec<bool>,
+        questions: Option<Vec<Option<String>>>,
+    ) -> PyResult<()> {
+        let questions = questions.unwrap_or_default();
+        if texts.len() != near.len() || !(questions.is_empty() || questions.len() == texts.len()) {
+            return Err(PyValueError::new_err(
+                "texts, near and questions differ in length",
+            ));
         }
         let inner = self.inner.as_mut().ok_or_else(finished)?;
         py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            inner.add(&refs, &near)
+            let qs: Vec<Option<&str>> = questions.iter().map(Option::as_deref).collect();
+            inner.add(&refs, &near, &qs)
         })
         .map_err(to_py)
     }
@@ -63,56 +75,54 @@ impl Deduper {
         self.inner.as_ref().map_or(0, |d| d.len())
     }
 
-    /// Cluster: `(root, similarity, stats)`; root (uint32 bytes) is each text's cluster's first
-    /// text, similarity (float32 bytes) the Jaccard that joined it.
+    /// Cluster: `(root, similarity, question_similarity, stats)`; root (uint32 bytes) is each
+    /// text's cluster's first text, similarity (float32 bytes) the lowest Jaccard that joined
+    /// it, question_similarity (float32 bytes) the lowest question Jaccard (NaN: none
+    /// compared); stats `(exact_pairs, candidate_pairs, verified_pairs,
+    /// question_rejected_pairs)`.
     #[allow(clippy::type_complexity)]
     fn finish<'py>(
         &mut self,
         py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, (u64, u64, u64))> {
+    ) -> PyResult<(
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        (u64, u64, u64, u64),
+    )> {
         let inner = self.inner.take().ok_or_else(finished)?;
         let clusters = py.detach(|| inner.finish(&mut |_, _| {})).map_err(to_py)?;
         let root: Vec<u8> = clusters.root.iter().flat_map(|r| r.to_le_bytes()).collect();
-        let sim: Vec<u8> = clusters
-            .similarity
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect();
+        let f32_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|s| s.to_le_bytes()).collect() };
         Ok((
             PyBytes::new(py, &root),
-            PyBytes::new(py, &sim),
+            PyBytes::new(py, &f32_bytes(&clusters.similarity)),
+            PyBytes::new(py, &f32_bytes(&clusters.question_similarity)),
             (
                 clusters.exact_pairs,
                 clusters.candidate_pairs,
                 clusters.verified_pairs,
+                clusters.question_rejected_pairs,
             ),
         ))
     }
 
-    /// `(bands, rows)` of the LSH: the shape minimising the weighted false positive and false
-    /// negative probabilities (weight 0.5 gives datasketch's choice; candidates are verified by
-    /// true Jaccard here, so the default leans towards recall).
+    /// `(bands, rows)` of the LSH: the most rows per band for which a number of bands (the
+    /// fewest, with bands x rows <= num_perm) finds a pair exactly at the threshold with
+    /// probability at least `min_recall` (every candidate is verified, so the shape leans to
+    /// recall).
     #[staticmethod]
-    #[pyo3(signature = (threshold, num_perm, false_negative_weight=0.8))]
-    fn lsh_shape(
-        threshold: f64,
-        num_perm: usize,
-        false_negative_weight: f64,
-    ) -> PyResult<(usize, usize)> {
+    #[pyo3(signature = (threshold, num_perm, min_recall=0.995))]
+    fn lsh_shape(threshold: f64, num_perm: usize, min_recall: f64) -> PyResult<(usize, usize)> {
         if !(threshold > 0.0 && threshold <= 1.0)
             || num_perm == 0
-            || !(0.0..=1.0).contains(&false_negative_weight)
+            || !(0.0..1.0).contains(&min_recall)
         {
             return Err(PyValueError::new_err(
-                "threshold must be in (0, 1], num_perm positive, false_negative_weight in [0, 1]",
+                "threshold must be in (0, 1], num_perm positive, min_recall in [0, 1)",
             ));
         }
-        Ok(optimal_bands(
-            threshold,
-            num_perm,
-            1.0 - false_negative_weight,
-            false_negative_weight,
-        ))
+        Ok(recall_bands(threshold, num_perm, min_recall))
     }
 }
 

@@ -22,7 +22,7 @@ impl LeakIndex {
     #[new]
     #[pyo3(signature = (
         items, *, ngram=5, candidate_containment=0.3, min_item_len=10, min_contained_len=10,
-        min_near_contained_len=20, edit_rate=0.2, edit_free_len=5
+        min_near_len=30, edit_rate=0.2, edit_free_len=5
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -32,7 +32,7 @@ impl LeakIndex {
         candidate_containment: f64,
         min_item_len: usize,
         min_contained_len: usize,
-        min_near_contained_len: usize,
+        min_near_len: usize,
         edit_rate: f64,
         edit_free_len: usize,
     ) -> PyResult<Self> {
@@ -49,7 +49,7 @@ impl LeakIndex {
             candidate_containment,
             min_item_len,
             min_contained_len,
-            min_near_contained_len,
+            min_near_len,
             edit_rate,
             edit_free_len,
         };
