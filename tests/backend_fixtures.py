@@ -1,7 +1,8 @@
 """One fake generation engine behind the real backends: an OpenAI-compatible server on loopback
 (the openai backend) and a stand-in for vLLM's ``LLM``/``SamplingParams`` installed as the
-``vllm`` module (the vllm backend). Both answer through :func:`fake_reply`, so the same test
-can run the real backend code of either and expect the same candidates.
+``vllm`` module (the vllm backend). Both answer conversations through :func:`fake_reply` and
+plain-text prompts through :func:`fake_continuation`, so the same test can run the real backend
+code of either and expect the same candidates.
 
 The engine echoes the last user turn with its seed and the candidate's index (candidate 1 ends
 with ``length``), unless the prompt is a judge's: an answer marked GOOD gets ``[[9]]``, BAD
@@ -11,10 +12,13 @@ position), and two EVEN answers get ``[[A]]`` (position bias)."""
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
+import sys
 import threading
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 def judgement(user: str, temperature: float) -> str | None:
@@ -43,16 +47,24 @@ def fake_reply(messages: list[dict], n: int, seed: int, temperature: float) -> l
     return [(f"{user}|{seed}|{k}", "length" if k == 1 else "stop") for k in range(n)]
 
 
+def fake_continuation(prompt: str, n: int, seed: int, temperature: float) -> list[tuple]:
+    """``(text, finish_reason)`` for each of n continuations of a plain-text prompt: unlike
+    :func:`fake_reply`'s answers, they tell that no chat template was involved."""
+    return [(f"{prompt}...{seed}.{k}", "length" if k == 1 else "stop") for k in range(n)]
+
+
 def choice(k: int, text: str, reason: str = "stop") -> dict:
     return {"index": k, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
 
 
 class Server:
-    """An OpenAI-compatible /v1/chat/completions on loopback; ``reply(body, calls)`` returns
-    ``(status, choices)`` (default: :func:`fake_reply`)."""
+    """An OpenAI-compatible /v1/chat/completions and /v1/completions on loopback;
+    ``reply(body, calls)`` returns ``(status, choices)`` (default: :func:`fake_reply` for
+    conversations, :func:`fake_continuation` for plain-text prompts). ``calls`` holds each
+    request's body, ``paths`` the path it was sent to."""
 
     def __init__(self, reply=None):
-        self.calls = []
+        self.calls, self.paths = [], []
         reply = reply or _fake_choices
         outer = self
 
@@ -60,6 +72,7 @@ class Server:
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.calls.append(body)
+                outer.paths.append(self.path)
                 status, choices = reply(body, len(outer.calls))
                 data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
                 try:
@@ -83,6 +96,12 @@ class Server:
 
 
 def _fake_choices(body: dict, calls: int) -> tuple[int, list[dict]]:
+    if "prompt" in body:  # /v1/completions
+        replies = fake_continuation(body["prompt"], body["n"], body["seed"], body["temperature"])
+        return 200, [
+            {"index": k, "text": text, "finish_reason": reason}
+            for k, (text, reason) in enumerate(replies)
+        ]
     replies = fake_reply(body["messages"], body["n"], body["seed"], body["temperature"])
     return 200, [choice(k, text, reason) for k, (text, reason) in enumerate(replies)]
 
@@ -99,10 +118,11 @@ class FakeSamplingParams:
 
 
 class FakeLLM:
-    """``vllm.LLM`` as the backend uses it: ``LLM(model=..., tensor_parallel_size=...)`` and
-    ``chat(conversations, sampling_params, use_tqdm=...)`` returning one ``RequestOutput``-like
-    object per conversation, in order, whose ``outputs`` hold ``text``, ``token_ids`` and
-    ``finish_reason``. Every call is recorded in ``FakeLLM.calls``."""
+    """``vllm.LLM`` as the backend uses it: ``LLM(model=..., tensor_parallel_size=...)``,
+    ``chat(conversations, sampling_params, use_tqdm=...)`` and ``generate(prompts, ...)``
+    returning one ``RequestOutput``-like object per request, in order, whose ``outputs`` hold
+    ``text``, ``token_ids`` and ``finish_reason``. Every call is recorded in ``FakeLLM.calls``
+    as ``(requests, seeds)``."""
 
     calls: list = []
 
@@ -112,27 +132,45 @@ class FakeLLM:
     def chat(self, messages, sampling_params=None, use_tqdm=True):
         if messages and isinstance(messages[0], dict):  # one conversation
             messages = [messages]
+        return self._answer(messages, sampling_params, fake_reply)
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True):
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        if not all(isinstance(p, str) for p in prompts):
+            raise TypeError("this fake takes text prompts only")
+        return self._answer(prompts, sampling_params, fake_continuation)
+
+    @staticmethod
+    def _answer(requests, sampling_params, engine):
         if not isinstance(sampling_params, list):
-            sampling_params = [sampling_params or FakeSamplingParams()] * len(messages)
-        if len(sampling_params) != len(messages):  # vLLM refuses this too
+            sampling_params = [sampling_params or FakeSamplingParams()] * len(requests)
+        if len(sampling_params) != len(requests):  # vLLM refuses this too
             raise ValueError("The lengths of prompts and sampling_params must be the same.")
-        FakeLLM.calls.append((len(messages), [p.seed for p in sampling_params]))
+        FakeLLM.calls.append((len(requests), [p.seed for p in sampling_params]))
         results = []
-        for conversation, p in zip(messages, sampling_params, strict=True):
+        for request, p in zip(requests, sampling_params, strict=True):
             outputs = [
                 types.SimpleNamespace(
                     text=text, token_ids=list(range(len(text.split()))), finish_reason=reason
                 )
-                for text, reason in fake_reply(conversation, p.n, p.seed, p.temperature)
+                for text, reason in engine(request, p.n, p.seed, p.temperature)
             ]
             results.append(types.SimpleNamespace(outputs=outputs))
         return results
 
 
-def install_fake_vllm(monkeypatch) -> None:
-    """Make ``import vllm`` give the fake engine for the rest of the test."""
+def install_fake_vllm(monkeypatch, tmp_path: Path) -> str:
+    """Make ``import vllm`` give the fake engine for the rest of the test; returns a model
+    folder for it (a config and a tokenizer config: what the backend checks before loading)."""
     module = types.ModuleType("vllm")
+    module.__spec__ = importlib.machinery.ModuleSpec("vllm", None)  # found by find_spec
     module.LLM = FakeLLM
     module.SamplingParams = FakeSamplingParams
-    monkeypatch.setitem(__import__("sys").modules, "vllm", module)
+    monkeypatch.setitem(sys.modules, "vllm", module)
     monkeypatch.setattr(FakeLLM, "calls", [])
+    folder = tmp_path / "fake-vllm-model"
+    folder.mkdir(exist_ok=True)
+    (folder / "config.json").write_text('{"model_type": "llama"}\n')
+    (folder / "tokenizer_config.json").write_text("{}\n")
+    return str(folder)

@@ -381,3 +381,17 @@ def test_overwrite_replaces_an_earlier_output(tmp_path):
     assert main(["pairs", str(data), "-o", str(out), "--overwrite"]) == 0
     assert lines(out)[0]["chosen"][0]["content"] == "a1"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["pairs.jsonl", "s.jsonl"]
+
+
+def test_pairs_cli_allow_empty(tmp_path, capsys):
+    """`pairs` on candidates without scores makes no pair: an error naming the cause, unless
+    --allow-empty (the option the error message tells the user to pass)."""
+    data = write_jsonl(tmp_path / "c.jsonl", [{
+        "prompt_index": 0, "prompt_messages": [{"role": "user", "content": "q"}],
+        "candidates": [{"text": "a"}, {"text": "b"}]}])  # fmt: skip
+    out = tmp_path / "p.jsonl"
+    assert main(["pairs", str(data), "-o", str(out)]) == 1
+    assert "run `plamo-fast score` on them first" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["pairs", str(data), "-o", str(out), "--allow-empty"]) == 0
+    assert out.read_text() == ""

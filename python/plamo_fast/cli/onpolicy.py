@@ -30,7 +30,12 @@ def sample(
     prompts: Path = typer.Argument(
         ..., help="JSONL/Parquet with `prompt` (text or messages) or `messages`."
     ),
-    model: str = typer.Option(..., "--model", help="Model folder (hf, vllm) or served name."),
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="hf, vllm: a model folder, or a hub name already downloaded (hf download ORG/NAME; "
+        "never downloaded here). openai: the served name.",
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="JSONL of candidates."),
     n: int = typer.Option(8, "-n", help="Candidates per prompt."),
     backend: str = BACKEND,
@@ -83,8 +88,12 @@ def score(
         ..., help="Output of sample (two files with --pairwise: A then B)."
     ),
     output: Path = typer.Option(..., "--output", "-o"),
-    judge: Optional[str] = typer.Option(None, help="Judge model (through --backend)."),
-    reward_model: Optional[str] = typer.Option(None, help="Sequence-classification reward model."),
+    judge: Optional[str] = typer.Option(
+        None, help="Judge model through --backend (a folder or downloaded hub name, as --model)."
+    ),
+    reward_model: Optional[str] = typer.Option(
+        None, help="Sequence-classification reward model (a folder or downloaded hub name)."
+    ),
     verifier: Optional[str] = typer.Option(
         None, help="math: check the final answer against the record's reference answer."
     ),
@@ -156,6 +165,9 @@ def pairs(
         None, help="SFT data: SPIN pairs (its answer chosen, the model's candidate rejected)."
     ),
     report: Optional[Path] = typer.Option(None, help="JSON report file."),
+    allow_empty: bool = typer.Option(
+        False, help="Write the output even when no pair is made (else an error)."
+    ),
     overwrite: bool = OVERWRITE,
 ) -> None:
     """Best candidate -> chosen, worst -> rejected (ties: lowest index), in TRL's conversational
@@ -163,7 +175,9 @@ def pairs(
     from plamo_fast.sample.pairs import make_pairs, spin_pairs
 
     if spin is not None:
-        result = spin_pairs(spin, scored, output, report_path=report, overwrite=overwrite)
+        result = spin_pairs(
+            spin, scored, output, report_path=report, overwrite=overwrite, allow_empty=allow_empty
+        )
     else:
         result = make_pairs(
             scored,
@@ -172,5 +186,6 @@ def pairs(
             drop_truncated=drop_truncated,
             report_path=report,
             overwrite=overwrite,
+            allow_empty=allow_empty,
         )
     _done(result, output)

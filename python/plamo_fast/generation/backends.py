@@ -1,24 +1,31 @@
-"""Generation backends behind one interface, :class:`Backend`: conversations in, N candidates
-per conversation out, in order, each ``{"text", "tokens", "finish_reason"}`` with finish_reason
-``stop`` (the model ended its turn) or ``length`` (cut at max_new_tokens). ``sample``,
-``score`` and ``eval`` (answering and judging) use only this interface, through
-:func:`load_backend`.
+"""Generation backends behind one interface, :class:`Backend`: conversations
+(:meth:`Backend.generate`, through the model's chat template) or plain-text prompts
+(:meth:`Backend.complete`, continued as they are) in, N candidates per request out, in order,
+each ``{"text", "tokens", "finish_reason"}`` with finish_reason ``stop`` (the model ended its
+turn) or ``length`` (cut at max_new_tokens). ``sample``, ``score`` and ``eval`` (answering and
+judging) use only this interface, through :func:`load_backend`.
 
-- ``hf``: transformers ``generate`` (runs on a CPU; what the tests use). One conversation at a
-  time with its own seed, so results do not depend on batching or on where a resumed run
-  restarts.
-- ``vllm``: vLLM's offline API (``LLM.chat``, ``SamplingParams(n=..., seed=...)``), imported
-  only when used; a whole batch goes to the engine at once.
-- ``openai``: any OpenAI-compatible server (``vllm serve``, a fleet behind a balancer), with
-  concurrency, timeouts and retries.
+- ``hf``: transformers ``generate`` (runs on a CPU; what the tests use). One request at a time
+  with its own seed, so results do not depend on batching or on where a resumed run restarts.
+- ``vllm``: vLLM's offline API (``LLM.chat`` and ``LLM.generate``,
+  ``SamplingParams(n=..., seed=...)``), imported only when used; a whole batch goes to the
+  engine at once.
+- ``openai``: any OpenAI-compatible server (``vllm serve``, a fleet behind a balancer):
+  ``/v1/chat/completions`` and ``/v1/completions``, with concurrency, timeouts and retries.
 
-Each conversation comes with a key, from which its seed derives (:func:`prompt_seed`): the same
-key and settings give the same candidates within a backend, whatever else is in the batch.
-The module depends on nothing else in plamo-fast but :mod:`plamo_fast.errors`.
+Each request comes with a key, from which its seed derives (:func:`prompt_seed`): the same key
+and settings give the same candidates within a backend, whatever else is in the batch.
+
+:func:`check_backend` checks at once, before a caller creates any output, what loading a
+backend needs: its packages, and for hf and vllm the model's local folder
+(:func:`plamo_fast.model_paths.resolve_model`: a missing path is "not found" at once, a hub
+name is looked up in the local hub cache only). The module depends on nothing else in
+plamo-fast but :mod:`plamo_fast.errors` and :mod:`plamo_fast.model_paths`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 import urllib.error
@@ -30,6 +37,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from plamo_fast.errors import PlamoFastError, UsageError
+from plamo_fast.model_paths import require_transformers, resolve_model
 
 BACKENDS = ("auto", "vllm", "hf", "openai")
 
@@ -58,9 +66,9 @@ def prompt_seed(seed: int, key: int) -> int:
 
 
 class Backend(ABC):
-    """One generation engine. ``batch_size`` is how many conversations a caller should hand
-    :meth:`generate` at once to keep the engine busy (the caller writes results after each
-    call)."""
+    """One generation engine. ``batch_size`` is how many requests a caller should hand
+    :meth:`generate` or :meth:`complete` at once to keep the engine busy (the caller writes
+    results after each call)."""
 
     name: str
     batch_size: int
@@ -68,24 +76,42 @@ class Backend(ABC):
     def generate(
         self, conversations: Sequence[Conversation], options: SamplingOptions, keys: Sequence[int]
     ) -> list[list[Candidate]]:
-        """``options.n`` candidates for each conversation, in the order given; ``keys[i]``
-        seeds conversation i."""
-        if len(keys) != len(conversations):
-            raise ValueError(f"{len(conversations)} conversations but {len(keys)} keys")
-        if not conversations:
+        """``options.n`` candidates for each conversation (answered through the model's chat
+        template), in the order given; ``keys[i]`` seeds conversation i."""
+        return self._checked(self._generate, conversations, options, keys, "conversations")
+
+    def complete(
+        self, prompts: Sequence[str], options: SamplingOptions, keys: Sequence[int]
+    ) -> list[list[Candidate]]:
+        """As :meth:`generate`, for plain-text prompts continued as they are: no chat template;
+        the tokenizer adds its special tokens (a BOS), as a transformers ``text-generation``
+        pipeline, vLLM's ``LLM.generate`` and a ``/v1/completions`` server do."""
+        if not all(isinstance(p, str) for p in prompts):
+            raise TypeError("complete takes plain-text prompts (str); conversations go to generate")
+        return self._checked(self._complete, prompts, options, keys, "prompts")
+
+    def _checked(self, run, requests, options: SamplingOptions, keys, what: str):
+        if len(keys) != len(requests):
+            raise ValueError(f"{len(requests)} {what} but {len(keys)} keys")
+        if not requests:
             return []
-        out = self._generate(conversations, options, keys)
-        if len(out) != len(conversations) or any(len(c) != options.n for c in out):
+        out = run(requests, options, keys)
+        if len(out) != len(requests) or any(len(c) != options.n for c in out):
             got = [len(c) for c in out]
             raise PlamoFastError(
                 f"{self.name} backend: asked for {options.n} candidates for each of "
-                f"{len(conversations)} conversations, got {got}"
+                f"{len(requests)} {what}, got {got}"
             )
         return out
 
     @abstractmethod
     def _generate(
         self, conversations: Sequence[Conversation], options: SamplingOptions, keys: Sequence[int]
+    ) -> list[list[Candidate]]: ...
+
+    @abstractmethod
+    def _complete(
+        self, prompts: Sequence[str], options: SamplingOptions, keys: Sequence[int]
     ) -> list[list[Candidate]]: ...
 
 
@@ -100,19 +126,39 @@ def load_backend(
     timeout: float = 600.0,
     retries: int = 4,
 ) -> Backend:
-    """The backend named ``backend`` (see :func:`resolve_backend`) serving ``model``."""
-    backend = resolve_backend(backend, base_url)
+    """The backend named ``backend`` (see :func:`resolve_backend`) serving ``model``, after
+    :func:`check_backend`."""
+    backend, where = check_backend(backend, model, base_url)
     if backend == "openai":
-        if not base_url:
-            raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+        assert base_url is not None  # checked
         return OpenAIBackend(
             base_url, model, api_key, timeout=timeout, retries=retries, concurrency=concurrency
         )
     if backend == "vllm":
-        return VLLMBackend(model, tensor_parallel_size)
-    if backend == "hf":
-        return HFBackend(model)
-    raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+        return VLLMBackend(where, tensor_parallel_size)
+    return HFBackend(where)
+
+
+def check_backend(backend: str, model: str, base_url: str | None = None) -> tuple[str, str]:
+    """``(backend name, where the model is)``, checked at once so that a caller can fail before
+    it creates anything: the backend exists, its packages are installed (without importing
+    them), and for hf and vllm the model is a local folder or in the local hub cache
+    (:func:`~plamo_fast.model_paths.resolve_model`); for openai it is a name on the server."""
+    name = resolve_backend(backend, base_url)
+    if name == "openai":
+        if not base_url:
+            raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+        return name, model
+    if name == "vllm":
+        if importlib.util.find_spec("vllm") is None:
+            raise PlamoFastError("--backend vllm needs vLLM: pip install 'plamo-fast[vllm]'")
+    elif name == "hf":
+        require_transformers(
+            "--backend hf" if backend == "hf" else "--backend auto without --base-url (hf)"
+        )
+    else:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}")
+    return name, resolve_model(model)
 
 
 def resolve_backend(backend: str, base_url: str | None) -> str:
@@ -124,12 +170,12 @@ def resolve_backend(backend: str, base_url: str | None) -> str:
 
 
 def _vllm_usable() -> bool:
-    import importlib.util
-
     if importlib.util.find_spec("vllm") is None:
         return False
-    import torch
-
+    try:
+        import torch
+    except ImportError:
+        return False
     return torch.cuda.is_available()
 
 
@@ -138,8 +184,11 @@ class HFBackend(Backend):
     batch_size = 1  # one conversation at a time, each with its own seed
 
     def __init__(self, model: str, device: str | None = None, dtype: str = "auto"):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:  # installed (check_backend) but broken
+            raise PlamoFastError(f"--backend hf: cannot import torch/transformers: {exc}") from None
 
         self.torch = torch
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -156,13 +205,26 @@ class HFBackend(Backend):
             raise PlamoFastError(f"{model}: no eos_token_id: cannot tell a finished answer")
 
     def _generate(self, conversations, options, keys):
-        return [self._one(c, options, k) for c, k in zip(conversations, keys, strict=True)]
+        return [
+            self._one(self._chat_ids(c), options, k)
+            for c, k in zip(conversations, keys, strict=True)
+        ]
 
-    def _one(self, messages: Conversation, opts: SamplingOptions, key: int) -> list[Candidate]:
-        torch = self.torch
-        ids = self.tokenizer.apply_chat_template(
+    def _complete(self, prompts, options, keys):
+        return [
+            self._one(self.tokenizer(p, return_tensors="pt")["input_ids"], options, k)
+            for p, k in zip(prompts, keys, strict=True)
+        ]
+
+    def _chat_ids(self, messages: Conversation):
+        return self.tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )["input_ids"].to(self.device)
+        )["input_ids"]
+
+    def _one(self, ids, opts: SamplingOptions, key: int) -> list[Candidate]:
+        """``opts.n`` continuations of the token ids ``ids`` (a 1 x length tensor)."""
+        torch = self.torch
+        ids = ids.to(self.device)
         torch.manual_seed(prompt_seed(opts.seed, key))
         sample = opts.temperature > 0
         with torch.no_grad():
@@ -175,12 +237,15 @@ class HFBackend(Backend):
                 top_k=None,
                 repetition_penalty=opts.repetition_penalty,
                 max_new_tokens=opts.max_new_tokens,
-                num_return_sequences=opts.n,
+                # Greedy gives one answer (transformers refuses n > 1 without sampling): it is
+                # each of the n candidates, as vLLM returns them.
+                num_return_sequences=opts.n if sample else 1,
                 eos_token_id=sorted(self.stop_ids),
                 pad_token_id=min(self.stop_ids),
             )
         candidates: list[Candidate] = []
-        for row in out[:, ids.shape[1] :].tolist():
+        rows = out[:, ids.shape[1] :].tolist()
+        for row in rows if sample else rows * opts.n:
             end = next((k for k, t in enumerate(row) if t in self.stop_ids), None)
             tokens = row[: end + 1] if end is not None else row
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
@@ -195,8 +260,8 @@ class HFBackend(Backend):
 
 
 class VLLMBackend(Backend):
-    """vLLM's offline engine: each batch is one ``LLM.chat`` call with a ``SamplingParams`` per
-    conversation (its own seed)."""
+    """vLLM's offline engine: each batch is one ``LLM.chat`` (conversations) or ``LLM.generate``
+    (plain-text prompts) call with a ``SamplingParams`` per request (its own seed)."""
 
     name = "vllm"
     batch_size = 256
@@ -211,9 +276,18 @@ class VLLMBackend(Backend):
         self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size)
 
     def _generate(self, conversations, options, keys):
+        params = self._params(options, keys)
+        return self._candidates(self.llm.chat(list(conversations), params, use_tqdm=False))
+
+    def _complete(self, prompts, options, keys):
+        params = self._params(options, keys)
+        return self._candidates(self.llm.generate(list(prompts), params, use_tqdm=False))
+
+    @staticmethod
+    def _params(options: SamplingOptions, keys: Sequence[int]) -> list:
         from vllm import SamplingParams
 
-        params = [
+        return [
             SamplingParams(
                 n=options.n,
                 temperature=options.temperature,
@@ -224,7 +298,9 @@ class VLLMBackend(Backend):
             )
             for key in keys
         ]
-        outputs = self.llm.chat(list(conversations), params, use_tqdm=False)
+
+    @staticmethod
+    def _candidates(outputs) -> list[list[Candidate]]:
         return [
             [
                 {
@@ -239,9 +315,9 @@ class VLLMBackend(Backend):
 
 
 class OpenAIBackend(Backend):
-    """POST /v1/chat/completions with ``n`` choices, ``concurrency`` requests in flight;
-    retried with backoff on connection errors, timeouts, 429 and 5xx; other HTTP errors are
-    reported at once."""
+    """POST /v1/chat/completions (conversations) or /v1/completions (plain-text prompts) with
+    ``n`` choices, ``concurrency`` requests in flight; retried with backoff on connection
+    errors, timeouts, 429 and 5xx; other HTTP errors are reported at once."""
 
     name = "openai"
 
@@ -254,23 +330,34 @@ class OpenAIBackend(Backend):
         retries: int = 4,
         concurrency: int = 8,
     ):
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        if not base_url.rstrip("/").endswith("/v1"):
-            self.url = base_url.rstrip("/") + "/v1/chat/completions"
+        base = base_url.rstrip("/")
+        base += "" if base.endswith("/v1") else "/v1"
+        self.chat_url, self.completions_url = base + "/chat/completions", base + "/completions"
         self.model, self.api_key, self.timeout, self.retries = model, api_key, timeout, retries
         self.concurrency = max(1, concurrency)
         self.batch_size = self.concurrency * 4
 
     def _generate(self, conversations, options, keys):
-        if len(conversations) == 1:
-            return [self._one(conversations[0], options, keys[0])]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
-            return list(pool.map(lambda c, k: self._one(c, options, k), conversations, keys))
+        return self._each(self.chat_url, "messages", conversations, options, keys)
 
-    def _one(self, messages: Conversation, opts: SamplingOptions, key: int) -> list[Candidate]:
+    def _complete(self, prompts, options, keys):
+        return self._each(self.completions_url, "prompt", prompts, options, keys)
+
+    def _each(self, url: str, field: str, requests, options, keys) -> list[list[Candidate]]:
+        """One request per item of ``requests`` (sent as ``field``), ``concurrency`` at once."""
+
+        def one(request, key):
+            return self._one(url, {field: request}, options, key)
+
+        if len(requests) == 1:
+            return [one(requests[0], keys[0])]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(one, requests, keys))
+
+    def _one(self, url: str, request: dict, opts: SamplingOptions, key: int) -> list[Candidate]:
         body = {
             "model": self.model,
-            "messages": messages,
+            **request,
             "n": opts.n,
             "temperature": opts.temperature,
             "top_p": opts.top_p,
@@ -279,39 +366,42 @@ class OpenAIBackend(Backend):
         }
         if opts.repetition_penalty != 1.0:  # vLLM's server takes it; OpenAI's API does not
             body["repetition_penalty"] = opts.repetition_penalty
-        reply = self._post(body)
+        reply = self._post(url, body)
         choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != opts.n:
             raise PlamoFastError(
-                f"{self.url}: asked for {opts.n} choices (request key {key}), got {len(choices)}"
+                f"{url}: asked for {opts.n} choices (request key {key}), got {len(choices)}"
             )
         usage = reply.get("usage") or {}
         out: list[Candidate] = []
         for c in choices:
-            text = (c.get("message") or {}).get("content") or ""
+            if "messages" in request:
+                text = (c.get("message") or {}).get("content") or ""
+            else:  # /v1/completions
+                text = c.get("text") or ""
             tokens = c.get("completion_tokens", usage.get("completion_tokens", 0) // max(opts.n, 1))
             reason = "length" if c.get("finish_reason") == "length" else "stop"
             out.append({"text": text, "tokens": int(tokens), "finish_reason": reason})
         return out
 
-    def _post(self, body: dict) -> dict:
+    def _post(self, url: str, body: dict) -> dict:
         data = json.dumps(body).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         delay = 1.0
         for attempt in range(self.retries + 1):
-            request = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
+            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as exc:
                 if exc.code not in (429, 500, 502, 503, 504) or attempt == self.retries:
                     detail = exc.read()[:300].decode("utf-8", "replace")
-                    raise PlamoFastError(f"{self.url}: HTTP {exc.code}: {detail}") from None
+                    raise PlamoFastError(f"{url}: HTTP {exc.code}: {detail}") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 if attempt == self.retries:
-                    raise PlamoFastError(f"{self.url}: {exc} (after {attempt + 1} tries)") from None
+                    raise PlamoFastError(f"{url}: {exc} (after {attempt + 1} tries)") from None
             time.sleep(delay)
             delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import UsageError
-from plamo_fast.generation.backends import Backend, SamplingOptions, load_backend
+from plamo_fast.generation.backends import Backend, SamplingOptions, check_backend, load_backend
 from plamo_fast.sample.records import ResumableJsonl, read_prompts
 
 
@@ -49,8 +49,10 @@ def sample(
         raise UsageError("-n must be at least 1")
     if options.temperature == 0 and options.n > 1 and backend in ("hf", "auto"):
         raise UsageError("--temperature 0 is greedy: every candidate would be the same; use -n 1")
-    prompts, bad = read_prompts(Path(prompts_path), skip_bad)
     k, n_shards = parse_shard(shard)
+    # A missing package or model fails here, at once, before OUT.partial exists.
+    check_backend(backend, model, base_url)
+    prompts, bad = read_prompts(Path(prompts_path), skip_bad)
     meta = {"model": model, "backend": backend, **vars(options)}
     writer = ResumableJsonl(
         Path(output), overwrite, meta, command="sample", inputs=[Path(prompts_path)]

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.errors import UsageError
-from plamo_fast.generation.backends import load_backend
+from plamo_fast.generation.backends import check_backend, load_backend
 from plamo_fast.judge.judge import Judge, combine_orders, question_text
+from plamo_fast.model_paths import require_transformers, resolve_model
 from plamo_fast.outputs import atomic_output
 from plamo_fast.sample.records import BadRecordError, prompt_messages, read_jsonl
 
@@ -26,6 +27,16 @@ SCORE_BATCH = 64  # candidates per write for the reward model and the verifier
 
 
 class RewardModel:
+    """A sequence-classification model with one output, from a folder checked by
+    :meth:`locate`."""
+
+    @staticmethod
+    def locate(name: str) -> str:
+        """The reward model's folder, checked at once (packages, folder); see
+        :func:`~plamo_fast.model_paths.resolve_model`."""
+        require_transformers("--reward-model")
+        return resolve_model(name)
+
     def __init__(self, path: str):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -119,6 +130,10 @@ def score(
         raise UsageError("give exactly one of --judge, --reward-model or --verifier")
     if verifier is not None and verifier != "math":
         raise UsageError("--verifier supports: math")
+    # A missing package or model fails here, at once, before the output is started.
+    if judge:
+        check_backend(backend, judge, base_url)
+    reward_folder = RewardModel.locate(reward_model) if reward_model else None
     missing = retried = done = 0
     with (
         atomic_output(
@@ -140,9 +155,9 @@ def score(
             )
             scorer = {"kind": "judge", "model": judge, "units": "rating 1-10"}
             rater, size = Judge(engine, judge_template, retries), engine.batch_size
-        elif reward_model:
+        elif reward_folder:
             scorer = {"kind": "reward_model", "model": reward_model, "units": "reward logit"}
-            rater = RewardModel(reward_model)
+            rater = RewardModel(reward_folder)
         else:
             scorer = {"kind": "verifier", "model": "math", "units": "1 correct, 0 wrong"}
         update, stop = progress_bar("score", total, transfer=False, show=progress)
@@ -204,6 +219,7 @@ def pairwise(
     """Judge A's and B's first candidates for each prompt in both orders (A first, then B
     first) to cancel position bias. A prompt is a win for A when A wins both orders, or one
     order with a tie in the other; a split verdict is a tie."""
+    check_backend(backend, judge, base_url)  # at once, before the output is started
     outcome: Counter = Counter()
     by_order: Counter = Counter()
     with (
