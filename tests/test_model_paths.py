@@ -40,6 +40,7 @@ def no_network(monkeypatch, tmp_path):
     except ImportError:
         return cache
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     return cache
 
 
@@ -84,7 +85,7 @@ def test_a_missing_path_is_not_found_at_once(name, tmp_path, monkeypatch):
         resolve_model(name)
 
 
-def test_a_hub_name_is_looked_up_in_the_local_cache_only(no_network, tmp_path, monkeypatch):
+def test_offline_a_hub_name_is_looked_up_in_the_local_cache_only(no_network, tmp_path, monkeypatch):
     pytest.importorskip("huggingface_hub")
     monkeypatch.chdir(tmp_path)
     snapshot = cached_hub_model(no_network, "org/tiny", "config.json", "tokenizer.json")
@@ -94,6 +95,7 @@ def test_a_hub_name_is_looked_up_in_the_local_cache_only(no_network, tmp_path, m
             resolve_model(name)
         message = str(caught.value)
         assert f"model {name}: not found: no such folder, and not in the local" in message
+        assert "HF_HUB_OFFLINE is set" in message
         assert str(no_network) in message and f"`hf download {name}`" in message
     cached_hub_model(no_network, "org/config-only", "config.json")
     with pytest.raises(FileNotFoundError, match="org/config-only .*: no tokenizer in it"):
@@ -185,3 +187,17 @@ def test_sample_and_score_without_the_train_extra(tmp_path):
             f"plamo-fast: error: {message}: pip install 'plamo-fast[train]'\n"
         ), done.stderr
         assert sorted(p.name for p in tmp_path.iterdir()) == before, argv
+
+
+def test_online_a_hub_name_not_in_the_cache_goes_to_the_loader(no_network, tmp_path, monkeypatch):
+    """Online, the loader (transformers, vLLM) downloads what the cache lacks; a cached name is
+    still its snapshot folder, and a missing path is still "not found"."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("org/absent") == "org/absent"
+    snapshot = cached_hub_model(no_network, "org/tiny", "config.json", "tokenizer.json")
+    assert resolve_model("org/tiny") == str(snapshot)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_model("./absent")

@@ -10,10 +10,11 @@ before anything is loaded:
 - a value that looks like a path (it starts with ``/``, ``.`` or ``~``, holds a backslash or more
   than one ``/``, or its first part exists here, as ``models`` in ``models/x``) and does not
   exist is "not found";
-- anything else is a Hugging Face hub name (``org/name``), looked up in the local hub cache only
-  (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``; what ``hf download`` fills): not
-  there, it is "not found", with the command that downloads it. plamo-fast never downloads a
-  model itself, so a run on a machine without network behaves as one with it.
+- anything else is a Hugging Face hub name (``org/name``), looked up first in the local hub
+  cache (``HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``; what ``hf download`` fills).
+  Offline (``HF_HUB_OFFLINE=1``) that is the only place: not there, it is "not found", with the
+  command that downloads it. Online, a name not in the cache is handed to the loader as it is
+  (transformers or vLLM download it).
 """
 
 from __future__ import annotations
@@ -56,9 +57,20 @@ def resolve_model(name_or_path: str | os.PathLike, what: str = "model") -> str:
     elif _looks_like_path(name):
         raise FileNotFoundError(f"{what} {name}: not found (no such folder)")
     else:
-        folder = Path(_from_hub_cache(name, what))
+        cached = _from_hub_cache(name, what, required=_offline())
+        if cached is None:
+            return name  # online: the loader downloads it
+        folder = Path(cached)
     _check_folder(folder, name, what)
     return str(folder)
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return True
+    return bool(constants.HF_HUB_OFFLINE)
 
 
 def _looks_like_path(name: str) -> bool:
@@ -70,8 +82,9 @@ def _looks_like_path(name: str) -> bool:
     return bool(slash) and Path(first).exists()
 
 
-def _from_hub_cache(name: str, what: str) -> str:
-    """The snapshot folder of hub name ``name`` in the local hub cache (its ``main`` revision)."""
+def _from_hub_cache(name: str, what: str, required: bool) -> str | None:
+    """The snapshot folder of hub name ``name`` in the local hub cache (its ``main`` revision);
+    None when it is absent and not ``required``."""
     try:
         from huggingface_hub import constants, errors, snapshot_download
     except ImportError:
@@ -82,11 +95,13 @@ def _from_hub_cache(name: str, what: str) -> str:
     try:
         return snapshot_download(name, local_files_only=True)
     except FileNotFoundError as exc:  # LocalEntryNotFoundError and IncompleteSnapshotError
+        if not required:
+            return None
         incomplete = getattr(errors, "IncompleteSnapshotError", ())
         state = "only partly" if isinstance(exc, incomplete) else "not"
         raise FileNotFoundError(
             f"{what} {name}: not found: no such folder, and {state} in the local Hugging Face "
-            f"cache ({constants.HF_HUB_CACHE}); plamo-fast never downloads: run "
+            f"cache ({constants.HF_HUB_CACHE}), and HF_HUB_OFFLINE is set: run "
             f"`hf download {name}` first, or give the model's folder"
         ) from None
 
