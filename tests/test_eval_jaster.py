@@ -164,5 +164,9 @@ def test_bad_input_is_refused_before_loading_a_model(data: Path, tmp_path: Path,
     with pytest.raises(InvalidFileError, match=r"jnli.json:2: malformed JSON"):
         _run(data, missing, tmp_path / "o")
     (data / "jnli.json").write_text(json.dumps(NLI, ensure_ascii=False), encoding="utf-8")
+    model = tmp_path / "model"  # looks like a model folder; never loaded
+    model.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (model / name).write_text("{}")
     with pytest.raises(UsageError, match="--cache"):
-        _run(data, missing, tmp_path / "o", cache_dir=data)
+        _run(data, model, tmp_path / "o", cache_dir=data)

@@ -142,10 +142,8 @@ def test_commands_fail_at_once_on_a_missing_model(missing, tmp_path, monkeypatch
         assert code == 1, argv
         assert f"model {missing}: not found" in err and err.count("\n") == 1, err
         assert seconds < 2.0, (argv, seconds)
-        after = sorted(p.name for p in tmp_path.iterdir() if p.name != "out.cache")
-        assert after == before, argv  # no OUT, no OUT.partial
-    # eval jaster opens its answer cache before it needs the model: it stays empty.
-    assert all(p.stat().st_size == 0 for p in (tmp_path / "out.cache").glob("*.jsonl"))
+        after = sorted(p.name for p in tmp_path.iterdir())
+        assert after == before, argv  # no OUT, no OUT.partial, no answer cache
 
 
 def _without_torch(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:

@@ -190,9 +190,10 @@ def run_jaster(
     inputs = [Path(data)] + ([Path(model)] if Path(model).is_dir() else [])
     check_output(out, command=COMMAND, inputs=inputs, overwrite=overwrite)
     sets = read_datasets(Path(data), max(shots), datasets)
-    from plamo_fast.generation.backends import resolve_backend
+    from plamo_fast.generation.backends import check_backend
 
-    backend_name = resolve_backend(backend, base_url)
+    # Before the answer cache exists: a missing model or extra leaves nothing behind.
+    backend_name, _ = check_backend(backend, model, base_url)
     cache = AnswerCache(
         Path(cache_dir) if cache_dir else out.with_name(out.name + ".cache"), [*inputs, out]
     )
