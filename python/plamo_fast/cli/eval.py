@@ -11,7 +11,8 @@ import typer
 app = typer.Typer(
     name="eval",
     help="Benchmarks, reproducible and resumable: Jaster (llm-jp-eval's datasets, prompts and "
-    "metrics).",
+    "metrics), Japanese MT-Bench and MT-Bench and Rakuda with LLM judges, and side-by-side "
+    "comparisons.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -39,7 +40,8 @@ def jaster(
     ),
     backend: str = typer.Option(
         "auto",
-        help="vllm, hf (transformers; runs on a CPU) or openai (--chat only); auto: vllm "
+        help="vllm, hf (transformers; runs on a CPU) or openai (plain prompts through "
+        "/v1/completions, --chat through /v1/chat/completions); auto: vllm "
         "when installed with a GPU, else hf.",
     ),
     base_url: Optional[str] = typer.Option(
