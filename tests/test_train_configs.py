@@ -32,6 +32,20 @@ def test_shipped_configs_validate(name, kind, stages):
         assert config.attn_implementation == "flash_attention_2"
 
 
+def test_a_stage_output_inside_another_is_refused(tmp_path):
+    """The outer stage's output replaces its folder when it finishes, with the inner one."""
+    from plamo_fast.train.config import ConfigError
+
+    path = tmp_path / "c.yaml"
+    stage = {"data": {"packed": ["p"]}}
+    path.write_text(yaml.safe_dump({"kind": "sft", "stages": [
+        {**stage, "name": "a", "model": "m", "output": "runs/a"},
+        {**stage, "name": "b", "output": "runs/a/b"},
+    ]}))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"stages\.1\.output: inside stages\.0\.output"):
+        load_config(path, kind="sft")
+
+
 def test_a_config_of_the_other_kind_is_refused():
     from plamo_fast.train.config import ConfigError
 

@@ -157,3 +157,34 @@ def test_dpo_on_two_processes_equals_one(tmp_path, setup):
         for key in ("loss", "grad_norm", "rewards/chosen", "rewards/rejected", "rewards/margin"):
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
         assert a["pairs"] == b["pairs"]
+
+
+def test_dropout_is_disabled_in_policy_and_reference(tmp_path):
+    """A model whose config asks for dropout (attention dropout, which transformers applies in
+    training mode): by default DPO trains without it, so at the first step policy = reference
+    exactly (loss log 2) and the precomputed and live references agree; disable_dropout: false
+    keeps it, and the policy's first forward differs from the reference's."""
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+
+    model = tiny_model(tmp_path / "model", attention_dropout=0.5)
+    data = packed(tmp_path / "packed", model, DPO_RECORDS, "dpo")
+    runs = {}
+    for name, extra in (
+        ("precomputed", {}),
+        ("live", {"reference": "live"}),
+        ("kept", {"disable_dropout": False}),
+    ):
+        config = dpo_config(tmp_path, data, model, output=str(tmp_path / name), max_steps=2,
+                            **extra)  # fmt: skip
+        config["plot"] = False
+        train(load_config(write_config(tmp_path / f"{name}.yaml", config), kind="dpo"), "dpo",
+              progress=False)  # fmt: skip
+        runs[name] = m = metrics(tmp_path / name)
+        if name != "kept":
+            assert m[0]["loss"] == pytest.approx(math.log(2), abs=1e-6), name
+            assert m[0]["rewards/margin"] == pytest.approx(0, abs=1e-6), name
+    for a, b in zip(runs["precomputed"], runs["live"], strict=True):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+        assert a["rewards/margin"] == pytest.approx(b["rewards/margin"], rel=1e-4, abs=1e-7)
+    assert abs(runs["kept"][0]["rewards/chosen"]) > 1e-3  # dropout on: policy != reference

@@ -13,7 +13,7 @@ import pytest
 from train_fixtures import SFT_RECORDS, packed, tiny_model, torch, write_config
 
 from plamo_fast.errors import PlamoFastError
-from plamo_fast.train.loop import resolve_precision
+from plamo_fast.train.launch import resolve_precision
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 from train_fixtures import SFT_RECORDS, packed, tiny_model, torch, write_config
 
 from plamo_fast.cli import main
+from plamo_fast.outputs import read_marker, write_marker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,6 +62,9 @@ def test_two_stage_sft_from_the_cli_loads_in_transformers(tmp_path, monkeypatch)
     # The general stage started from the math stage's output.
     stage2 = json.loads((tmp_path / "runs" / "tiny-sft-general.run" / "config.json").read_text())
     assert stage2["model"] == "runs/tiny-sft-math"
+    # Each output carries our marker with the run's fingerprint.
+    marker = read_marker(tmp_path / "runs" / "tiny-sft-general")
+    assert marker["command"] == "sft" and marker["fingerprint"]["config"]["max_steps"] == 2
     # A finished stage is skipped when the run is started again.
     assert main(["sft", str(config), "-q", *overrides]) == 0
 
@@ -341,7 +345,7 @@ def test_a_changed_config_or_dpo_data_is_refused(tmp_path, capsys):
     config["stages"][0]["optim"]["lr"] = 5e-5
     assert main(["sft", str(write_config(tmp_path / "b.yaml", config)), "-q"]) == 1
     err = capsys.readouterr().err
-    assert "different config (optim: stored {" in err and "'lr': 5e-05" in err, err
+    assert "optim.lr: stored 0.001, now 5e-05" in err, err
     config["stages"][0]["optim"]["lr"] = 1e-3
     config["dtype"] = "bfloat16"  # the precision too: cached state was made in the old one
     assert main(["sft", str(write_config(tmp_path / "b.yaml", config)), "-q"]) == 1
@@ -411,3 +415,215 @@ def test_rows_are_trained_in_order_unless_shuffled(tmp_path, shuffle):
     assert (order == sorted(order)) is not shuffle
     assert [r["trained_tokens"] for r in logged] == [per_row[i] for i in order]
     assert len(set(per_row)) > 1  # rows differ, so a wrong order shows
+
+
+def run_sft(tmp_path: Path, name: str, config: dict) -> int:
+    return main(["sft", "-q", str(write_config(tmp_path / f"{name}.yaml", config))])
+
+
+@pytest.mark.parametrize("case", ["unrelated", "merge", "model", "inside_model", "holds_data",
+                                  "cwd", "holds_cwd"])  # fmt: skip
+def test_an_output_that_is_not_ours_is_refused_before_training(tmp_path, monkeypatch, capsys,
+                                                               case):  # fmt: skip
+    """A stage replaces its output when it finishes: an existing folder that is not an earlier
+    output of a plamo-fast sft stage, the starting model, a folder holding the data or the
+    current directory is refused before anything is trained or written."""
+    model = tiny_model(tmp_path / "model")
+    (tmp_path / "data").mkdir()
+    data = packed(tmp_path / "data" / "packed", model, SFT_RECORDS, "sft")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    out, message = {
+        "unrelated": (tmp_path / "runs", "has no .plamo-fast-output.json"),
+        "merge": (tmp_path / "merged", "is the output of plamo-fast merge, not of sft"),
+        "model": (model, "is the input"),
+        "inside_model": (model / "out", "inside the input folder"),
+        "holds_data": (tmp_path / "data", "holds the input"),
+        "cwd": (Path("."), "the current directory"),
+        "holds_cwd": (tmp_path, "the current directory"),
+    }[case]
+    if case in ("unrelated", "merge"):
+        out.mkdir()
+        (out / "keep.txt").write_text("precious")
+        if case == "merge":
+            write_marker(out, "merge")
+    before = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")}
+    assert run_sft(tmp_path, "c", sft_config(tmp_path, data, model, output=str(out))) == 1
+    err = capsys.readouterr().err
+    assert message in err and "stage s1" in err, err
+    assert {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} == before | {Path("c.yaml")}
+
+
+def test_a_finished_stage_is_not_reused_after_its_settings_changed(tmp_path, capsys):
+    """A finished output is skipped only when it was trained with the same fingerprint
+    (config, starting model, data, precision, max_steps); otherwise the stage is refused,
+    naming what changed, and the output is left as it is."""
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = sft_config(tmp_path, data, model, max_steps=2)
+    assert run_sft(tmp_path, "a", config) == 0
+    done = final_weights(tmp_path / "out1")
+    assert run_sft(tmp_path, "a", config) == 0
+    assert "stage s1 already done" in capsys.readouterr().out
+    other = packed(tmp_path / "other", model, SFT_RECORDS[:8], "sft")
+    for change, expected in (
+        ({"optim": {"lr": 5e-4, "schedule": "constant"}}, "optim.lr: stored 0.001, now 0.0005"),
+        ({"max_steps": 3}, "max_steps: stored 2, now 3"),
+        ({"data": {"packed": [str(other)], "shuffle": False}}, "the packed data differ"),
+    ):
+        changed = sft_config(tmp_path, data, model, max_steps=2)
+        changed["stages"][0].update(change)
+        assert run_sft(tmp_path, "b", changed) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "delete" in err and str(tmp_path / "out1.run") in err, err
+    after = final_weights(tmp_path / "out1")
+    assert all(torch.equal(done[k], after[k]) for k in done)
+
+
+def test_a_stage_after_a_remade_stage_is_not_reused(tmp_path, capsys):
+    """Stage 2 starts from stage 1's output: once stage 1 is trained again with other
+    settings, stage 2's finished output is stale and refused."""
+    model = tiny_model(tmp_path / "model")
+    data = packed(tmp_path / "packed", model, SFT_RECORDS, "sft")
+    config = sft_config(tmp_path, data, model, max_steps=1)
+    second = dict(config["stages"][0], name="s2", output=str(tmp_path / "out2"))
+    del second["model"]
+    config["stages"].append(second)
+    assert run_sft(tmp_path, "a", config) == 0
+    import shutil
+
+    shutil.rmtree(tmp_path / "out1")
+    shutil.rmtree(tmp_path / "out1.run")
+    config["stages"][0]["optim"]["lr"] = 5e-4
+    assert run_sft(tmp_path, "a", config) == 1
+    err = capsys.readouterr().err
+    assert "stage s2" in err and f"the starting model {tmp_path / 'out1'} was made again" in err
+    assert read_marker(tmp_path / "out1")["fingerprint"]["config"]["optim"]["lr"] == 5e-4
+
+
+def pack_calls(monkeypatch) -> list:
+    import plamo_fast.data.pack as pack_module
+
+    calls = []
+    real = pack_module.pack
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pack_module, "pack", counted)
+    return calls
+
+
+def test_a_raw_stage_repacks_only_when_its_pack_changed(tmp_path, monkeypatch, capsys):
+    """The stage's packed folder is reused only for the same raw files, tokenizer and packing
+    settings; edited raw data is packed again, and the finished output (trained on the old
+    data) is then refused, not reused."""
+    from chat_fixtures import write_jsonl
+
+    calls = pack_calls(monkeypatch)
+    model = tiny_model(tmp_path / "model")
+    raw = write_jsonl(tmp_path / "raw.jsonl", SFT_RECORDS)
+    config = sft_config(tmp_path, raw, model, max_steps=1)
+    config["stages"][0]["data"] = {"raw": [str(raw)], "tokenizer": str(model), "max_length": 96}
+    assert run_sft(tmp_path, "c", config) == 0
+    assert len(calls) == 1
+    assert run_sft(tmp_path, "c", config) == 0  # unchanged: the pack is reused, stage skipped
+    assert len(calls) == 1
+    write_jsonl(raw, SFT_RECORDS[:6])
+    assert run_sft(tmp_path, "c", config) == 1
+    assert len(calls) == 2
+    assert "the packed data differ" in capsys.readouterr().err
+    report = json.loads((tmp_path / "out1.run" / "packed" / "pack_report.json").read_text())
+    assert report["examples_read"] == 6
+
+
+def test_raw_data_is_packed_once_on_two_processes(tmp_path):
+    """Two processes (torchrun, gloo) of a stage with data.raw: the main process packs, the
+    other waits for it, then both read the same rows."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from chat_fixtures import write_jsonl
+
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    if torchrun is None:
+        pytest.skip("torchrun not found next to this python")
+    model = tiny_model(tmp_path / "model")
+    raw = write_jsonl(tmp_path / "raw.jsonl", SFT_RECORDS)
+    config = sft_config(tmp_path, raw, model, grad_accum=2, max_steps=2)
+    config["stages"][0]["data"] = {"raw": [str(raw)], "tokenizer": str(model), "max_length": 96}
+    path = write_config(tmp_path / "c.yaml", config)
+    log = tmp_path / "pack-calls.txt"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1",
+           "PLAMO_FAST_TEST_PACK_LOG": str(log)}  # fmt: skip
+    launcher = Path(__file__).parent / "accelerate_cpu_launch.py"
+    done = subprocess.run([torchrun, "--nproc_per_node", "2", str(launcher), "sft", "-q",
+                           str(path)], env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert log.read_text().split() == ["0"]
+    lines = (tmp_path / "out1" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2]
+
+
+class FakeAccelerator:
+    """The two things claim_run_dir asks of accelerate; ``barrier`` runs at the barrier (what
+    the other processes do meanwhile)."""
+
+    def __init__(self, main: bool, barrier=None):
+        self.is_main_process = main
+        self.barrier = barrier
+
+    def wait_for_everyone(self):
+        if self.barrier:
+            self.barrier()
+
+
+def fingerprint_and_stage(tmp_path):
+    from plamo_fast.train.config import StageConfig
+
+    stage = StageConfig(name="s1", model="m", output=str(tmp_path / "out"))
+    record = {"config": {"optim": {"lr": 1e-3}}, "data_sha256": "ab" * 32, "rows": 8}
+    return stage, record
+
+
+def test_other_processes_read_the_fingerprint_only_after_the_barrier(tmp_path):
+    """Rank 1 arrives while the main process is half way through writing fingerprint.json: it
+    must read it only after the barrier, when the file is complete."""
+    from plamo_fast.train.checkpoints import claim_run_dir
+
+    stage, record = fingerprint_and_stage(tmp_path)
+    run_dir = tmp_path / "out.run"
+    run_dir.mkdir()
+    stored = run_dir / "fingerprint.json"
+    text = json.dumps(record)
+    stored.write_text(text[: len(text) // 2])
+    claim_run_dir(FakeAccelerator(False, lambda: stored.write_text(text)), run_dir, stage, record)
+    changed = {**record, "rows": 9}
+    with pytest.raises(Exception, match="rows: stored 8, now 9"):
+        claim_run_dir(FakeAccelerator(False), run_dir, stage, changed)
+
+
+def test_the_fingerprint_file_appears_only_complete(tmp_path, monkeypatch):
+    """The main process writes fingerprint.json under another name and renames it: a write
+    that stops half way leaves no fingerprint.json for another process to read."""
+    import os
+
+    from plamo_fast.train.checkpoints import claim_run_dir
+
+    stage, record = fingerprint_and_stage(tmp_path)
+    run_dir = tmp_path / "out.run"
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        claim_run_dir(FakeAccelerator(True), run_dir, stage, record)
+    assert not (run_dir / "fingerprint.json").exists()
+    monkeypatch.undo()
+    claim_run_dir(FakeAccelerator(True), run_dir, stage, record)
+    assert json.loads((run_dir / "fingerprint.json").read_text()) == record

@@ -51,7 +51,16 @@ RECORDS = DPO_RECORDS[:4]  # the distinct pairs (DPO_RECORDS repeats them)
 # Room for two pairs per row, so that documents start inside rows and later pairs in a row would
 # see earlier ones if the packed attention leaked across documents.
 PACK_LENGTH = 160
-NOISE = 0.1  # std of the seeded noise that turns the reference into the policy
+NOISE = 0.3  # std of the seeded noise that turns the reference into the policy
+# Models whose config asks for dropout, trained by both sides with DPO's default
+# disable_dropout. TRL's switch zeroes nn.Dropout modules (Phi-3's residual dropout), so its
+# training-mode loss is deterministic and is compared as such; it misses attention dropout,
+# which transformers applies functionally from the config (Llama's attention_dropout), so for
+# that model TRL's loss is taken in eval mode: the dropout-free loss our training must give.
+DROPOUT_MODELS = {
+    "phi3-residual": ({"architecture": "phi3", "resid_pdrop": 0.3}, True),
+    "llama-attention": ({"attention_dropout": 0.5}, False),
+}
 
 
 def trl_python() -> str:
@@ -65,11 +74,12 @@ def trl_python() -> str:
     pytest.skip("TRL not installed and no TRL virtualenv found (set PLAMO_FAST_TRL_PYTHON)")
 
 
-def make_models(root: Path, template: str) -> tuple[Path, Path]:
-    """The tiny model (with ``template``) as reference, and a perturbed copy as policy."""
+def make_models(root: Path, template: str, **model) -> tuple[Path, Path]:
+    """The tiny model (with ``template``; ``model``: tiny_model's architecture and config) as
+    reference, and a perturbed copy as policy."""
     from transformers import AutoModelForCausalLM
 
-    reference = tiny_model(root / "reference")
+    reference = tiny_model(root / "reference", **model)
     config = reference / "tokenizer_config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()), "chat_template": template}))
     model = AutoModelForCausalLM.from_pretrained(reference, dtype=torch.float32)
@@ -102,8 +112,24 @@ def setups(tmp_path_factory):
                     "records": RECORDS,
                     "loss_type": loss,
                     "beta": beta,
+                    "train_mode": False,
                 }
             )
+    for name, (model, train_mode) in DROPOUT_MODELS.items():
+        reference, policy = make_models(root / name, CHATML_NO_FINAL_NEWLINE, **model)
+        data = packed(root / name / "packed", reference, RECORDS, "dpo", max_length=PACK_LENGTH)
+        made[name] = (reference, policy, data)
+        cases.append(
+            {
+                "name": name,
+                "policy": str(policy),
+                "reference": str(reference),
+                "records": RECORDS,
+                "loss_type": "sigmoid",
+                "beta": 0.1,
+                "train_mode": train_mode,
+            }
+        )
     job, result = root / "job.json", root / "result.json"
     job.write_text(json.dumps({"cases": cases}, ensure_ascii=False), encoding="utf-8")
     done = subprocess.run(
@@ -122,7 +148,8 @@ def ours(reference: Path, policy: Path, data: Path, *, count_final_token: bool =
     trained tokens and the token ids of each pair's two documents, in record order."""
     from transformers import AutoModelForCausalLM
 
-    from plamo_fast.train.data import IGNORE, collate, load_packed
+    from plamo_fast.data.packing import IGNORE_INDEX as IGNORE
+    from plamo_fast.train.data import collate, load_packed
     from plamo_fast.train.losses import document_logps, pair_indices
 
     rows = load_packed([str(data)], need_pairs=True)
@@ -230,3 +257,41 @@ def test_chatml_differs_from_trl_only_by_the_final_newline(setups, loss, beta):
     check_tokens(side, peer, final_token_trained_by_peer=False)
     check_logps(side, peer)
     assert our_loss(side, loss, beta) == pytest.approx(peer["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", DROPOUT_MODELS)
+def test_dpo_training_without_dropout_matches_trl(setups, tmp_path, name):
+    """The loss our DPO training logs at its first step (before any update; every pair in one
+    step) equals TRL's DPOTrainer loss on a model whose config asks for dropout."""
+    import yaml
+
+    from plamo_fast.train.api import train
+    from plamo_fast.train.config import load_config
+    from plamo_fast.train.data import load_packed
+
+    made, results = setups
+    reference, policy, data = made[name]
+    rows = len(load_packed([str(data)], need_pairs=True))
+    stage = {
+        "name": "dpo",
+        "model": str(policy),
+        "reference_model": str(reference),
+        "output": str(tmp_path / "out"),
+        "data": {"packed": [str(data)], "shuffle": False},
+        "optim": {"lr": 1e-6, "schedule": "constant"},
+        "micro_batch_rows": 1,
+        "grad_accum": rows,
+        "max_steps": 1,
+        "beta": 0.1,
+        "loss": "sigmoid",
+    }
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"kind": "dpo", "plot": False, "stages": [stage]}))
+    train(load_config(config, kind="dpo"), "dpo", progress=False)
+    (logged,) = [
+        json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert logged["pairs"] == len(RECORDS)
+    peer = results[name]["loss"]
+    assert abs(peer - math.log(2)) > 1e-2  # the policy differs from the reference
+    assert logged["loss"] == pytest.approx(peer, rel=1e-5)

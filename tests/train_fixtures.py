@@ -28,24 +28,31 @@ DPO_RECORDS = [
 ] * 2
 
 
-def tiny_model(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer Llama with the test tokenizer, saved as a Hugging Face folder."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+def tiny_model(folder: Path, seed: int = 0, architecture: str = "llama", **config) -> Path:
+    """A 2-layer Llama (or Phi-3, whose residual dropout is an ``nn.Dropout``) with the test
+    tokenizer, saved as a Hugging Face folder; ``config`` overrides its config (dropout)."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Phi3Config, Phi3ForCausalLM
 
     make_tokenizer(folder, CHATML)
     vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
-    config = LlamaConfig(
-        vocab_size=len(vocab) + 32,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-    )
+    shape = {
+        "vocab_size": len(vocab) + 32,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 512,
+        "tie_word_embeddings": False,
+    }
+    if architecture == "phi3":  # its default special token ids lie outside this vocabulary
+        shape.update(pad_token_id=None, bos_token_id=None, eos_token_id=None)
+    config_class, model_class = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "phi3": (Phi3Config, Phi3ForCausalLM),
+    }[architecture]
     torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    model_class(config_class(**shape, **config)).save_pretrained(folder)
     return folder
 
 

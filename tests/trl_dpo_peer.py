@@ -2,10 +2,12 @@
 no plamo_fast): the DPO loss TRL's DPOTrainer computes for one batch holding every pair.
 
 Usage: python trl_dpo_peer.py JOB.json RESULT.json. The job is ``{"cases": [...]}``, each case
-``{"name", "policy", "reference", "records", "loss_type", "beta"}`` (model folders, TRL
-conversational preference records). The result holds, by case name: TRL's tokenization
-(prompt/chosen/rejected ids), its batch loss (``DPOTrainer.compute_loss``), and the per-pair
-sequence log-probs of policy and reference (the fused-LM-head forward ``compute_loss`` runs).
+``{"name", "policy", "reference", "records", "loss_type", "beta", "train_mode"}`` (model
+folders, TRL conversational preference records; ``train_mode``: the policy in training mode, as
+DPOTrainer trains it, with its default ``disable_dropout``, else in eval mode). The result holds,
+by case name: TRL's tokenization (prompt/chosen/rejected ids), its batch loss
+(``DPOTrainer.compute_loss``), and the per-pair sequence log-probs of policy and reference (the
+fused-LM-head forward ``compute_loss`` runs, in eval mode).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def run_case(case: dict, out_dir: str) -> dict:
     args = DPOConfig(
         output_dir=out_dir,
         beta=case["beta"],
+        disable_dropout=True,  # TRL's default, named: the dropout cases rely on it
         loss_type=[case["loss_type"]],
         max_length=None,  # no truncation: our packer keeps every token too
         padding_free=False,
@@ -65,9 +68,10 @@ def run_case(case: dict, out_dir: str) -> dict:
     )
     examples = [trainer.train_dataset[i] for i in range(len(records))]  # in record order
     batch = trainer.data_collator(examples)
-    trainer.model.eval()
+    trainer.model.train(case.get("train_mode", False))
     with torch.no_grad():
         loss = trainer.compute_loss(trainer.model, batch)
+        trainer.model.eval()
         pol = sequence_logps(trainer.model, batch).double()
         ref = sequence_logps(trainer.ref_model, batch).double()
     n = len(records)

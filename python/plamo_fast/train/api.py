@@ -1,9 +1,18 @@
-"""Running a config: its stages in order, each from the previous stage's output."""
+"""Running a config: its stages in order, each from the previous stage's output.
+
+Before anything is trained every stage's output is checked (``checkpoints.check_stage_output``).
+Then, per stage: its packed rows (``data.raw`` is packed once, by the main process), its
+fingerprint, and either the finished output it already has (same fingerprint: skipped; another:
+refused, see ``checkpoints.reuse_finished``) or a training run (``loop.run_stage``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
+from plamo_fast.errors import UsageError
 from plamo_fast.train.config import RunConfig, StageConfig, load_config
 from plamo_fast.train.data import load_packed
 
@@ -17,29 +26,53 @@ def train(
     stop_after: int | None = None,
 ) -> list[Path]:
     """Run every stage of ``config`` (a path or a loaded config); returns the stage outputs.
-    A stage whose output already exists is skipped (a finished stage of a resumed run)."""
+    A stage whose output was made with the same fingerprint is skipped (a finished stage of a
+    resumed run)."""
+    from plamo_fast.train import checkpoints
+    from plamo_fast.train.launch import check_launch, process_state, run_precision
+
     if not isinstance(config, RunConfig):
         config = load_config(config, list(overrides), kind=kind)
-    outputs: list[Path] = []
+    if config.kind != kind:
+        raise UsageError(f"a {config.kind!r} config cannot run as {kind}")
+    state = process_state()
+    check_launch(state)
+    precision = run_precision(config)
     previous: str | None = None
     for stage in config.stages:
-        if not stage.model:
-            stage.model = previous
-        out = Path(stage.output)
-        if (out / "config.json").exists():
-            print(f"plamo-fast: stage {stage.name} already done ({out}); skipping")
+        stage.model = stage.model or previous
+        previous = stage.output
+        checkpoints.check_stage_output(stage, kind)
+    outputs: list[Path] = []
+    for stage in config.stages:
+        rows = load_packed(
+            _packed_paths(stage, kind, state),
+            need_pairs=kind == "dpo",
+            cache_dir=checkpoints.run_folder(Path(stage.output)),
+        )
+        fingerprint = checkpoints.fingerprint(stage, rows, precision)
+        if checkpoints.reuse_finished(stage, fingerprint):
+            if state.is_main_process:
+                print(f"plamo-fast: stage {stage.name} already done ({stage.output}); skipping")
         else:
-            rows = load_packed(_packed_paths(stage, kind), need_pairs=kind == "dpo")
-            objective = _objective(kind, stage, config)
             from plamo_fast.train.loop import run_stage
 
-            run_stage(stage, config, rows, objective, progress=progress, stop_after=stop_after)
+            objective = _objective(kind, stage, config)
+            finished = run_stage(
+                stage,
+                config,
+                rows,
+                objective,
+                precision=precision,
+                fingerprint=fingerprint,
+                progress=progress,
+                stop_after=stop_after,
+            )
             del rows, objective
             _free_memory()
-            if not (out / "config.json").exists():
+            if not finished:
                 return outputs  # stopped early (stop_after)
-        outputs.append(out)
-        previous = str(out)
+        outputs.append(Path(stage.output))
     return outputs
 
 
@@ -53,24 +86,71 @@ def _objective(kind: str, stage: StageConfig, config: RunConfig):
     return DPOObjective(stage, config)
 
 
-def _packed_paths(stage: StageConfig, kind: str) -> list[str]:
+def _packed_paths(stage: StageConfig, kind: str, state) -> list[str]:
+    """The stage's packed data: ``data.packed`` as given, or ``data.raw`` packed into
+    ``OUT.run/packed`` by the main process while the others wait (then all read it). An
+    earlier pack there is reused only when it was made from the same raw files, tokenizer and
+    settings (``packed.request.json``); otherwise the data is packed again."""
     if stage.data.packed:
         return stage.data.packed
-    from plamo_fast.data.pack import pack
+    from plamo_fast.train.checkpoints import run_folder
+    from plamo_fast.train.collective import on_main
 
-    out = Path(stage.output)
-    folder = out.parent / f"{out.name}.run" / "packed"
-    if not (folder / "data.parquet").exists():
-        pack(
-            stage.data.raw,
-            stage.data.tokenizer,
-            folder,
-            max_length=stage.data.max_length,
-            kind=kind,
-            seed=stage.seed,
-            overwrite=True,
-        )
+    folder = run_folder(Path(stage.output)) / "packed"
+    on_main(state, lambda: _pack_raw(stage, kind, folder))
     return [str(folder)]
+
+
+def _pack_raw(stage: StageConfig, kind: str, folder: Path) -> None:
+    from plamo_fast.data.pack import pack
+    from plamo_fast.train.checkpoints import write_json_atomic
+
+    record = folder.parent / "packed.request.json"
+    request = _pack_request(stage, kind)
+    if folder.is_dir():  # pack renames its output into place when complete
+        if record.is_file() and json.loads(record.read_text()) == request:
+            return
+        print(
+            f"plamo-fast: stage {stage.name}: data.raw, its tokenizer or packing settings "
+            f"changed since {folder} was packed; packing again"
+        )
+    pack(
+        stage.data.raw,
+        stage.data.tokenizer,
+        folder,
+        max_length=stage.data.max_length,
+        kind=kind,
+        seed=stage.seed,
+        overwrite=True,
+    )
+    write_json_atomic(record, request)
+
+
+def _pack_request(stage: StageConfig, kind: str) -> dict:
+    """What the stage's pack is made from: the raw files' and tokenizer files' contents, and
+    the packing settings."""
+    from plamo_fast.data.pack import parse_input
+    from plamo_fast.train.models import TOKENIZER_FILES
+
+    tokenizer = Path(stage.data.tokenizer)
+    files = [tokenizer] if tokenizer.is_file() else [tokenizer / n for n in TOKENIZER_FILES]
+    return {
+        "raw": [[spec, _sha256(parse_input(spec)[0])] for spec in stage.data.raw],
+        "tokenizer": [[str(f), _sha256(f)] for f in files if f.exists()],
+        "kind": kind,
+        "max_length": stage.data.max_length,
+        "seed": stage.seed,
+    }
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None  # pack names the missing file
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _free_memory() -> None:

@@ -1,9 +1,13 @@
-"""What the objectives need from the other processes: step-wide sums, and the agreement that
-every process's losses are finite before the step's last backward pass."""
+"""What the processes of a launch agree on: step-wide sums, that every process's losses are
+finite before the step's last backward pass, and work done once by the main process."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+
+from plamo_fast.errors import PlamoFastError
 
 
 class NonFiniteLoss(Exception):
@@ -44,3 +48,24 @@ class FiniteBackward:
                 # Another process's loss is the bad one when this one's are all finite.
                 raise NonFiniteLoss(self.bad if self.bad is not None else float("nan"))
         self.accelerator.backward(loss)
+
+
+def on_main(state, work: Callable[[], None]) -> None:
+    """Run ``work`` on the main process only; every process returns once it is done, and every
+    process raises when it failed (so that none waits for a main process that has stopped).
+    ``state``: accelerate's PartialState or Accelerator."""
+    failure = None
+    if state.is_main_process:
+        try:
+            work()
+        except Exception as exc:
+            failure = exc
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+
+        message = [None if failure is None else str(failure) or type(failure).__name__]
+        broadcast_object_list(message)  # also the barrier: the others wait for the main process
+        if failure is None and message[0] is not None:
+            raise PlamoFastError(f"the main process stopped: {message[0]}")
+    if failure is not None:
+        raise failure

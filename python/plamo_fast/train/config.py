@@ -71,6 +71,8 @@ class StageConfig:
     sft_weight: float = 0.0
     reference: str = "precomputed"  # precomputed (one pass before training) or live
     reference_model: str | None = None  # default: the stage's starting model
+    # Dropout off in policy and reference (TRL's default); false keeps the model's dropout.
+    disable_dropout: bool = True
 
 
 @dataclass
@@ -264,9 +266,14 @@ def _check(config: RunConfig, problems: list[str]) -> None:
             problems.append(f"{at}.beta: must be positive")
         if stage.sft_weight < 0:
             problems.append(f"{at}.sft_weight: must be non-negative")
-    outputs = [s.output for s in config.stages]
-    if len(set(outputs)) != len(outputs):
+    outputs = [Path(s.output).resolve() if s.output else None for s in config.stages]
+    given = [o for o in outputs if o]
+    if len(set(given)) != len(given):
         problems.append("stages: two stages write the same output folder")
+    for i, inner in enumerate(outputs):
+        for j, outer in enumerate(outputs):
+            if inner and outer and inner != outer and inner.is_relative_to(outer):
+                problems.append(f"stages.{i}.output: inside stages.{j}.output, which replaces it")
     for target in config.report_to:
         if target not in ("tensorboard", "wandb"):
             problems.append(f"report_to: {target!r} is not one of tensorboard, wandb")

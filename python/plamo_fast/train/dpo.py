@@ -3,12 +3,15 @@
 Reference log-probs are computed once before training (``reference: precomputed``, the default)
 and stored in ``OUT.run/reference_logps.npz``, so no reference model stays in memory; or by a
 live frozen reference (``reference: live``). The reference is the stage's starting model unless
-``reference_model`` names another. The loss of a step is the mean over all its pairs (all
-micro-batches, all processes), plus ``sft_weight`` × the NLL of the chosen responses per
-trained token."""
+``reference_model`` names another. Policy and reference run without dropout unless
+``disable_dropout: false`` (TRL's default; it also makes the first step's policy equal the
+reference, and the precomputed reference equal the live one). The loss of a step is the mean
+over all its pairs (all micro-batches, all processes), plus ``sft_weight`` × the NLL of the
+chosen responses per trained token."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,52 +34,54 @@ class DPOObjective:
     def __init__(self, stage, run):
         self.stage = stage
         self.run = run
+        self.disable_dropout = stage.disable_dropout  # in the policy, which the loop loads
         self.reference: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.live = None
 
     # -- reference ---------------------------------------------------------------------------
     def prepare(self, accelerator, model, rows, run_dir: Path) -> None:
-        from plamo_fast.train.loop import (
-            latest_checkpoint,
-            load_model,
-            prepare_frozen,
-            release_frozen,
-        )
+        from plamo_fast.train.checkpoints import latest_checkpoint
+        from plamo_fast.train.models import load_model, prepare_frozen, release_frozen
 
         stage = self.stage
         # Loaded like the policy; its forwards run under the policy's autocast.
         dtype = str(accelerator.unwrap_model(model).dtype).removeprefix("torch.")
         attn = self.run.attn_implementation
         resumed = latest_checkpoint(run_dir) is not None
+        path = stage.reference_model or stage.model
+
+        def reference():
+            loaded = load_model(path, dtype, attn, disable_dropout=self.disable_dropout)
+            return prepare_frozen(accelerator, loaded)
+
         if stage.reference == "live":
-            path = stage.reference_model or stage.model
-            self.live = prepare_frozen(accelerator, load_model(path, dtype, attn))
+            self.live = reference()
             return
         cache = run_dir / "reference_logps.npz"
         if cache.exists():
             self._load(cache, len(rows))
             return
-        if stage.reference_model or resumed:
-            path = stage.reference_model or stage.model
-            ref = prepare_frozen(accelerator, load_model(path, dtype, attn))
-        else:
-            ref = model  # before the first step the policy is the reference
+        # Before the first step the policy is the reference.
+        ref = reference() if stage.reference_model or resumed else model
         sums, counts = self._compute(accelerator, ref, rows)
         if ref is not model:
             release_frozen(ref)
             del ref
-        if accelerator.is_main_process:
+        if accelerator.is_main_process:  # complete or absent: a resumed run reads it
             offsets = np.cumsum([0] + [len(s) for s in sums])
-            np.savez(
-                cache, sums=np.concatenate(sums), counts=np.concatenate(counts), offsets=offsets
-            )
+            partial = cache.with_name(cache.name + ".partial")
+            with open(partial, "wb") as f:
+                np.savez(
+                    f, sums=np.concatenate(sums), counts=np.concatenate(counts), offsets=offsets
+                )
+            os.replace(partial, cache)
         self.reference = {i: (sums[i], counts[i]) for i in range(len(rows))}
         accelerator.wait_for_everyone()
 
     def release(self) -> None:
         """Drop the reference (a live DeepSpeed engine is destroyed, freeing its shards)."""
         if self.live is not None:
-            from plamo_fast.train.loop import release_frozen
+            from plamo_fast.train.models import release_frozen
 
             release_frozen(self.live)
         self.live = None

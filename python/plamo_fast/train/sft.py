@@ -9,6 +9,8 @@ from plamo_fast.train.losses import sft_loss_sum
 
 
 class SFTObjective:
+    disable_dropout = False  # the model trains with the dropout its config asks for
+
     def prepare(self, accelerator, model, rows, run_dir) -> None:
         pass
 
