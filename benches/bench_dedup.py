@@ -13,8 +13,13 @@ found exactly by an all-pairs similarity join (prefix filtering under a global t
 then exact verification); pairs in the corpus itself count as well as planted ones.
 
 plamo-fast with ``--key prompt`` also applies the question rule (a question + context record is
-a near duplicate only of another whose question is near too): its truth is the true pairs that
-pass that rule on exact Jaccard as well. The other sides are measured on the key alone.
+a near duplicate only of another with the same question: question Jaccard at or above the
+threshold, or question edit similarity and answer Jaccard both at or above it): its truth is
+the true pairs that pass that rule exactly (``reference.matching.same_question``) as well; it
+is also scored against the key-only truth. The true key pairs the rule keeps apart are split
+into planted pairs (a copy and its source: the same question, edited) and pairs of the corpus
+itself (on Dolly-ja, different questions about one passage). The other sides are measured on
+the key alone.
 
 Figures per side, all against that truth:
 - recall: share of true pairs that do not survive with both records kept;
@@ -62,8 +67,8 @@ from bench_common import git_commit, machine_info, package_version, print_header
 
 from plamo_fast import _native
 from plamo_fast.data.curation_io import BadRecordError, user_texts
-from plamo_fast.data.dedup import dedup, key_text, question_of
-from plamo_fast.reference.matching import dedup_form
+from plamo_fast.data.dedup import answer_of, dedup, key_text, question_of
+from plamo_fast.reference.matching import dedup_form, same_question
 
 REPO = Path(__file__).resolve().parent.parent
 DOLLY = REPO.parent / "shared/corpora/databricks-dolly-15k-ja/databricks-dolly-15k-ja.jsonl"
@@ -182,9 +187,12 @@ def form_of(record: dict) -> str:
     return dedup_form(key_text(record, "prompt", ()))
 
 
-def question_form(record: dict) -> str:
+def question_form(record: dict) -> tuple[str, str]:
+    """The question's and the answer's forms ("" when absent; no answer without a question)."""
     question = question_of(user_texts(record))
-    return dedup_form(question) if question is not None else ""
+    if question is None:
+        return "", ""
+    return dedup_form(question), dedup_form(answer_of(record) or "")
 
 
 def load_distinct(path: Path, cap: int) -> tuple[list[dict], int]:
@@ -259,9 +267,12 @@ def build_planted(args: argparse.Namespace) -> dict:
             break
         made = plant_copy(distinct[i], rng)
         if made is not None:
-            copies.append((rng.uniform(i + 0.5, n), made[0], made[1]))
-    items = [(float(i), r, None) for i, r in enumerate(distinct)] + copies
+            copies.append((rng.uniform(i + 0.5, n), made[0], made[1], i))
+    items = [(float(i), r, None, i) for i, r in enumerate(distinct)] + copies
     items.sort(key=lambda t: t[0])
+    at = {src: k for k, (_, _, j, src) in enumerate(items) if j is None}
+    planted = {(at[src], k) for k, (_, _, j, src) in enumerate(items) if j is not None}
+    items = [t[:3] for t in items]
     args.workdir.mkdir(parents=True, exist_ok=True)
     data, texts = args.workdir / "planted.jsonl", args.workdir / "planted-forms.jsonl"
     forms = [form_of(r) for _, r, _ in items]
@@ -270,7 +281,8 @@ def build_planted(args: argparse.Namespace) -> dict:
     texts.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in forms))
     planted_j = [j for _, _, j in items if j is not None]
     return {"read": read, "distinct": n, "records": len(items), "forms": forms,
-            "questions": questions, "planted_jaccard": planted_j, "data": data,
+            "questions": questions, "planted_jaccard": planted_j, "planted": planted,
+            "data": data,
             "texts": texts}  # fmt: skip
 
 
@@ -301,14 +313,14 @@ def true_pairs(sets: list[frozenset[str]], threshold: float) -> list[tuple[int, 
 
 def question_rule(truth, data, threshold: float) -> list[tuple[int, int, float]]:
     """The true pairs that are also near duplicates by the question rule of dedup --key prompt:
-    a record with a question is near only another with a question whose Jaccard is at or above
-    the threshold too (equal key forms: exact duplicates, always)."""
+    a record with a question is near only another with the same question (the reference's
+    ``same_question``); equal key forms are exact duplicates, always."""
     forms, questions = data["forms"], data["questions"]
     kept = []
     for i, j, sim in truth:
         qi, qj = questions[i], questions[j]
-        exact_or_plain = forms[i] == forms[j] or not (qi or qj)
-        if exact_or_plain or (qi and qj and jaccard(shingles(qi), shingles(qj)) >= threshold):
+        exact_or_plain = forms[i] == forms[j] or not (qi[0] or qj[0])
+        if exact_or_plain or (qi[0] and qj[0] and same_question(qi, qj, threshold, NGRAM)):
             kept.append((i, j, sim))
     return kept
 
@@ -364,7 +376,7 @@ def run_plamo(args, data, truth) -> tuple[dict, dict]:
     expected = b"".join(line for i, line in enumerate(source) if i not in removed)
     summary["output_matches_report"] = out.read_bytes() == expected
     lsh = summary["lsh"]
-    return evaluate("plamo-fast", times, removed, lsh, data, truth), summary
+    return evaluate("plamo-fast", times, removed, lsh, data, truth), summary, removed
 
 
 def run_plamo_core(args, data, truth) -> dict:
@@ -443,6 +455,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = [shingles(f) for f in data["forms"]]
     truth = true_pairs(sets, args.threshold)
     truth_rule = question_rule(truth, data, args.threshold)
+    apart = set(truth) - set(truth_rule)
+    apart_planted = sum((i, j) in data["planted"] for i, j, _ in apart)
     build_s = time.perf_counter() - t0
     pj = data["planted_jaccard"]
     print_header(command, machine, versions)
@@ -453,7 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.threshold}) = {data['records']:,} records; {len(truth):,} true pairs >= "
         f"{args.threshold} (exact all-pairs join; built in {build_s:.1f} s, untimed), "
         f"{len(truth_rule):,} of them also by the question rule "
-        f"({sum(bool(q) for q in data['questions']):,} records with a question)"
+        f"({sum(bool(q[0]) for q in data['questions']):,} records with a question); the "
+        f"{len(apart):,} kept apart: {apart_planted} planted copy-source pairs, "
+        f"{len(apart) - apart_planted} pairs of the corpus itself"
     )
     for name in absent:
         print(f"skipped: peer {name} is not installed (pip install {name})")
@@ -461,8 +477,11 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.threshold}, keep first; repeat {args.repeat}", flush=True)  # fmt: skip
 
     sides = []
-    plamo, summary = run_plamo(args, data, truth_rule)
+    plamo, summary, removed = run_plamo(args, data, truth_rule)
     sides.append(plamo)
+    key_only = evaluate("plamo-fast against the key-only truth", plamo["times_s"], removed,
+                        plamo["lsh"], data, truth)  # fmt: skip
+    sides.append(key_only)
     sides.append(run_plamo_core(args, data, truth))
     runs = [(p, b, "forms") for p, b in peers]
     runs += [(p, b, "jsonl") for p, b in peers if p == "rensa"]  # datasketch: 10x slower anyway
@@ -484,12 +503,14 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{hit}/{n}" for hit, n in s["recall_by_jaccard"].values()]
         print(f"| {s['name']} | " + " | ".join(cells) + " |")
     ratios = {f"{s['name']} time / plamo-fast time": s["wall_s"] / plamo["wall_s"]
-              for s in sides[2:]}  # fmt: skip
+              for s in sides[3:]}  # fmt: skip
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
     print(
         f"plamo-fast summary: candidates {summary['near_candidate_pairs']}, verified "
-        f"{summary['near_verified_pairs']}, exact pairs {summary['exact_duplicate_pairs']}; kept "
+        f"{summary['near_verified_pairs']}, exact pairs {summary['exact_duplicate_pairs']}, "
+        f"kept apart by question {summary['near_pairs_kept_apart_by_question']}, same question "
+        f"by edits and answer {summary['near_pairs_same_question_by_edits_and_answer']}; kept "
         f"file = input minus the report's removed lines: "
         f"{'yes' if summary['output_matches_report'] else 'NO'}"
     )

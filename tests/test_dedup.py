@@ -16,10 +16,10 @@ from curation_fixtures import DOLLY, write_jsonl
 
 from plamo_fast import _native
 from plamo_fast.data import curation
-from plamo_fast.data.dedup import dedup, question_of
+from plamo_fast.data.dedup import answer_of, dedup, question_of
 from plamo_fast.outputs import MARKER
 from plamo_fast.reference import matching
-from plamo_fast.reference.matching import dedup_form, jaccard, normalize
+from plamo_fast.reference.matching import dedup_form, jaccard, normalize, same_question
 
 
 def random_text(rng: random.Random, n: int = 300) -> str:
@@ -156,30 +156,41 @@ def test_near_dedup_finds_99_percent_of_pairs_just_above_the_threshold(tmp_path)
 
 def test_native_clusters_equal_the_reference_over_every_pair(tmp_path):
     """Parity of the kernel with ``reference.matching``: the same clusters as the true rule
-    over every pair (key Jaccard, and question Jaccard when both have a question), on passages
-    with several questions, edited copies, digits and short texts."""
+    over every pair (key Jaccard, and when both have a question, question Jaccard or question
+    edit similarity with answer Jaccard), on passages with several questions, questions with a
+    few edits and the same or another answer, edited copies, digits and short texts."""
     rng = random.Random(21)
-    keys, questions = [], []
+    keys, questions, answers = [], [], []
     for _ in range(30):
         passage = random_text(rng, rng.randrange(100, 300))
         asked = [random_text(rng, rng.randrange(8, 30)) for _ in range(3)]
-        for q in asked + [rng.choice(asked)]:
+        said = [random_text(rng, rng.randrange(3, 40)) for _ in asked]
+        for k in [0, 1, 2, rng.randrange(3), rng.randrange(3)]:
             edited = small_edit(passage, rng, rng.choice([0, 1, 2, 8]))
+            q = small_edit(asked[k], rng, rng.choice([0, 0, 1, 2, 4]))
+            answer = rng.choice([said[k], said[k], small_edit(said[k], rng, 1), said[k - 1], None])
             keys.append(f"{q}\n{edited}")
             questions.append(q)
+            answers.append(answer)
     for text in ["What is 12 + 3?", "What is 1 + 23?", "ab", "AB!", "😀", ""]:
         keys.append(text)
         questions.append(None)
+        answers.append("an answer without a question")
     base = random_text(rng)
     keys += [base, small_edit(base, rng, 2)]
     questions += [None, "x"]
+    answers += [None, "y"]
     deduper = _native.Deduper(tmp_path / "spill", near=True, threshold=0.8)
-    deduper.add(keys[:50], [True] * 50, questions[:50])
-    deduper.add(keys[50:], [True] * (len(keys) - 50), questions[50:])
+    deduper.add(keys[:50], [True] * 50, questions[:50], answers[:50])
+    rest = len(keys) - 50
+    deduper.add(keys[50:], [True] * rest, questions[50:], answers[50:])
     root_b, _, _, stats = deduper.finish()
-    truth = matching.near_duplicates(keys, questions, 0.8)
+    truth = matching.near_duplicates(keys, questions, 0.8, answers=answers)
     assert list(np.frombuffer(root_b, dtype=np.uint32)) == matching.clusters(len(keys), truth)
     assert stats[3] > 20  # pairs kept apart by their questions
+    assert stats[4] > 5  # pairs whose questions were the same by edits and answers
+    without_answers = matching.near_duplicates(keys, questions, 0.8)
+    assert len(without_answers) < len(truth)
 
 
 PASSAGE = (
@@ -220,8 +231,9 @@ def test_different_questions_on_one_passage_survive(tmp_path):
     (copy,) = first["removed"]
     assert copy["line"] == 5 and copy["matched"] == "key and question"
     assert second["removed"] == [
-        {"file": str(data), "line": 7, "jaccard": 1.0, "question_jaccard": None, "matched": "key"}
-    ]
+        {"file": str(data), "line": 7, "jaccard": 1.0, "question_jaccard": None,
+         "question_similarity": None, "matched": "key"}
+    ]  # fmt: skip
     assert copy["question_jaccard"] == 1.0 and 0.8 <= copy["jaccard"] < 1.0
     assert summary["near_pairs_kept_apart_by_question"] >= 10
     assert summary["records_with_question"] == 5
@@ -258,7 +270,8 @@ def test_question_of_is_conservative(texts, question):
 
 def test_dolly_ja_questions_on_one_context_are_kept(tmp_path):
     """On Dolly-ja (instruction + input): a question + context record is removed only as an
-    exact duplicate or with its question near (reference Jaccard) to a removed-with record."""
+    exact duplicate or with the same question as a record of its cluster (reference rule:
+    question Jaccard, or edit similarity with near answers)."""
     if not DOLLY.is_file():
         pytest.skip("Dolly-ja absent")
     report = tmp_path / "r.jsonl"
@@ -267,16 +280,16 @@ def test_dolly_ja_questions_on_one_context_are_kept(tmp_path):
     assert summary["near_pairs_kept_apart_by_question"] > 200
     for cluster in map(json.loads, report.read_text().splitlines()):
         members = [cluster["kept"]] + cluster["removed"]
-        questions = [dedup_form(records[m["line"] - 1]["instruction"]) for m in members]
+        asked = [records[m["line"] - 1] for m in members]
+        asked = [(dedup_form(r["instruction"]), dedup_form(r["output"])) for r in asked]
         for k, removed in enumerate(cluster["removed"], start=1):
             if not records[removed["line"] - 1]["input"].strip():
                 continue  # no context: the key alone decides
             if removed["matched"] == "key":
                 assert removed["jaccard"] == 1.0  # an exact duplicate
                 continue
-            assert removed["question_jaccard"] >= 0.8
-            near = [jaccard(questions[k], q) for j, q in enumerate(questions) if j != k]
-            assert max(near) >= 0.8
+            assert removed["question_similarity"] >= 0.8
+            assert any(same_question(asked[k], q, 0.8) for j, q in enumerate(asked) if j != k)
 
 
 def test_exact_key_keeps_word_boundaries_and_never_joins_empty_forms(tmp_path):
@@ -304,3 +317,65 @@ def test_report_gives_each_removed_record_its_jaccard(tmp_path):
     (removed,) = cluster["removed"]
     truth = jaccard(normalize(rows[0]["prompt"]), normalize(base))
     assert removed["line"] == 1 and removed["jaccard"] == pytest.approx(truth, abs=1e-4)
+
+
+MAGNESIUM = (
+    "マグネシウムは原子番号12の元素で、元素記号はMgである。銀白色の軽い金属で、融点は摂氏650度、"
+    "沸点は摂氏1090度である。地殻中に8番目に多く存在する元素で、海水中にも多く溶けている。"
+    "合金の材料として航空機や自動車に使われ、植物の葉緑素にも含まれている。"
+)
+
+
+def test_a_typo_in_the_question_is_the_same_question_when_the_answer_is(tmp_path):
+    """Dolly layout: a copy whose question has one typo (question 5-gram Jaccard 0.78) and whose
+    passage is lightly edited is removed (edit similarity 0.9, the same answer); a question
+    one character away on the same passage (melting / boiling point, edit similarity 0.95) has
+    another answer and is kept, and so is a typo copy whose answer differs."""
+    melting = "マグネシウムの融点は摂氏で何度でしょうか？"
+    rows = [
+        {"instruction": melting, "input": MAGNESIUM, "output": "摂氏650度です。"},
+        {"instruction": melting.replace("融点", "沸点"), "input": MAGNESIUM,
+         "output": "摂氏1090度です。"},
+        {"instruction": melting.replace("でしょうか", "でしょかう"),
+         "input": MAGNESIUM.replace("軽い", "軽量な"), "output": "摂氏650度です"},
+        {"instruction": melting.replace("でしょうか", "でょしうか"), "input": MAGNESIUM,
+         "output": "マグネシウムは植物の葉緑素にも含まれています。"},
+    ]  # fmt: skip
+    typo = dedup_form(rows[2]["instruction"])
+    assert jaccard(dedup_form(melting), typo) < 0.8  # the rule before: kept
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    report = tmp_path / "r.jsonl"
+    summary = dedup([data], tmp_path / "o.jsonl", near=True, report_path=report, progress=False)
+    kept = [json.loads(x)["output"] for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert kept == [rows[0]["output"], rows[1]["output"], rows[3]["output"]]
+    (cluster,) = [json.loads(x) for x in report.read_text().splitlines()]
+    (removed,) = cluster["removed"]
+    assert removed["line"] == 3 and removed["matched"] == "key, question edits and answer"
+    assert removed["question_jaccard"] < 0.8 <= removed["question_similarity"]
+    assert removed["question_similarity"] == pytest.approx(1 - 2 / len(typo), abs=1e-4)
+    assert summary["near_pairs_same_question_by_edits_and_answer"] == 1
+
+
+@pytest.mark.parametrize(
+    ("record", "answer"),
+    [
+        ({"instruction": "Q", "input": "c", "output": "A"}, "A"),
+        ({"question": "Q", "context": "c", "response": "A"}, "A"),
+        ({"instruction": "Q", "input": "c", "output": " "}, None),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "Q"},
+                    {"role": "assistant", "content": "A"},
+                    {"role": "user", "content": "R"},
+                    {"role": "assistant", "content": "B"},
+                ]
+            },
+            "A\nB",
+        ),  # fmt: skip
+        ({"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}, "A"),
+        ({"messages": [{"role": "user", "content": "Q"}]}, None),
+    ],
+)
+def test_answer_of_reads_the_output_or_the_assistant_turns(record, answer):
+    assert answer_of(record) == answer

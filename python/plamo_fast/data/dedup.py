@@ -7,9 +7,12 @@ one record per cluster by the keep policy. Pass 2 streams the inputs again and w
 records unchanged.
 
 Question + context records (see :func:`question_of`): such a record is a near duplicate only of
-another such record whose question is near too (Jaccard at or above the threshold), so
-different questions about one passage are all kept. Exact duplicates (equal matching forms of
-the key) are always duplicates.
+another such record with the same question, so different questions about one passage are all
+kept. The questions are the same when their n-gram Jaccard is at or above the threshold, or
+when their edit similarity (1 - Levenshtein distance / longer length) is and so is the Jaccard
+of the records' answers (:func:`answer_of`): a typo leaves the answer alone, while a question
+one word away on the same passage ("melting" / "boiling point") has another answer. Exact
+duplicates (equal matching forms of the key) are always duplicates.
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from plamo_fast import _native
+from plamo_fast.data.conversation import (
+    ALPACA_OUTPUT,
+    MESSAGE_FIELDS,
+    message_role,
+    message_text,
+)
 from plamo_fast.data.curation import (
     CurationSummary,
     ReportWriter,
@@ -81,8 +90,34 @@ def question_of(texts: list[tuple[str, str]]) -> str | None:
     return None
 
 
-def _key_and_question(record: dict, key: str, fields: tuple[str, ...]) -> tuple[str, str | None]:
-    """The key text, and the question when the key is ``prompt`` and the record has one."""
+def answer_of(record: dict) -> str | None:
+    """The answer of a record: its ``output`` / ``response`` text (Alpaca/Dolly), else its
+    assistant turns joined; None when it has none. Only compared between question + context
+    records whose questions differ by a few edits."""
+    for name in ALPACA_OUTPUT:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            return value
+    for name in MESSAGE_FIELDS:
+        turns = record.get(name)
+        if not isinstance(turns, list):
+            continue
+        texts = [
+            message_text(m)
+            for m in turns
+            if isinstance(m, dict) and str(message_role(m)).lower() == "assistant"
+        ]
+        texts = [t for t in texts if t and t.strip()]
+        if texts:
+            return "\n".join(texts)
+    return None
+
+
+def _key_and_question(
+    record: dict, key: str, fields: tuple[str, ...]
+) -> tuple[str, str | None, str | None]:
+    """The key text and, when the key is ``prompt`` and the record has a question, the question
+    and the answer (None when absent)."""
     if key == "prompt":
         texts = user_texts(record, fields)
         if not texts:
@@ -90,13 +125,15 @@ def _key_and_question(record: dict, key: str, fields: tuple[str, ...]) -> tuple[
                 "no user text (expected messages/conversations with user turns, prompt, "
                 "instruction, input or question)"
             )
-        return "\n".join(t for _, t in texts), question_of(texts)
+        question = question_of(texts)
+        answer = answer_of(record) if question is not None else None
+        return "\n".join(t for _, t in texts), question, answer
     if key == "record":
-        return record_text(record), None
+        return record_text(record), None, None
     value = record.get(key)
     if not isinstance(value, str):
         raise BadRecordError(f"no string field {key!r}")
-    return value, None
+    return value, None, None
 
 
 def dedup(
@@ -145,16 +182,18 @@ def dedup(
                 deduper, inputs, key, fields, near, exact_only, keep_column, keep == "longest",
                 skip_bad, guard, summary, report, progress,
             )  # fmt: skip
-            root_b, sim_b, qsim_b, stats = deduper.finish()
-            exact_pairs, candidates, verified, other_question = stats
+            root_b, sim_b, question_b, stats = deduper.finish()
+            exact_pairs, candidates, verified, other_question, question_edits = stats
             root = np.frombuffer(root_b, dtype=np.uint32)
-            similarity = np.frombuffer(sim_b, dtype=np.float32)
-            question_similarity = np.frombuffer(qsim_b, dtype=np.float32)
+            similarities = (
+                np.frombuffer(sim_b, dtype=np.float32),
+                np.frombuffer(question_b[0], dtype=np.float32),
+                np.frombuffer(question_b[1], dtype=np.float32),
+                np.frombuffer(question_b[2], dtype=np.bool_),
+            )
             keep_mask = _keepers(root, keep, origins.values_array())
             if report_path is not None:
-                _report_clusters(
-                    report, root, keep_mask, (similarity, question_similarity), inputs, origins
-                )
+                _report_clusters(report, root, keep_mask, similarities, inputs, origins)
         finally:
             report.close()
             spill.unlink(missing_ok=True)
@@ -173,6 +212,7 @@ def dedup(
             "near_candidate_pairs": candidates,
             "near_verified_pairs": verified,
             "near_pairs_kept_apart_by_question": other_question,
+            "near_pairs_same_question_by_edits_and_answer": question_edits,
             "records_with_question": origins.questions,
             "lsh": {"bands": bands, "rows": rows} if near else None,
         }
@@ -212,10 +252,12 @@ def _sketch_inputs(
                     advance=advance,
                 )  # fmt: skip
                 for batch in batched(rows):
-                    texts, questions = [], []
-                    for row, text, question in _keyed(batch, path, key, fields, skip_bad, summary):
+                    texts, questions, answers = [], [], []
+                    keyed = _keyed(batch, path, key, fields, skip_bad, summary)
+                    for row, text, question, answer in keyed:
                         texts.append(text)
                         questions.append(question)
+                        answers.append(answer)
                         origins.questions += question is not None
                         origins.file.append(file_index)
                         origins.line.append(row.number)
@@ -225,7 +267,8 @@ def _sketch_inputs(
                             origins.values.append(_record_size(row))
                     if pending is not None:
                         pending.result()
-                    pending = pool.submit(deduper.add, texts, [near_here] * len(texts), questions)
+                    near_flags = [near_here] * len(texts)
+                    pending = pool.submit(deduper.add, texts, near_flags, questions, answers)
             if pending is not None:
                 pending.result()
     finally:
@@ -234,25 +277,26 @@ def _sketch_inputs(
 
 
 def _keyed(batch, path, key, fields, skip_bad, summary):
-    """``(row, key text, question or None)`` for the rows of a batch that have a key (others are
-    bad records)."""
+    """``(row, key text, question or None, answer or None)`` for the rows of a batch that have a
+    key (others are bad records)."""
     for row in batch:
         try:
-            text, question = _key_and_question(row.record, key, fields)
+            text, question, answer = _key_and_question(row.record, key, fields)
         except BadRecordError as exc:
             summary.records_read -= 1
             reject_bad(path, row, str(exc), skip_bad, summary)
             continue
-        yield row, text, question
+        yield row, text, question, answer
 
 
 def _report_clusters(report, root, keep_mask, similarities, inputs, origins) -> None:
     """One line per cluster with duplicates: the kept record and the removed ones, each with
     the lowest Jaccard of the key among the verified pairs it was part of (1.0: exact
     duplicate) and, when the pairs were question + context records, the lowest Jaccard of the
-    questions (``question_jaccard``; null: no question compared) and ``matched``: what had to
-    be near (``key``, or ``key and question``)."""
-    similarity, question_similarity = similarities
+    questions (``question_jaccard``), the lowest question similarity that made them the same
+    (``question_similarity``: that Jaccard, or the edit similarity where the answers decided;
+    null: no question compared) and ``matched``: what had to be near (``key``, ``key and
+    question``, or ``key, question edits and answer``)."""
     sizes = np.bincount(root)
     members = np.flatnonzero(sizes[root] > 1)  # only records in clusters of two or more
     if len(members) == 0:
@@ -273,7 +317,7 @@ def _report_clusters(report, root, keep_mask, similarities, inputs, origins) -> 
                 "size": len(group),
                 "kept": place(kept),
                 "removed": [
-                    {**place(int(i)), **_similarity(similarity[i], question_similarity[i])}
+                    {**place(int(i)), **_similarity(*(s[i] for s in similarities))}
                     for i in group
                     if int(i) != kept
                 ],
@@ -281,12 +325,15 @@ def _report_clusters(report, root, keep_mask, similarities, inputs, origins) -> 
         )
 
 
-def _similarity(key: float, question: float) -> dict:
-    compared = not math.isnan(question)
+def _similarity(key: float, question: float, same: float, by_answer: bool) -> dict:
+    if math.isnan(question):
+        return {"jaccard": round(float(key), 4), "question_jaccard": None,
+                "question_similarity": None, "matched": "key"}  # fmt: skip
     return {
         "jaccard": round(float(key), 4),
-        "question_jaccard": round(float(question), 4) if compared else None,
-        "matched": "key and question" if compared else "key",
+        "question_jaccard": round(float(question), 4),
+        "question_similarity": round(float(same), 4),
+        "matched": "key, question edits and answer" if by_answer else "key and question",
     }
 
 

@@ -105,14 +105,22 @@ def _is_number(c: str) -> bool:
 
 
 def near_duplicates(
-    keys: list[str], questions: list[str | None], threshold: float, n: int = 5
+    keys: list[str],
+    questions: list[str | None],
+    threshold: float,
+    n: int = 5,
+    answers: list[str | None] | None = None,
 ) -> list[tuple[int, int]]:
     """Every pair (i < j) of duplicates by the dedup rule, over all pairs: equal key forms, or
     the key forms' n-gram Jaccard at or above ``threshold`` and either no question on either
-    side or questions on both sides with their Jaccard at or above ``threshold`` too (an empty
-    key never matches; a question whose form is empty is none)."""
+    side or questions on both sides that are the same (:func:`same_question`; an empty key never
+    matches; a question whose form is empty is none, an answer counts only with a question)."""
     forms = [dedup_form(k) for k in keys]
     qforms = [dedup_form(q) if q is not None else "" for q in questions]
+    answers = answers if answers is not None else [None] * len(keys)
+    aforms = [
+        dedup_form(a) if a is not None and q else "" for a, q in zip(answers, qforms, strict=True)
+    ]
     pairs = []
     for i in range(len(keys)):
         for j in range(i + 1, len(keys)):
@@ -120,15 +128,36 @@ def near_duplicates(
                 continue
             if forms[i] != forms[j] and jaccard(forms[i], forms[j], n) < threshold:
                 continue
-            one_sided = not (qforms[i] and qforms[j])
-            if (
-                forms[i] != forms[j]
-                and (qforms[i] or qforms[j])
-                and (one_sided or jaccard(qforms[i], qforms[j], n) < threshold)
-            ):
-                continue
+            if forms[i] != forms[j] and (qforms[i] or qforms[j]):
+                both = qforms[i] and qforms[j]
+                q_i, q_j = (qforms[i], aforms[i]), (qforms[j], aforms[j])
+                if not (both and same_question(q_i, q_j, threshold, n)):
+                    continue
             pairs.append((i, j))
     return pairs
+
+
+def same_question(a: tuple[str, str], b: tuple[str, str], threshold: float, n: int = 5) -> bool:
+    """Whether two (question form, answer form) pairs ask the same question: the questions'
+    n-gram Jaccard is at or above ``threshold``, or their edit similarity (1 - Levenshtein
+    distance / longer length) is and so is the answers' Jaccard (non-empty answers): a typo
+    leaves the answer alone, a question one word away on the same passage has another."""
+    if jaccard(a[0], b[0], n) >= threshold:
+        return True
+    if not (a[1] and b[1]) or jaccard(a[1], b[1], n) < threshold:
+        return False
+    return 1 - edit_distance(a[0], b[0]) / max(len(a[0]), len(b[0])) >= threshold
+
+
+def edit_distance(a: str, b: str) -> int:
+    """The Levenshtein distance (insertions, deletions, substitutions): the plain programme."""
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i] + [0] * len(b)
+        for j, y in enumerate(b, start=1):
+            current[j] = min(previous[j - 1] + (x != y), previous[j] + 1, current[j - 1] + 1)
+        previous = current
+    return previous[-1]
 
 
 def clusters(n_records: int, pairs: list[tuple[int, int]]) -> list[int]:

@@ -8,13 +8,18 @@
 //! exactly at the threshold share a band). Verified pairs and exact duplicates are joined by
 //! union-find; each cluster's root is its first text.
 //!
-//! A text may carry a question (the question of a question + context record): a text with one
-//! is a near duplicate only of another text with one whose question is near too (Jaccard of the
-//! questions' n-gram sets at or above the threshold), so different questions on one passage
-//! stay apart, also through a chain via a text without a question.
+//! A text may carry a question (the question of a question + context record) and an answer: a
+//! text with a question is a near duplicate only of another text with one whose question is the
+//! same ([`QuestionMatch`]), so different questions on one passage stay apart, also through a
+//! chain via a text without a question. The questions are the same when the Jaccard of their
+//! n-gram sets is at or above the threshold, or when their edit similarity (1 - Levenshtein
+//! distance / longer length) is and so is the Jaccard of their answers: a typo leaves the answer
+//! as it was, while a question one character away on the same passage (melting / boiling point)
+//! has another answer.
 //!
 //! Per text, memory holds only the exact hash and the band keys; the n-gram sets (64-bit hashes,
-//! sorted) are appended to a spill file and read back (positioned reads) for verification, so
+//! sorted), and the question's characters and the answer's n-gram set where there is a
+//! question, are appended to a spill file and read back (positioned reads) for verification, so
 //! inputs far larger than memory work.
 
 use std::fs::File;
@@ -26,7 +31,7 @@ use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Result};
-use crate::leak::FastSet;
+use crate::leak::{edit_distance, FastSet};
 use crate::text::{hash_chars, mix64, normalize};
 
 #[derive(Debug, Clone, Copy)]
@@ -45,8 +50,9 @@ struct Sketch {
     exact: u128,
     bands: Vec<u64>,
     shingles: Vec<u64>,
-    /// The question's n-gram set; None: the text has no question.
-    question: Option<Vec<u64>>,
+    /// The question's matching form (chars as u64) and the answer's n-gram set; empty: none.
+    question: Vec<u64>,
+    answer: Vec<u64>,
 }
 
 /// Members of an LSH bucket paired with each of this many preceding members (every pair in a
@@ -70,11 +76,11 @@ pub struct Deduper {
     spill: BufWriter<File>,
     /// The spill file, already unlinked: nothing is left behind even after a hard kill.
     spill_reader: File,
-    /// Text i's n-gram set spans `spill_offsets[i]..question_at[i]` (in u64s), its question's
-    /// `question_at[i]..spill_offsets[i + 1]`.
+    /// Text i's spill record starts at `spill_offsets[i]` (in u64s): its n-gram set
+    /// (`parts[i].0` u64s), its question's chars (`parts[i].1`), then its answer's n-gram set
+    /// up to `spill_offsets[i + 1]`.
     spill_offsets: Vec<u64>,
-    question_at: Vec<u64>,
-    has_question: Vec<bool>,
+    parts: Vec<(u32, u32)>,
     /// Set by `finish`: text i has the same key as an earlier text.
     exact_copy: Vec<bool>,
     spill_path: std::path::PathBuf,
@@ -93,7 +99,12 @@ pub struct Clusters {
     pub similarity: Vec<f32>,
     /// Per text, the lowest question Jaccard among the verified pairs where both had a question
     /// (NaN when none).
+    pub question_jaccard: Vec<f32>,
+    /// Per text, the lowest question similarity that made a verified pair's questions the same
+    /// (the Jaccard, or the edit similarity when the answers decided; NaN when none).
     pub question_similarity: Vec<f32>,
+    /// Per text: some verified pair of it had its questions the same by edits and answers.
+    pub by_answer: Vec<bool>,
     pub exact_pairs: u64,
     /// Distinct candidate pairs proposed by the LSH and verified (not already joined).
     pub candidate_pairs: u64,
@@ -101,6 +112,9 @@ pub struct Clusters {
     /// Candidate pairs at or above the threshold whose questions were not (or only one text
     /// had a question).
     pub question_rejected_pairs: u64,
+    /// Verified pairs whose questions were the same by edit similarity and answers (not by
+    /// Jaccard).
+    pub question_edit_pairs: u64,
 }
 
 impl Deduper {
@@ -136,8 +150,7 @@ impl Deduper {
             spill: BufWriter::with_capacity(1 << 20, spill),
             spill_reader,
             spill_offsets: vec![0],
-            question_at: Vec::new(),
-            has_question: Vec::new(),
+            parts: Vec::new(),
             exact_copy: Vec::new(),
             spill_path: spill_path.to_path_buf(),
         })
@@ -153,12 +166,20 @@ impl Deduper {
 
     /// Add a batch of texts (in parallel). `near[i] == false` keeps text i out of near dedup
     /// (exact only), e.g. template-generated rows that are near-identical by design.
-    /// `questions[i]`: the question of text i, when it has one (see the module docs); an empty
-    /// slice: no text has one.
-    pub fn add(&mut self, texts: &[&str], near: &[bool], questions: &[Option<&str>]) -> Result<()> {
-        if near.len() != texts.len() || !(questions.is_empty() || questions.len() == texts.len()) {
+    /// `questions[i]` and `answers[i]`: the question of text i and its answer, when it has them
+    /// (see the module docs; an answer counts only with a question); an empty slice: no text
+    /// has one.
+    pub fn add(
+        &mut self,
+        texts: &[&str],
+        near: &[bool],
+        questions: &[Option<&str>],
+        answers: &[Option<&str>],
+    ) -> Result<()> {
+        let fits = |v: usize| v == 0 || v == texts.len();
+        if near.len() != texts.len() || !fits(questions.len()) || !fits(answers.len()) {
             return Err(Error::InvalidArgument(
-                "texts, near and questions differ in length".into(),
+                "texts, near, questions and answers differ in length".into(),
             ));
         }
         if self.exact.len() + texts.len() > u32::MAX as usize {
@@ -171,7 +192,8 @@ impl Deduper {
             .into_par_iter()
             .map(|i| {
                 let question = questions.get(i).copied().flatten();
-                self.sketch(texts[i], near[i] && self.params.near, question)
+                let answer = answers.get(i).copied().flatten();
+                self.sketch(texts[i], near[i] && self.params.near, question, answer)
             })
             .collect();
         let io = |e| Error::io(&self.spill_path, e);
@@ -180,16 +202,15 @@ impl Deduper {
             self.exact.push(s.exact);
             self.band_keys.extend_from_slice(&s.bands);
             let start = *self.spill_offsets.last().unwrap();
-            let question = s.question.unwrap_or_default();
-            self.has_question.push(!question.is_empty());
-            self.question_at.push(start + s.shingles.len() as u64);
+            self.parts
+                .push((s.shingles.len() as u32, s.question.len() as u32));
             bytes.clear();
-            for h in s.shingles.iter().chain(&question) {
+            for h in s.shingles.iter().chain(&s.question).chain(&s.answer) {
                 bytes.extend_from_slice(&h.to_le_bytes());
             }
             self.spill.write_all(&bytes).map_err(io)?;
-            let len = (s.shingles.len() + question.len()) as u64;
-            self.spill_offsets.push(start + len);
+            let len = s.shingles.len() + s.question.len() + s.answer.len();
+            self.spill_offsets.push(start + len as u64);
         }
         Ok(())
     }
@@ -204,7 +225,13 @@ impl Deduper {
         set
     }
 
-    fn sketch(&self, text: &str, near: bool, question: Option<&str>) -> Sketch {
+    fn sketch(
+        &self,
+        text: &str,
+        near: bool,
+        question: Option<&str>,
+        answer: Option<&str>,
+    ) -> Sketch {
         let norm = normalize(text);
         let form = norm.separated();
         let exact = if norm.chars.is_empty() {
@@ -224,7 +251,8 @@ impl Deduper {
                 exact,
                 bands: vec![u64::MAX; bands_n],
                 shingles: Vec::new(),
-                question: None,
+                question: Vec::new(),
+                answer: Vec::new(),
             };
         }
         let set = self.ngram_set(&chars);
@@ -240,15 +268,22 @@ impl Deduper {
                 h.min(u64::MAX - 1)
             })
             .collect();
-        let question = question.and_then(|q| {
-            let q: Vec<char> = normalize(q).separated().chars().collect();
-            (!q.is_empty()).then(|| self.ngram_set(&q))
-        });
+        let form = |t: Option<&str>| -> Vec<char> {
+            t.map_or_else(Vec::new, |t| normalize(t).separated().chars().collect())
+        };
+        let question: Vec<u64> = form(question).into_iter().map(u64::from).collect();
+        let answer = form(answer.filter(|_| !question.is_empty()));
+        let answer = if answer.is_empty() {
+            Vec::new()
+        } else {
+            self.ngram_set(&answer)
+        };
         Sketch {
             exact,
             bands,
             shingles: set,
             question,
+            answer,
         }
     }
 
@@ -272,8 +307,11 @@ impl Deduper {
                 exact_pairs += 1;
             }
         }
+        let mut question_jaccard = vec![f32::NAN; n];
         let mut question_similarity = vec![f32::NAN; n];
+        let mut by_answer = vec![false; n];
         let (mut candidate_pairs, mut verified_pairs, mut question_rejected_pairs) = (0, 0, 0);
+        let mut question_edit_pairs = 0;
         if self.params.near && n > 1 {
             // Verified pairs below the threshold (or kept apart by their questions), so a pair
             // that shares several bands is verified once.
@@ -312,16 +350,14 @@ impl Deduper {
                         if uf.find(a) != uf.find(b) {
                             uf.union(a, b);
                             verified_pairs += 1;
+                            question_edit_pairs += question.is_some_and(|q| q.by_answer) as u64;
                         }
                         for x in [a as usize, b as usize] {
                             similarity[x] = similarity[x].min(key as f32);
                             if let Some(q) = question {
-                                let s = &mut question_similarity[x];
-                                *s = if s.is_nan() {
-                                    q as f32
-                                } else {
-                                    s.min(q as f32)
-                                };
+                                lower(&mut question_jaccard[x], q.jaccard);
+                                lower(&mut question_similarity[x], q.similarity);
+                                by_answer[x] |= q.by_answer;
                             }
                         }
                     }
@@ -333,11 +369,14 @@ impl Deduper {
         Ok(Clusters {
             root,
             similarity,
+            question_jaccard,
             question_similarity,
+            by_answer,
             exact_pairs,
             candidate_pairs,
             verified_pairs,
             question_rejected_pairs,
+            question_edit_pairs,
         })
     }
 
@@ -389,40 +428,79 @@ impl Deduper {
             .collect())
     }
 
-    /// The true Jaccard of a candidate pair, and of their questions when both have one.
+    /// The true Jaccard of a candidate pair and, when both have a question, whether the
+    /// questions are the same (see the module docs).
     fn verify(&self, a: u32, b: u32) -> std::io::Result<Verdict> {
         let (a, b) = (a as usize, b as usize);
-        let set_a = self.read_set(self.spill_offsets[a], self.spill_offsets[a + 1])?;
-        let set_b = self.read_set(self.spill_offsets[b], self.spill_offsets[b + 1])?;
-        let (qa, qb) = (
-            (self.question_at[a] - self.spill_offsets[a]) as usize,
-            (self.question_at[b] - self.spill_offsets[b]) as usize,
+        let (start_a, start_b) = (self.spill_offsets[a], self.spill_offsets[b]);
+        let (ka, qa) = (self.parts[a].0 as u64, self.parts[a].1 as usize);
+        let (kb, qb) = (self.parts[b].0 as u64, self.parts[b].1 as usize);
+        let key = jaccard(
+            &self.read_set(start_a, start_a + ka)?,
+            &self.read_set(start_b, start_b + kb)?,
         );
-        let key = jaccard(&set_a[..qa], &set_b[..qb]);
         if key < self.params.threshold {
             return Ok(Verdict::Below);
         }
-        match (self.has_question[a], self.has_question[b]) {
-            (false, false) => {
-                return Ok(Verdict::Near {
-                    key,
-                    question: None,
-                })
-            }
-            (true, true) => {}
+        let question = match (qa > 0, qb > 0) {
+            (false, false) => None,
             // A question + context record is near only another one (else one unsplit text
             // near two questions on one passage would chain them).
+            (true, true) => {
+                // The question's chars, then the answer's n-gram set.
+                let rest_a = self.read_set(start_a + ka, self.spill_offsets[a + 1])?;
+                let rest_b = self.read_set(start_b + kb, self.spill_offsets[b + 1])?;
+                match self.same_question(rest_a.split_at(qa), rest_b.split_at(qb)) {
+                    Some(q) => Some(q),
+                    None => return Ok(Verdict::OtherQuestion),
+                }
+            }
             _ => return Ok(Verdict::OtherQuestion),
+        };
+        Ok(Verdict::Near { key, question })
+    }
+
+    /// Whether two (question chars, answer n-gram set) are the same question: question Jaccard
+    /// at or above the threshold, or question edit similarity and answer Jaccard both are.
+    fn same_question(&self, a: (&[u64], &[u64]), b: (&[u64], &[u64])) -> Option<QuestionMatch> {
+        let t = self.params.threshold;
+        let chars = |q: &[u64]| -> Vec<char> {
+            q.iter()
+                .map(|&c| char::from_u32(c as u32).unwrap_or('\u{FFFD}'))
+                .collect()
+        };
+        let (qa, qb) = (chars(a.0), chars(b.0));
+        let question = jaccard(&self.ngram_set(&qa), &self.ngram_set(&qb));
+        if question >= t {
+            return Some(QuestionMatch {
+                jaccard: question,
+                similarity: question,
+                by_answer: false,
+            });
         }
-        let question = jaccard(&set_a[qa..], &set_b[qb..]);
-        if question < self.params.threshold {
-            return Ok(Verdict::OtherQuestion);
+        if a.1.is_empty() || b.1.is_empty() || jaccard(a.1, b.1) < t {
+            return None;
         }
-        Ok(Verdict::Near {
-            key,
-            question: Some(question),
+        let longer = qa.len().max(qb.len());
+        // One edit more than the threshold allows, so that the float test below decides.
+        let max_edits = ((1.0 - t) * longer as f64).floor() as usize + 1;
+        let edits = edit_distance(&qa, &qb, max_edits)?;
+        let similarity = 1.0 - edits as f64 / longer as f64;
+        (similarity >= t).then_some(QuestionMatch {
+            jaccard: question,
+            similarity,
+            by_answer: true,
         })
     }
+}
+
+/// How the questions of a verified pair were found the same.
+#[derive(Clone, Copy)]
+struct QuestionMatch {
+    jaccard: f64,
+    /// The measure that decided: the Jaccard, or the edit similarity (`by_answer`).
+    similarity: f64,
+    by_answer: bool,
 }
 
 /// The outcome of verifying one candidate pair.
@@ -432,8 +510,14 @@ enum Verdict {
     OtherQuestion,
     Near {
         key: f64,
-        question: Option<f64>,
+        question: Option<QuestionMatch>,
     },
+}
+
+/// Lower `slot` (NaN: unset) to `value`.
+fn lower(slot: &mut f32, value: f64) {
+    let v = value as f32;
+    *slot = if slot.is_nan() { v } else { slot.min(v) };
 }
 
 /// The MinHash signature of a set: per hash function (a, b), the least a·x + b (mod 2^64).
@@ -552,7 +636,7 @@ mod tests {
             seed: 1,
         };
         let mut d = Deduper::new(params, &dir.path().join("spill")).unwrap();
-        d.add(texts, &vec![true; texts.len()], &[]).unwrap();
+        d.add(texts, &vec![true; texts.len()], &[], &[]).unwrap();
         d.finish(&mut |_, _| {}).unwrap()
     }
 
@@ -636,7 +720,7 @@ mod tests {
         };
         let with_questions = |questions: &[Option<&str>]| {
             let mut d = Deduper::new(params, &dir.path().join("spill")).unwrap();
-            d.add(&refs, &[true; 3], questions).unwrap();
+            d.add(&refs, &[true; 3], questions, &[]).unwrap();
             d.finish(&mut |_, _| {}).unwrap()
         };
         assert_eq!(with_questions(&[]).root, vec![0, 0, 0]);
@@ -645,5 +729,50 @@ mod tests {
         assert_eq!(c.question_rejected_pairs, 2);
         assert_eq!(c.question_similarity[2], 1.0);
         assert!(c.question_similarity[1].is_nan());
+    }
+
+    #[test]
+    fn a_typo_in_the_question_joins_only_with_the_same_answer() {
+        let passage = "マグネシウムは原子番号12の元素で、元素記号はMgである。銀白色の軽い金属で、\
+                       融点は摂氏650度、沸点は摂氏1090度である。地殻中に8番目に多く存在する元素で、\
+                       海水中にも多く溶けている。合金の材料として航空機や自動車に使われる。";
+        let q = "マグネシウムの融点は摂氏で何度でしょうか";
+        let typo = "マグネシウムの融点は摂氏で何度でしょかう"; // one swap: 5-gram Jaccard 0.78
+        let boiling = "マグネシウムの沸点は摂氏で何度でしょうか"; // one character: another question
+        let dir = tempfile::tempdir().unwrap();
+        let (bands, rows) = recall_bands(0.8, 128, 0.995);
+        let params = DedupParams {
+            near: true,
+            ngram: 5,
+            bands,
+            rows,
+            threshold: 0.8,
+            seed: 1,
+        };
+        let run = |records: &[(&str, &str)]| {
+            let texts: Vec<String> = records
+                .iter()
+                .map(|(q, _)| format!("{q}\n{passage}"))
+                .collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let questions: Vec<Option<&str>> = records.iter().map(|r| Some(r.0)).collect();
+            let answers: Vec<Option<&str>> = records.iter().map(|r| Some(r.1)).collect();
+            let mut d = Deduper::new(params, &dir.path().join("spill")).unwrap();
+            d.add(&refs, &vec![true; refs.len()], &questions, &answers)
+                .unwrap();
+            d.finish(&mut |_, _| {}).unwrap()
+        };
+        let c = run(&[
+            (q, "摂氏650度です。"),
+            (typo, "摂氏650度です"),
+            (boiling, "摂氏1090度です。"),
+        ]);
+        assert_eq!(c.root, vec![0, 0, 2]);
+        assert_eq!((c.question_edit_pairs, c.question_rejected_pairs), (1, 2));
+        assert!(c.by_answer[1] && !c.by_answer[2]);
+        assert!(c.question_jaccard[1] < 0.8);
+        assert!((c.question_similarity[1] - 0.9).abs() < 1e-6); // 2 edits in 20
+        let c = run(&[(q, "摂氏650度です。"), (typo, "軽い金属です。")]);
+        assert_eq!(c.root, vec![0, 1]);
     }
 }

@@ -331,16 +331,40 @@ impl LeakIndex {
 
 /// The fewest edits (insertions, deletions, substitutions) turning `pattern` into some substring
 /// `text[start..end]`, when at most `max_edits`: `(edits, start, end)`, preferring the leftmost
-/// end. Sellers' semi-global alignment, abandoned as soon as no cell of a row is within bound
-/// (row minima never decrease).
+/// end. Sellers' semi-global alignment ([`align`]).
 pub fn best_substring(
     pattern: &[char],
     text: &[char],
     max_edits: usize,
 ) -> Option<(usize, usize, usize)> {
+    align(pattern, text, max_edits, true)
+}
+
+/// The Levenshtein distance between `a` and `b` (insertions, deletions, substitutions), when at
+/// most `max_edits` ([`align`] over the whole of both).
+pub fn edit_distance(a: &[char], b: &[char], max_edits: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max_edits {
+        return None;
+    }
+    align(a, b, max_edits, false).map(|(edits, _, _)| edits)
+}
+
+/// The edit alignment of `pattern` with `text[start..end]`, when it costs at most `max_edits`:
+/// `(edits, start, end)`. `substring`: any start and end of `text` is free (semi-global, the
+/// leftmost best end); else the whole text (global: Levenshtein). Abandoned as soon as no cell
+/// of a row is within bound (row minima never decrease).
+fn align(
+    pattern: &[char],
+    text: &[char],
+    max_edits: usize,
+    substring: bool,
+) -> Option<(usize, usize, usize)> {
     let w = text.len();
-    // (cost, start) per text position; row 0: a match may start anywhere for free.
-    let mut prev: Vec<(u32, u32)> = (0..=w as u32).map(|j| (0, j)).collect();
+    // (cost, start) per text position; row 0: a match may start anywhere for free (substring),
+    // or skipping j characters of the text costs j.
+    let mut prev: Vec<(u32, u32)> = (0..=w as u32)
+        .map(|j| if substring { (0, j) } else { (j, 0) })
+        .collect();
     let mut cur: Vec<(u32, u32)> = vec![(0, 0); w + 1];
     let bound = max_edits as u32;
     for (i, &pc) in pattern.iter().enumerate() {
@@ -365,10 +389,13 @@ pub fn best_substring(
         }
         std::mem::swap(&mut prev, &mut cur);
     }
-    let (end, &(cost, start)) = prev
-        .iter()
-        .enumerate()
-        .min_by_key(|(j, (cost, _))| (*cost, *j))?;
+    let (end, &(cost, start)) = if substring {
+        prev.iter()
+            .enumerate()
+            .min_by_key(|(j, (cost, _))| (*cost, *j))?
+    } else {
+        (w, &prev[w])
+    };
     (cost <= bound).then_some((cost as usize, start as usize, end))
 }
 
@@ -387,6 +414,17 @@ mod tests {
         assert_eq!(best_substring(&chars("hallo"), &t, 1), Some((1, 2, 7)));
         assert_eq!(best_substring(&chars("hallo"), &t, 0), None);
         assert_eq!(best_substring(&chars("helo"), &t, 1).map(|r| r.0), Some(1));
+    }
+
+    #[test]
+    fn edit_distance_is_levenshtein_within_a_bound() {
+        let d = |a: &str, b: &str, max| edit_distance(&chars(a), &chars(b), max);
+        assert_eq!(d("kitten", "sitting", 3), Some(3));
+        assert_eq!(d("kitten", "sitting", 2), None);
+        assert_eq!(d("融点", "沸点", 1), Some(1));
+        assert_eq!(d("", "abc", 3), Some(3));
+        assert_eq!(d("abc", "abc", 0), Some(0));
+        assert_eq!(d("xxhelloyy", "hello", 3), None); // the whole text, not a substring
     }
 
     #[test]

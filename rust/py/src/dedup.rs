@@ -46,27 +46,32 @@ impl Deduper {
     }
 
     /// Add texts; `near[i]` false keeps text i to exact dedup only; `questions[i]` is the
-    /// question of text i when it has one (then text i is a near duplicate only of texts whose
-    /// question is near too, or that have none).
-    #[pyo3(signature = (texts, near, questions=None))]
+    /// question of text i when it has one (then text i is a near duplicate only of texts with
+    /// the same question), `answers[i]` its answer (lets a question with small edits count as
+    /// the same when the answers are near too).
+    #[pyo3(signature = (texts, near, questions=None, answers=None))]
     fn add(
         &mut self,
         py: Python<'_>,
         texts: Vec<String>,
         near: Vec<bool>,
         questions: Option<Vec<Option<String>>>,
+        answers: Option<Vec<Option<String>>>,
     ) -> PyResult<()> {
         let questions = questions.unwrap_or_default();
-        if texts.len() != near.len() || !(questions.is_empty() || questions.len() == texts.len()) {
+        let answers = answers.unwrap_or_default();
+        let fits = |v: usize| v == 0 || v == texts.len();
+        if texts.len() != near.len() || !fits(questions.len()) || !fits(answers.len()) {
             return Err(PyValueError::new_err(
-                "texts, near and questions differ in length",
+                "texts, near, questions and answers differ in length",
             ));
         }
         let inner = self.inner.as_mut().ok_or_else(finished)?;
         py.detach(|| {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             let qs: Vec<Option<&str>> = questions.iter().map(Option::as_deref).collect();
-            inner.add(&refs, &near, &qs)
+            let answers: Vec<Option<&str>> = answers.iter().map(Option::as_deref).collect();
+            inner.add(&refs, &near, &qs, &answers)
         })
         .map_err(to_py)
     }
@@ -75,11 +80,13 @@ impl Deduper {
         self.inner.as_ref().map_or(0, |d| d.len())
     }
 
-    /// Cluster: `(root, similarity, question_similarity, stats)`; root (uint32 bytes) is each
-    /// text's cluster's first text, similarity (float32 bytes) the lowest Jaccard that joined
-    /// it, question_similarity (float32 bytes) the lowest question Jaccard (NaN: none
-    /// compared); stats `(exact_pairs, candidate_pairs, verified_pairs,
-    /// question_rejected_pairs)`.
+    /// Cluster: `(root, similarity, questions, stats)`; root (uint32 bytes) is each text's
+    /// cluster's first text, similarity (float32 bytes) the lowest Jaccard that joined it;
+    /// questions `(jaccard, similarity, by_answer)`: per text the lowest question Jaccard
+    /// (float32 bytes, NaN: none compared), the lowest similarity that made its questions the
+    /// same (float32 bytes: the Jaccard, or the edit similarity when the answers decided) and
+    /// whether the answers decided for some pair (uint8 bytes); stats `(exact_pairs,
+    /// candidate_pairs, verified_pairs, question_rejected_pairs, question_edit_pairs)`.
     #[allow(clippy::type_complexity)]
     fn finish<'py>(
         &mut self,
@@ -87,22 +94,32 @@ impl Deduper {
     ) -> PyResult<(
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-        (u64, u64, u64, u64),
+        (
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+        ),
+        (u64, u64, u64, u64, u64),
     )> {
         let inner = self.inner.take().ok_or_else(finished)?;
         let clusters = py.detach(|| inner.finish(&mut |_, _| {})).map_err(to_py)?;
         let root: Vec<u8> = clusters.root.iter().flat_map(|r| r.to_le_bytes()).collect();
+        let by_answer: Vec<u8> = clusters.by_answer.iter().map(|&b| b as u8).collect();
         let f32_bytes = |v: &[f32]| -> Vec<u8> { v.iter().flat_map(|s| s.to_le_bytes()).collect() };
         Ok((
             PyBytes::new(py, &root),
             PyBytes::new(py, &f32_bytes(&clusters.similarity)),
-            PyBytes::new(py, &f32_bytes(&clusters.question_similarity)),
+            (
+                PyBytes::new(py, &f32_bytes(&clusters.question_jaccard)),
+                PyBytes::new(py, &f32_bytes(&clusters.question_similarity)),
+                PyBytes::new(py, &by_answer),
+            ),
             (
                 clusters.exact_pairs,
                 clusters.candidate_pairs,
                 clusters.verified_pairs,
                 clusters.question_rejected_pairs,
+                clusters.question_edit_pairs,
             ),
         ))
     }
