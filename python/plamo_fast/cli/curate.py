@@ -166,7 +166,8 @@ def dedup(
     """Remove exact duplicates (normalized text) and, with --near, near duplicates, within and
     across the inputs; larger-than-memory inputs are streamed twice. A question + context
     record (instruction + input, question + context, or a quoted passage) is a near
-    duplicate only of another whose question is near too."""
+    duplicate only of another with the same question (question Jaccard, or a few edits with the
+    same answer)."""
     from plamo_fast.data.dedup import dedup as run
 
     result = run(
