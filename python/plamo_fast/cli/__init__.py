@@ -14,6 +14,7 @@ from plamo_fast.cli import eval as eval_commands
 from plamo_fast.cli import merge as merge_command
 from plamo_fast.cli import onpolicy as onpolicy_commands
 from plamo_fast.cli import pack as pack_command
+from plamo_fast.cli import synth as synth_commands
 from plamo_fast.cli import train as train_commands
 
 app = typer.Typer(
@@ -66,6 +67,7 @@ app.command("score", no_args_is_help=True)(onpolicy_commands.score)
 app.command("pairs", no_args_is_help=True)(onpolicy_commands.pairs)
 app.command("demo")(demo_command.demo)
 app.add_typer(eval_commands.app, name="eval")
+app.add_typer(synth_commands.app, name="synth")
 
 
 def _cli_errors() -> tuple[type[BaseException], ...]:

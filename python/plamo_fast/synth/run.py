@@ -1,0 +1,258 @@
+"""``plamo-fast synth math``: N distinct template math problems with worked solutions, JSONL.
+
+Each record is drawn as: a generator (weights from ``--mix``), a difficulty (uniform over
+``--difficulty``), then the generator's numbers from the one seeded RNG. A problem whose id
+was already written is redrawn with new numbers from the same generator and difficulty (ids
+hash the params, so dedup is on the mathematics, not on the text); when one generator and
+difficulty gives :data:`EXHAUSTED_AFTER` duplicates in a row its space is exhausted for the
+requested count and the run stops with an error naming it, writing nothing.
+
+``--holdout F`` sends the records whose id hash falls below F (:func:`id_fraction`) to a sibling
+file ``OUT-stem.test.jsonl``; train and test never share an id, and the split of a problem does
+not depend on the seed, ``-n`` or the mix.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from random import Random
+
+from plamo_fast.errors import UsageError
+from plamo_fast.outputs import atomic_output, check_output
+from plamo_fast.synth.record import build_record, id_fraction, problem_id, record_line
+from plamo_fast.synth.registry import DIFFICULTIES, LANGS, Generator, Problem, Spec, load_all
+
+EXHAUSTED_AFTER = 2000  # duplicates in a row from one generator and difficulty
+WRITE_BATCH = 4096  # lines per write
+
+
+def parse_mix(text: str | None, registry: dict[str, Generator]) -> dict[str, float]:
+    """``arithmetic=3,fractions.add=1``: a family's weight is shared equally by its generators;
+    a generator's own weight replaces its share. Without a mix every generator weighs 1."""
+    if not text:
+        return dict.fromkeys(registry, 1.0)
+    families: dict[str, list[str]] = {}
+    for name, gen in registry.items():
+        families.setdefault(gen.family, []).append(name)
+    weights: dict[str, float] = {}
+    own: dict[str, float] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        try:
+            weight = float(value) if sep else 1.0
+        except ValueError:
+            raise UsageError(f"--mix {item!r}: the weight is not a number") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise UsageError(f"--mix {item!r}: a weight is a finite number >= 0")
+        if key in registry:
+            own[key] = weight
+        elif key in families:
+            for name in families[key]:
+                weights[name] = weights.get(name, 0.0) + weight / len(families[key])
+        else:
+            known = ", ".join(sorted(families))
+            raise UsageError(f"--mix: unknown generator or family {key!r} (families: {known})")
+    weights.update(own)
+    weights = {k: w for k, w in weights.items() if w > 0}
+    if not weights:
+        raise UsageError("--mix gives every generator weight 0")
+    return weights
+
+
+def parse_features(items: list[str] | None) -> dict[str, str]:
+    """``["carries=all", "eliminate=y"]`` (each item may also be comma-separated)."""
+    want: dict[str, str] = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise UsageError(f"--feature takes KEY=VALUE, got {part!r}")
+            want[key.strip()] = value.strip()
+    return want
+
+
+def _select(
+    weights: dict[str, float], want: dict[str, str], registry: dict[str, Generator]
+) -> dict[str, float]:
+    """The generators of the mix that take every wanted feature value (``eliminate=z`` keeps
+    systems.three and drops systems.two, which has no z)."""
+    if not want:
+        return weights
+    chosen = {
+        name: w
+        for name, w in weights.items()
+        if all(value in registry[name].features.get(key, ()) for key, value in want.items())
+    }
+    if not chosen:
+        wanted = ", ".join(f"{k}={v}" for k, v in want.items())
+        raise UsageError(
+            f"--feature {wanted}: no generator in the mix takes it (see `plamo-fast synth list`)"
+        )
+    return chosen
+
+
+def parse_difficulty(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return DIFFICULTIES
+    chosen = tuple(dict.fromkeys(d.strip() for d in text.split(",") if d.strip()))
+    bad = [d for d in chosen if d not in DIFFICULTIES]
+    if bad or not chosen:
+        raise UsageError(f"--difficulty takes {', '.join(DIFFICULTIES)} (comma-separated)")
+    return chosen
+
+
+def _draw(
+    n: int,
+    *,
+    seed: int = 0,
+    lang: str = "ja",
+    mix: str | None = None,
+    difficulty: str | None = None,
+    features: list[str] | None = None,
+    made: dict | None = None,
+) -> Iterator[tuple[Generator, Problem, str, dict]]:
+    """``n`` problems with distinct ids: ``(generator, problem, id, features)``. When the
+    draws are done, ``made`` (if given) holds the count per (generator name, difficulty)."""
+    if lang not in LANGS:
+        raise UsageError(f"--lang takes {' or '.join(LANGS)}, got {lang!r}")
+    if n < 0:
+        raise UsageError("-n must be at least 0")
+    registry = load_all()
+    want = parse_features(features)
+    weights = _select(parse_mix(mix, registry), want, registry)
+    difficulties = parse_difficulty(difficulty)
+    gens = [registry[name] for name in sorted(weights)]
+    cum, total = [], 0.0
+    for gen in gens:
+        total += weights[gen.name]
+        cum.append(total)
+    specs = {d: Spec(d, lang, want) for d in difficulties}
+    rng = Random(seed)
+    random = rng.random
+    seen: set[str] = set()
+    nd, last = len(difficulties), len(gens) - 1
+    distinct = [0] * (len(gens) * nd)  # per generator and difficulty
+    for _ in range(n):
+        g = min(bisect(cum, random() * total), last)
+        k = int(random() * nd)
+        gen, d = gens[g], difficulties[k]
+        spec, make, name, version = specs[d], gen.make, gen.name, gen.version
+        misses = 0
+        while True:
+            problem = make(rng, spec)
+            rid = problem_id(name, version, problem.params)
+            if rid not in seen:
+                break
+            misses += 1
+            if misses >= EXHAUSTED_AFTER:
+                raise UsageError(
+                    f"generator {name} ({d}) is exhausted: {distinct[g * nd + k]} distinct "
+                    f"problems, then {EXHAUSTED_AFTER} duplicates in a row; ask for fewer "
+                    "(-n), give it less weight (--mix) or allow more difficulties"
+                )
+        seen.add(rid)
+        distinct[g * nd + k] += 1
+        yield gen, problem, rid, {"difficulty": d, **problem.features}
+    if made is not None:
+        for g, gen in enumerate(gens):
+            for k, d in enumerate(difficulties):
+                if distinct[g * nd + k]:
+                    made[gen.name, d] = distinct[g * nd + k]
+
+
+def generate(
+    n: int,
+    *,
+    seed: int = 0,
+    lang: str = "ja",
+    mix: str | None = None,
+    difficulty: str | None = None,
+    features: list[str] | None = None,
+) -> Iterator[dict]:
+    """Yields ``n`` records with distinct ids (see the module text); the same records, in the
+    same order, as :func:`synth_math` writes with these options."""
+    draws = _draw(n, seed=seed, lang=lang, mix=mix, difficulty=difficulty, features=features)
+    for gen, problem, rid, feats in draws:
+        yield build_record(gen, problem, rid, lang, feats)
+
+
+def holdout_path(out: Path) -> Path:
+    """The holdout file beside ``out``: ``math.jsonl`` -> ``math.test.jsonl``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.test{out.suffix or '.jsonl'}")
+
+
+def synth_math(
+    output: Path,
+    n: int,
+    *,
+    seed: int = 0,
+    lang: str = "ja",
+    mix: str | None = None,
+    difficulty: str | None = None,
+    features: list[str] | None = None,
+    holdout: float = 0.0,
+    overwrite: bool = False,
+) -> dict:
+    """Writes the records to ``output`` (and the holdout to :func:`holdout_path`); returns the
+    counts per generator, difficulty and split."""
+    if not 0.0 <= holdout < 1.0:
+        raise UsageError("--holdout takes a fraction in [0, 1)")
+    output = Path(output)
+    made: dict[tuple[str, str], int] = {}
+    draws = _draw(
+        n, seed=seed, lang=lang, mix=mix, difficulty=difficulty, features=features, made=made
+    )
+    counts = {"train": 0, "test": 0}
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        outs = {"train": output}
+        if holdout > 0:
+            outs["test"] = holdout_path(output)
+            check_output(outs["test"], command="synth-math", overwrite=overwrite, folder=False)
+        files = {}
+        for split, path in outs.items():
+            partial = stack.enter_context(
+                atomic_output(path, command="synth-math", overwrite=overwrite, folder=False)
+            )
+            files[split] = stack.enter_context(open(partial, "w", encoding="utf-8"))
+        buffers: dict[str, list[str]] = {split: [] for split in outs}
+        for gen, problem, rid, feats in draws:
+            split = "test" if holdout and id_fraction(rid) < holdout else "train"
+            buffer = buffers[split]
+            buffer.append(record_line(build_record(gen, problem, rid, lang, feats)))
+            if len(buffer) >= WRITE_BATCH:
+                files[split].write("\n".join(buffer) + "\n")
+                buffer.clear()
+            counts[split] += 1
+        for split, buffer in buffers.items():
+            if buffer:
+                files[split].write("\n".join(buffer) + "\n")
+    seconds = time.perf_counter() - started
+    by_generator: Counter = Counter()
+    by_difficulty: Counter = Counter()
+    for (name, d), count in made.items():
+        by_generator[name] += count
+        by_difficulty[d] += count
+    summary = {
+        "records": counts["train"] + counts["test"],
+        "train": counts["train"],
+        "output": str(output),
+        "by_generator": dict(sorted(by_generator.items())),
+        "by_difficulty": {d: by_difficulty[d] for d in DIFFICULTIES if d in by_difficulty},
+        "seconds": round(seconds, 3),
+    }
+    if holdout > 0:
+        summary["test"] = counts["test"]
+        summary["test_output"] = str(outs["test"])
+    return summary
