@@ -147,3 +147,37 @@ def test_the_ignore_index_is_defined_once():
         if re.match(r"\s*IGNORE_INDEX\s*(:[^=]+)?=", line)
     ]
     assert definitions == ["data/conversation.py"]
+
+
+def test_alpaca_and_dolly_records_are_one_user_turn_and_a_trained_answer():
+    alpaca = {"instruction": "Summarize.", "input": "A long text.", "output": "Short."}
+    conversation = sft_conversation(alpaca)
+    assert conversation.messages == [
+        {"role": "user", "content": "Summarize.\nA long text."},
+        {"role": "assistant", "content": "Short."},
+    ]
+    assert conversation.trained == [1]
+    dolly = {"instruction": "Summarize.", "context": "A long text.", "response": "Short."}
+    assert sft_conversation(dolly) == conversation
+    # An empty input adds nothing; a system field leads.
+    no_input = sft_conversation({"instruction": "Hi.", "input": "", "output": "Hello."})
+    assert no_input.messages[0] == {"role": "user", "content": "Hi."}
+    with_system = sft_conversation({**alpaca, "system": "Be brief."})
+    assert with_system.messages[0] == {"role": "system", "content": "Be brief."}
+    assert with_system.trained == [2]
+    assert prompt_messages(alpaca) == conversation.messages[:1]
+
+
+@pytest.mark.parametrize(
+    "record,message",
+    [
+        ({"instruction": "Q"}, "'instruction' without 'output'"),
+        ({"instruction": "Q", "input": "a", "context": "b", "output": "A"}, "both 'input'"),
+        ({"instruction": " ", "input": "", "output": "A"}, "both empty"),
+        ({"instruction": ["Q"], "output": "A"}, "'instruction' must be a string"),
+        ({"instruction": "Q", "output": 3}, "'output' must be a string"),
+    ],
+)
+def test_bad_alpaca_records_say_why(record, message):
+    with pytest.raises(BadRecordError, match=re.escape(message)):
+        sft_conversation(record)

@@ -48,3 +48,41 @@ def test_read_only_or_strided_outputs_are_refused():
     strided = np.zeros(12, dtype=np.int32)[::2]
     with pytest.raises(ValueError, match="out_ids must be C-contiguous"):
         _native.gather_documents(TOKENS, TOKENS, OFFSETS, ORDER, strided, labels, positions)
+
+
+def spill(tmp_path, tokens: np.ndarray, labels: np.ndarray):
+    paths = tmp_path / "tokens.i32", tmp_path / "labels.i32"
+    for path, values in zip(paths, (tokens, labels), strict=True):
+        path.write_bytes(values.astype("<i4").tobytes())
+    return paths
+
+
+def test_gathering_from_spill_files_equals_gathering_from_memory(tmp_path):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 50, 300)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = rng.integers(-(2**31), 2**31, int(offsets[-1]), dtype=np.int64).astype(np.int32)
+    labels = np.where(rng.random(len(tokens)) < 0.5, -100, tokens).astype(np.int32)
+    order = rng.permutation(300)[:200].astype(np.int64)
+    n = int(lengths[order].sum())
+    expected, got = outputs(n), outputs(n)
+    _native.gather_documents(tokens, labels, offsets, order, *expected)
+    _native.gather_spilled(*spill(tmp_path, tokens, labels), offsets, order, *got)
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))
+
+
+def test_spill_files_are_checked_against_the_offsets(tmp_path):
+    paths = spill(tmp_path, TOKENS, TOKENS)
+    ids, labels, positions = outputs()
+    with pytest.raises(ValueError, match="outside the 6 tokens"):
+        _native.gather_spilled(*paths, OFFSETS + 1, ORDER, ids, labels, positions)
+    paths[1].write_bytes(b"\0" * 20)
+    with pytest.raises(ValueError, match="differ in length"):
+        _native.gather_spilled(*paths, OFFSETS, ORDER, ids, labels, positions)
+    with pytest.raises(ValueError, match="out_ids must be writable"):
+        ids.flags.writeable = False
+        _native.gather_spilled(
+            *spill(tmp_path, TOKENS, TOKENS), OFFSETS, ORDER, ids, labels, positions
+        )
+    with pytest.raises(FileNotFoundError, match="missing"):
+        _native.gather_spilled(tmp_path / "missing", paths[1], OFFSETS, ORDER, *outputs())

@@ -85,7 +85,7 @@ def test_mixture_has_source_ids(chatml: Path, tmp_path: Path):
 def test_too_long_dropped_or_truncated_left(chatml: Path, tmp_path: Path):
     long_chat = SYSTEM_CONVERSATION[:1] + CONVERSATIONS[1] + CONVERSATIONS[2]
     data = write_jsonl(tmp_path / "long.jsonl", [{"messages": long_chat}])
-    dropped = pack([data], chatml, tmp_path / "drop", max_length=40)
+    dropped = pack([data], chatml, tmp_path / "drop", max_length=40, allow_empty=True)
     assert dropped["dropped"] == {"too_long": 1} and dropped["examples_packed"] == 0
     kept = pack([data], chatml, tmp_path / "left", max_length=60, truncate="left")
     assert kept["examples_packed"] == 1
@@ -130,6 +130,60 @@ def test_bad_records_name_file_and_line(chatml: Path, tmp_path: Path, capsys, li
     report = pack([data], chatml, out, max_length=64, skip_bad=True)
     assert report["dropped"] == {"malformed": 1} and report["examples_packed"] == 3
     assert report["bad_records"][0].startswith(f"{data}:3: ")
+
+
+def test_a_run_that_keeps_nothing_fails_unless_allow_empty(chatml: Path, tmp_path: Path, capsys):
+    long_chat = SYSTEM_CONVERSATION[:1] + CONVERSATIONS[1] + CONVERSATIONS[2]
+    data = write_jsonl(tmp_path / "long.jsonl", [{"messages": long_chat}] * 2)
+    out = tmp_path / "o"
+    assert pack_cli(data, "--tokenizer", chatml, "-L", 40, "-o", out) == 1
+    err = capsys.readouterr().err
+    assert "pack: read 2 examples but kept none (dropped: too_long 2)" in err
+    assert "raise --max-length (40) or pass --truncate left" in err and "--allow-empty" in err
+    assert not out.exists()
+    assert pack_cli(data, "--tokenizer", chatml, "-L", 40, "-o", out, "--allow-empty") == 0
+    assert json.loads((out / "pack_report.json").read_text())["rows"] == 0
+    # Every record skipped as bad: the same refusal.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n[1]\n", encoding="utf-8")
+    assert pack_cli(bad, "--tokenizer", chatml, "-L", 64, "-o", tmp_path / "b", "--skip-bad") == 1
+    assert "read 2 examples but kept none (dropped: malformed 2)" in capsys.readouterr().err
+
+
+def test_more_than_a_tenth_dropped_is_one_warning_line(chatml: Path, tmp_path: Path, capsys):
+    long_chat = SYSTEM_CONVERSATION[:1] + CONVERSATIONS[1] + CONVERSATIONS[2]
+    short = {"messages": CONVERSATIONS[0]}
+    for n_short, warned in ((4, True), (9, False)):
+        data = write_jsonl(
+            tmp_path / f"d{n_short}.jsonl", [{"messages": long_chat}] + [short] * n_short
+        )
+        pack([data], chatml, tmp_path / f"o{n_short}", max_length=40)
+        err = capsys.readouterr().err
+        line = (
+            f"warning: dropped 1 of {n_short + 1} examples ({100 / (n_short + 1):.1f}%): too_long 1"
+        )
+        assert (line in err) == warned and err.count("warning") == int(warned)
+
+
+def test_json_array_files_are_read_record_by_record(chatml: Path, tmp_path: Path, capsys):
+    records = [{"messages": c} for c in CONVERSATIONS] + [
+        {"instruction": "日本の首都は？", "input": "", "output": "東京です。"}
+    ]
+    lines = write_jsonl(tmp_path / "lines.jsonl", records)
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps(records, ensure_ascii=False, indent=2), encoding="utf-8")
+    pack([lines], chatml, tmp_path / "a", max_length=256)
+    pack([array], chatml, tmp_path / "b", max_length=256)
+    assert rows(tmp_path / "a") == rows(tmp_path / "b")
+    # A bad element is named by its place in the array, and --skip-bad skips only it.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([records[0], {"text": "x"}, records[1]]), encoding="utf-8")
+    assert pack_cli(bad, "--tokenizer", chatml, "-L", 256, "-o", tmp_path / "c") == 1
+    assert f"{bad}:record 2: expected 'messages'" in capsys.readouterr().err
+    report = pack([bad], chatml, tmp_path / "c", max_length=256, skip_bad=True)
+    assert report["examples_packed"] == 2 and report["bad_records"][0].startswith(
+        f"{bad}:record 2: "
+    )
 
 
 def test_empty_file_is_an_error(chatml: Path, tmp_path: Path):
@@ -376,6 +430,44 @@ def test_sharegpt_conversations_pack_like_messages(chatml: Path, tmp_path: Path)
     bad = write_jsonl(tmp_path / "c.jsonl", [{"conversations": [{"from": "bot", "value": "x"}]}])
     with pytest.raises(BadRecordError, match=rf"{bad}:1: conversations\[0\]: unknown role 'bot'"):
         pack([bad], chatml, tmp_path / "c", max_length=256)
+
+
+def test_alpaca_and_dolly_records_pack_like_their_conversation(chatml: Path, tmp_path: Path):
+    """instruction + "\\n" + input is the user turn; only the output is trained."""
+    alpaca = [
+        {"instruction": "日本の首都は？", "input": "", "output": "東京です。"},
+        {"instruction": "要約して。", "input": "長い文章です。", "output": "短い。"},
+    ]
+    dolly = [
+        {"instruction": r["instruction"], "context": r["input"], "response": r["output"]}
+        for r in alpaca
+    ]
+    messages = [
+        {
+            "messages": [
+                {"role": "user", "content": "日本の首都は？"},
+                {"role": "assistant", "content": "東京です。"},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": "要約して。\n長い文章です。"},
+                {"role": "assistant", "content": "短い。"},
+            ]
+        },
+    ]
+    for name, records in (("alpaca", alpaca), ("dolly", dolly), ("messages", messages)):
+        pack(
+            [write_jsonl(tmp_path / f"{name}.jsonl", records)],
+            chatml,
+            tmp_path / name,
+            max_length=256,
+        )
+    assert rows(tmp_path / "alpaca") == rows(tmp_path / "dolly") == rows(tmp_path / "messages")
+    assert trained_texts(tmp_path / "alpaca", chatml) == {
+        0: "東京です。<|im_end|>",
+        1: "短い。<|im_end|>",
+    }
 
 
 # --- chat templates: per-record refusals -----------------------------------------------------

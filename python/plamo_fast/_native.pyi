@@ -19,6 +19,7 @@ __all__ = [
     "best_fit_decreasing_rows",
     "check_models_compatible",
     "gather_documents",
+    "gather_spilled",
     "merge",
     "normalize_text",
     "normalize_with_spans",
@@ -76,6 +77,15 @@ def gather_documents(
     out_labels: Buffer,
     out_positions: Buffer,
 ) -> None: ...
+def gather_spilled(
+    tokens_path: str | PathLike[str],
+    labels_path: str | PathLike[str],
+    doc_offsets: Buffer,
+    order: Buffer,
+    out_ids: Buffer,
+    out_labels: Buffer,
+    out_positions: Buffer,
+) -> None: ...
 def normalize_text(text: str) -> str: ...
 def normalize_with_spans(text: str) -> tuple[str, list[tuple[int, int]]]: ...
 
@@ -115,10 +125,16 @@ class Deduper:
         min_recall: float = 0.995,
     ) -> Deduper: ...
     def add(
-        self, texts: list[str], near: list[bool], questions: list[str | None] | None = None
+        self,
+        texts: list[str],
+        near: list[bool],
+        questions: list[str | None] | None = None,
+        answers: list[str | None] | None = None,
     ) -> None: ...
     def __len__(self) -> int: ...
-    def finish(self) -> tuple[bytes, bytes, bytes, tuple[int, int, int, int]]: ...
+    def finish(
+        self,
+    ) -> tuple[bytes, bytes, tuple[bytes, bytes, bytes], tuple[int, int, int, int, int]]: ...
     @staticmethod
     def lsh_shape(
         threshold: float, num_perm: int, min_recall: float = 0.995

@@ -53,6 +53,9 @@ def pack(
     trust_remote_code: bool = typer.Option(
         False, help="Allow a Python-only tokenizer's own code (e.g. PLaMo's) to run."
     ),
+    allow_empty: bool = typer.Option(
+        False, help="Write the output even when no example is kept (else an error)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Render chat templates, tokenize, label responses only, and pack rows (best-fit-decreasing
@@ -75,6 +78,7 @@ def pack(
         pad_id=pad_id,
         trust_remote_code=trust_remote_code,
         progress=not quiet,
+        allow_empty=allow_empty,
     )
     typer.echo(
         json.dumps(

@@ -13,6 +13,11 @@ A record holds its conversation in one of these shapes:
   trained (TRL's convention), even when the prompt holds assistant turns.
 * **prompt / chosen / rejected** (TRL's preference format): two conversations sharing the prompt;
   only the assistant messages of ``chosen`` and ``rejected`` are trained.
+* **instruction / input / output** (Alpaca, Dolly-ja; the original Dolly's ``context`` and
+  ``response`` are read as ``input`` and ``output``): one user turn, the instruction followed by
+  a newline and the input when the input is not empty (LLaMA-Factory's rule, and the text
+  ``dedup --key prompt`` compares), then one trained assistant turn, the output. A string
+  ``system`` field becomes a leading system message.
 
 Roles are ``system``, ``user``, ``assistant`` and ``tool``; contents are strings. Other keys of
 a message (``tool_calls``, ``reasoning_content``, ...) are kept for the chat template. A record
@@ -125,6 +130,47 @@ def messages_field(record: dict) -> str | None:
     return next((k for k in MESSAGE_FIELDS if record.get(k) is not None), None)
 
 
+# The Alpaca/Dolly layout: (field, alternative field) for the instruction's context and answer.
+ALPACA_INPUT = ("input", "context")
+ALPACA_OUTPUT = ("output", "response")
+
+
+def is_alpaca(record: dict) -> bool:
+    """Whether a record is in the instruction / input / output layout."""
+    return record.get("instruction") is not None
+
+
+def _alpaca_field(record: dict, names: tuple[str, ...]) -> str | None:
+    present = [n for n in names if record.get(n) is not None]
+    if len(present) > 1:
+        raise BadRecordError(f"both {present[0]!r} and {present[1]!r}: keep one of them")
+    if not present:
+        return None
+    value = record[present[0]]
+    if not isinstance(value, str):
+        raise BadRecordError(f"{present[0]!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def alpaca_prompt(record: dict) -> list[dict]:
+    """The messages before the answer of an instruction / input record: an optional system
+    message, then the user turn ``instruction`` + ``"\n"`` + ``input`` (the input only when it
+    is not blank)."""
+    instruction = _alpaca_field(record, ("instruction",))
+    context = _alpaca_field(record, ALPACA_INPUT)
+    parts = [t for t in (instruction, context) if t is not None and t.strip()]
+    if not parts:
+        raise BadRecordError("'instruction' and 'input' are both empty")
+    messages = [{"role": "user", "content": "\n".join(parts)}]
+    system = record.get("system")
+    if system is not None:
+        if not isinstance(system, str):
+            raise BadRecordError(f"'system' must be a string, got {type(system).__name__}")
+        if system.strip():
+            messages.insert(0, {"role": "system", "content": system})
+    return messages
+
+
 def _trained(messages: list[dict], first: int, last_turn_only: bool) -> list[int]:
     trained = [i for i in range(first, len(messages)) if messages[i]["role"] == "assistant"]
     return trained[-1:] if last_turn_only else trained
@@ -143,10 +189,16 @@ def sft_conversation(record, last_turn_only: bool = False) -> Conversation:
         prompt = read_messages(record["prompt"], "user", "prompt")
         messages = prompt + read_messages(record["completion"], "assistant", "completion")
         first = len(prompt)
+    elif is_alpaca(record):
+        answer = _alpaca_field(record, ALPACA_OUTPUT)
+        if answer is None:
+            raise BadRecordError("'instruction' without 'output' (or Dolly's 'response')")
+        prompt = alpaca_prompt(record)
+        messages, first = [*prompt, {"role": "assistant", "content": answer}], len(prompt)
     else:
         raise BadRecordError(
             "expected 'messages' (or ShareGPT 'conversations'), 'prompt' and 'completion', "
-            "or pre-tokenized 'input_ids'"
+            "'instruction' and 'output' (Alpaca/Dolly), or pre-tokenized 'input_ids'"
         )
     if not messages:
         raise BadRecordError("empty conversation")
@@ -178,8 +230,12 @@ def prompt_messages(record) -> list[dict]:
     elif messages_field(record) is not None:
         field = messages_field(record)
         messages = read_messages(record[field], "user", field)
+    elif is_alpaca(record):
+        messages = alpaca_prompt(record)
     else:
-        raise BadRecordError("expected 'prompt' (a string or messages) or 'messages'")
+        raise BadRecordError(
+            "expected 'prompt' (a string or messages), 'messages', or 'instruction' (Alpaca/Dolly)"
+        )
     messages = [dict(m) for m in messages]
     while messages and messages[-1]["role"] == "assistant":
         messages.pop()

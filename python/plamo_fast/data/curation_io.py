@@ -1,7 +1,15 @@
-"""Reading and writing training records for the curation commands (dedup, decontaminate).
+"""Reading and writing training records: :func:`iter_input` is the one reader of every command
+(pack, dedup, decontaminate, sample, pairs).
+
+An input is JSONL (``.jsonl``, ``.json``, ``.ndjson``: one object a line), a JSON array of
+objects (a ``.json``/``.jsonl`` file whose first non-blank character is ``[``, as Alpaca and
+Dolly ship), or Parquet. Every problem names where it is: ``FILE:N`` for line N of JSONL or row N
+of Parquet, ``FILE:record N`` for the Nth element of a JSON array (1-based: ``jq '.[N-1]'``).
+A JSON array is read as a stream, one element at a time, so a big array never stands in memory
+as Python objects (only its current element, and 1 MiB of text).
 
 Kept records are written unchanged: JSONL lines are copied byte for byte, Parquet rows are
-re-written with the input's own schema. Every problem names the file and line (Parquet: row).
+re-written with the input's own schema; a JSON array's elements are written as JSON lines.
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from plamo_fast.data.conversation import (
     MESSAGE_FIELDS,
@@ -30,13 +40,15 @@ TEXT_FIELDS = ("prompt", "instruction", "input", "question", "query")
 
 @dataclass
 class Row:
-    """One input record: its 1-based line (Parquet: row), raw JSONL bytes, and parsed value
-    (or the reason it could not be parsed)."""
+    """One input record: its 1-based line (Parquet: row; JSON array: element), raw JSONL bytes
+    (a JSON array's element: as one JSON line), and parsed value (or the reason it could not be
+    parsed)."""
 
     number: int
     raw: bytes | None
     record: dict | None
     error: str | None = None
+    in_array: bool = False
 
 
 def input_format(path: Path) -> str:
@@ -45,7 +57,10 @@ def input_format(path: Path) -> str:
         return "parquet"
     if suffix in JSONL_SUFFIXES:
         return "jsonl"
-    raise UsageError(f"{path}: unknown input format (expected .jsonl, .json lines or .parquet)")
+    raise UsageError(
+        f"{path}: unknown input format (expected .jsonl, .json or .ndjson: JSON lines or a "
+        "JSON array; or .parquet)"
+    )
 
 
 def iter_input(path: Path) -> Iterator[Row]:
@@ -54,7 +69,7 @@ def iter_input(path: Path) -> Iterator[Row]:
     any_row = False
     if input_format(path) == "parquet":
         number = 0
-        for batch in _parquet_batches(path):
+        for batch in parquet_batches(path):
             try:
                 records = batch.to_pylist()
             except UnicodeDecodeError as exc:
@@ -66,6 +81,10 @@ def iter_input(path: Path) -> Iterator[Row]:
                 number += 1
                 any_row = True
                 yield Row(number, None, record)
+    elif _is_json_array(path):
+        for row in _array_rows(path):
+            any_row = True
+            yield row
     else:
         with open(path, "rb") as f:
             for number, raw in enumerate(f, start=1):
@@ -77,17 +96,166 @@ def iter_input(path: Path) -> Iterator[Row]:
         yield Row(0, None, None, "empty file (no records)")
 
 
-def _parquet_batches(path: Path):
+def parquet_batches(path: Path, columns: list[str] | None = None, batch_size: int = 4096):
+    """The record batches of a Parquet file (of ``columns``, else all); an unreadable file
+    raises :class:`BadRecordError`, an empty one yields nothing."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     if path.stat().st_size == 0:
         return
     try:
-        file = pq.ParquetFile(path)
-        yield from file.iter_batches(batch_size=4096)
+        # Not pre-buffered: only the pages of the current batch are held, not a whole row group.
+        file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        yield from file.iter_batches(batch_size=batch_size, columns=columns)
     except (pa.ArrowException, OSError) as exc:
         raise BadRecordError(f"{path}: unreadable Parquet file: {exc}") from None
+
+
+def parquet_schema(path: Path):
+    """The Arrow schema of a Parquet file, or None when it cannot be read (reading its
+    records then says why)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path) if path.stat().st_size else None
+    except (pa.ArrowException, OSError):
+        return None
+
+
+def _is_json_array(path: Path) -> bool:
+    with open(path, "rb") as f:
+        while chunk := f.read(4096):
+            text = chunk.lstrip()
+            if text:
+                return text.startswith(b"[")
+    return False
+
+
+ARRAY_CHUNK = 1 << 20
+_DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+# Text that may hold a lone surrogate: one from undecodable bytes (read with surrogateescape),
+# or a \ud800-\udfff escape.
+_SURROGATE_TEXT = re.compile(r"[\ud800-\udfff]|\\[uU][dD][89a-fA-F]")
+
+
+class _ArrayText:
+    """The text of a JSON array file, read in chunks; undecodable bytes become lone surrogates
+    (``surrogateescape``), so that the record holding them is the one refused."""
+
+    def __init__(self, file):
+        import codecs
+
+        self.file = file
+        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
+        self.text = ""
+        self.eof = False
+
+    def more(self) -> bool:
+        """Reads on (at least as much as is buffered); False at the end of the file."""
+        if self.eof:
+            return False
+        data = self.file.read(max(ARRAY_CHUNK, len(self.text)))
+        self.eof = not data
+        self.text += self.decoder.decode(data, final=self.eof)
+        return True
+
+    def skip_space(self, pos: int) -> int:
+        """The position of the next non-blank character (reading on as needed)."""
+        while True:
+            pos = _WHITESPACE.match(self.text, pos).end()
+            if pos < len(self.text) or not self.more():
+                return pos
+
+    def drop_before(self, pos: int) -> int:
+        if pos > ARRAY_CHUNK:
+            self.text = self.text[pos:]
+            return 0
+        return pos
+
+
+def _array_rows(path: Path) -> Iterator[Row]:
+    """The elements of a JSON array file as rows numbered 1, 2, ... A malformed array (a bad
+    element, a missing comma, text after it) cannot be read on past the fault: it raises
+    :class:`BadRecordError` naming the element."""
+    with open(path, "rb") as f:
+        text = _ArrayText(f)
+        pos = text.skip_space(0) + 1  # past "["
+        number = 0
+        while True:
+            pos = text.skip_space(pos)
+            if text.text.startswith("]", pos):
+                break
+            number += 1
+            if number > 1:
+                if not text.text.startswith(",", pos):
+                    raise _array_error(path, number - 1, "expected ',' or ']' after it")
+                pos = text.skip_space(pos + 1)
+            value, pos = _array_element(path, text, pos, number)
+            yield _array_row(number, value)
+            pos = text.drop_before(pos)
+        end = text.skip_space(pos + 1)
+        if end < len(text.text):
+            raise BadRecordError(f"{path}: text after the closing ']' of the JSON array")
+
+
+def _array_element(path: Path, text: _ArrayText, pos: int, number: int) -> tuple[str, int]:
+    """The source text of the element at ``pos`` and the position after it."""
+    while True:
+        try:
+            _, end = _DECODER.raw_decode(text.text, pos)
+        except json.JSONDecodeError as exc:
+            if text.more():
+                continue
+            raise _array_error(path, number, f"malformed JSON: {exc.msg}") from None
+        except RecursionError:
+            raise _array_error(path, number, "malformed JSON: nested too deeply") from None
+        # A number cut at the end of the buffer would parse as a shorter one: read on.
+        if end < len(text.text) or not text.more():
+            return text.text[pos:end], end
+
+
+def _array_error(path: Path, number: int, message: str) -> BadRecordError:
+    return BadRecordError(f"{path}:record {number}: {message} (the JSON array is not read on)")
+
+
+def _array_row(number: int, source: str) -> Row:
+    record = json.loads(source)
+    if _SURROGATE_TEXT.search(source) and _has_surrogate(record):
+        undecodable = any("\udc80" <= c <= "\udcff" for c in source)
+        reason = (
+            "invalid UTF-8"
+            if undecodable
+            else "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
+        )
+        return Row(number, None, None, reason, in_array=True)
+    if not isinstance(record, dict):
+        return Row(number, None, None, f"expected a JSON object, got {type(record).__name__}", True)
+    raw = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+    return Row(number, raw, record, in_array=True)
+
+
+def copy_records(path: Path, target: Path, numbers, advance=lambda n: None) -> None:
+    """Writes the records of a JSONL or JSON-array file numbered ``numbers`` (1-based, as
+    :func:`iter_input` numbers them) to ``target``: JSONL lines byte for byte, a JSON array's
+    elements as JSON lines. ``advance(n)`` is told of each ``n`` input bytes read."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    wanted = np.zeros(int(numbers.max()) + 1 if len(numbers) else 1, dtype=bool)
+    wanted[numbers] = True
+    with open(target, "wb") as dst:
+        if _is_json_array(path):
+            for row in _array_rows(path):
+                if row.number < len(wanted) and wanted[row.number]:
+                    dst.write(row.raw)
+            advance(path.stat().st_size)
+            return
+        with open(path, "rb") as src:
+            for number, raw in enumerate(src, start=1):
+                advance(len(raw))
+                if number < len(wanted) and wanted[number]:
+                    dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
 
 
 def _parse_line(number: int, raw: bytes) -> Row:
@@ -126,7 +294,11 @@ def _has_surrogate(value) -> bool:
 
 
 def where(path: Path, row: Row) -> str:
-    return f"{path}:{row.number}" if row.number else str(path)
+    """Where a row is, for messages: ``FILE:N`` (line or Parquet row), ``FILE:record N`` (JSON
+    array element), or ``FILE`` (the file as a whole)."""
+    if not row.number:
+        return str(path)
+    return f"{path}:record {row.number}" if row.in_array else f"{path}:{row.number}"
 
 
 def user_texts(record: dict, extra_fields: Iterable[str] = ()) -> list[tuple[str, str]]:

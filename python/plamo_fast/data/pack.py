@@ -15,6 +15,7 @@ import shutil
 import time
 from array import array
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +23,10 @@ import numpy as np
 
 from plamo_fast import _native
 from plamo_fast._progress import progress_bar
+from plamo_fast.data.accounting import check_kept
 from plamo_fast.data.chat_template import StopRule, check_template, render_with_spans
 from plamo_fast.data.conversation import IGNORE_INDEX, BadRecordError, Conversation
+from plamo_fast.data.curation_io import input_format, parquet_batches, parquet_schema
 from plamo_fast.data.packing import (
     concat_ranges,
     gather_table,
@@ -31,13 +34,22 @@ from plamo_fast.data.packing import (
     plan_rows,
     row_chunks,
 )
-from plamo_fast.data.records import Tokenized, iter_rows, read_example
+from plamo_fast.data.records import (
+    COLUMNAR_BATCH,
+    Tokenized,
+    TokenizedBatch,
+    columnar_fields,
+    iter_rows,
+    read_example,
+    tokenized_batch,
+)
 from plamo_fast.errors import UsageError
 from plamo_fast.outputs import atomic_output
 
 BATCH = 2048
-# Tokens gathered and written per Parquet row group.
-CHUNK_TOKENS = 1 << 24
+# Tokens gathered and written per Parquet row group (two such chunks are in memory at once,
+# 12 MiB each: one being gathered, one being encoded).
+CHUNK_TOKENS = 1 << 20
 # Token ids gain little from dictionaries; zstd is as fast here and smaller than snappy.
 PARQUET_OPTIONS = {"use_dictionary": False, "compression": "zstd"}
 REPORT_FILE = "pack_report.json"
@@ -202,13 +214,13 @@ class PackReport:
 
 class _DocStore:
     """Tokenized documents (one per SFT example, two per DPO pair), spilled to two int32 files
-    as they come so that only per-document lengths and ids stay in memory; the files are
-    memory-mapped for the gather."""
+    as they come so that only per-document lengths and ids stay in memory; the gather reads
+    them back by positional reads (never mapped, so only one chunk of rows is resident)."""
 
     def __init__(self, folder: Path):
         folder.mkdir()
         self.folder = folder
-        self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in arrays())
+        self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in files())
         self._labels = open(folder / "labels.i32", "wb")  # noqa: SIM115
         # Compact per-document metadata: 8 bytes per value, not a Python int object each.
         self.lengths = array("q")
@@ -227,34 +239,38 @@ class _DocStore:
         self.doc_ids.append(doc_id)
         self.source_ids.append(source)
 
+    def append_many(
+        self,
+        ids: np.ndarray,
+        labels: np.ndarray,
+        lengths: np.ndarray,
+        trained: np.ndarray,
+        doc_ids: np.ndarray,
+        sources: np.ndarray | int,
+    ) -> None:
+        """Documents stored back to back (``lengths`` long), in one write; ``sources``: one
+        input for all, or one each."""
+        self._tokens.write(memoryview(np.ascontiguousarray(ids, dtype="<i4")))
+        self._labels.write(memoryview(np.ascontiguousarray(labels, dtype="<i4")))
+        for values, target in (
+            (lengths, self.lengths),
+            (trained, self.trained),
+            (doc_ids, self.doc_ids),
+            (np.broadcast_to(sources, np.shape(lengths)), self.source_ids),
+            (np.ones(len(lengths)), self.group_sizes),
+        ):
+            target.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
+
     def close(self) -> None:
         self._tokens.close()
         self._labels.close()
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(tokens, labels, doc_offsets)``, the first two memory-mapped read-only."""
-        import mmap
-
+    def files(self) -> tuple[Path, Path, np.ndarray]:
+        """``(tokens, labels, doc_offsets)``: the two spill files (closed) and where each
+        document starts in them."""
         self.close()
         offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
-        self._maps = []
-
-        def mapped(name: str) -> np.ndarray:
-            if offsets[-1] == 0:
-                return np.zeros(0, dtype=np.int32)
-            with open(self.folder / name, "rb") as f:
-                self._maps.append(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
-            return np.frombuffer(self._maps[-1], dtype="<i4")
-
-        return mapped("tokens.i32"), mapped("labels.i32"), offsets
-
-    def release_pages(self) -> None:
-        """Drops the mapped pages read so far from the resident set (they stay in the page
-        cache), so memory does not grow with the dataset while rows are gathered."""
-        import mmap
-
-        for m in getattr(self, "_maps", []):
-            m.madvise(mmap.MADV_DONTNEED)
+        return self.folder / "tokens.i32", self.folder / "labels.i32", offsets
 
 
 class _Packer:
@@ -281,12 +297,20 @@ class _Packer:
         )
         return text, self.tok.stop_rule.extend(text, spans)
 
-    def tokenize(self, texts: list[str], spans: list[list]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Native, parallel, with the GIL released (so rendering the next batch overlaps it)."""
+    def tokenize_flat(
+        self, texts: list[str], spans: list[list]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Native, parallel, with the GIL released (so rendering the next batch overlaps it):
+        ``(ids, labels, offsets)``, document ``i`` at ``offsets[i]:offsets[i + 1]``."""
         ids_b, labels_b, offsets_b = self.tok.native.encode_masked_batch(texts, spans)
         ids = np.frombuffer(ids_b, dtype="<u4").astype(np.int32)
         labels = np.frombuffer(labels_b, dtype="<i4")
         offsets = np.frombuffer(offsets_b, dtype="<u8").astype(np.int64)
+        return ids, labels, offsets
+
+    def tokenize(self, texts: list[str], spans: list[list]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`tokenize_flat`, one ``(ids, labels)`` pair per text."""
+        ids, labels, offsets = self.tokenize_flat(texts, spans)
         return [
             (ids[offsets[i] : offsets[i + 1]], labels[offsets[i] : offsets[i + 1]])
             for i in range(len(texts))
@@ -324,10 +348,13 @@ def pack(
     pad_id: int | None = None,
     trust_remote_code: bool = False,
     progress: bool = False,
+    allow_empty: bool = False,
 ) -> dict:
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
     ``pack_report.json``), written through :func:`plamo_fast.outputs.atomic_output`.
-    ``tokenizer`` may be None when every record is pre-tokenized."""
+    ``tokenizer`` may be None when every record is pre-tokenized. A run that packs no example
+    fails (nothing is written) unless ``allow_empty``; more than 10% dropped gets a warning
+    (:func:`plamo_fast.data.accounting.check_kept`)."""
     started = time.perf_counter()
     if kind not in ("sft", "dpo"):
         raise UsageError(f"kind must be sft or dpo, got {kind!r}")
@@ -371,6 +398,7 @@ def pack(
             skip_bad=skip_bad,
             pad_id=pad_id if pad else None,
             progress=progress,
+            allow_empty=allow_empty,
         )
         report.seconds = time.perf_counter() - started
         result = report.to_json()
@@ -388,6 +416,7 @@ def _pack_into(
     skip_bad: bool,
     pad_id: int | None,
     progress: bool,
+    allow_empty: bool,
 ) -> None:
     """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks."""
     paths = [path for path, _ in specs]
@@ -401,6 +430,15 @@ def _pack_into(
         stop()
         pipeline.close()
         docs.close()
+    check_kept(
+        "pack",
+        read=report.examples_read,
+        kept=report.examples_packed,
+        dropped=report.dropped,
+        allow_empty=allow_empty,
+        unit="examples",
+        hint=_empty_hint(report, packer.truncate),
+    )
     doc_index, group_sizes = _select(docs, report, [amount for _, amount in specs], seed)
     _write_rows(
         partial / "data.parquet",
@@ -415,6 +453,13 @@ def _pack_into(
     shutil.rmtree(docs.folder)
 
 
+def _empty_hint(report: PackReport, truncate: str) -> str | None:
+    if not report.dropped.get("too_long"):
+        return None
+    hint = f"raise --max-length ({report.max_length})"
+    return hint + (" or pass --truncate left" if truncate == "drop" else "")
+
+
 def _read_sources(pipeline: _Pipeline, paths, report: PackReport, *, update) -> None:
     """Every record of every input, checked, rendered and tokenized into the store; a bad
     record stops the run naming FILE:LINE, or with --skip-bad is counted and skipped."""
@@ -422,28 +467,96 @@ def _read_sources(pipeline: _Pipeline, paths, report: PackReport, *, update) -> 
     vocab_size = packer.tok.vocab_size if packer.tok is not None else None
     for source, path in enumerate(paths):
         read_here = 0
-        for number, record in iter_rows(path):
+        fields = _columnar_fields(path, kind)
+        if fields is not None:
+            read_here = _read_columnar(pipeline, source, path, fields, vocab_size, update=update)
+        for number, where, record in iter_rows(path) if fields is None else ():
             read_here += 1
             report.examples_read += 1
-            where = f"{path}:{number}"
             if report.examples_read % BATCH == 0:
                 update(report.examples_read)
-            try:  # what can be wrong with this record
-                if isinstance(record, BadRecordError):
-                    raise record
-                example = read_example(record, kind, packer.last_turn_only, vocab_size)
-                if not isinstance(example, Tokenized):
-                    rendered = pipeline.render(where, example)
-                    example = _Pending(source, number - 1, where, example, rendered)
-            except BadRecordError as exc:
-                pipeline.bad_record(where, exc)
-                continue
-            if isinstance(example, Tokenized):
-                pipeline.add_tokenized(source, number - 1, example)
-            else:
-                pipeline.add_rendered(example)
+            _read_record(pipeline, source, number, where, record, vocab_size)
         if read_here == 0:
             pipeline.bad_record(str(path), BadRecordError("no records (empty file)"), count=False)
+
+
+def _read_record(
+    pipeline: _Pipeline, source: int, number: int, where: str, record, vocab_size: int | None
+) -> None:
+    """One record (or the reason it could not be read) into the pipeline."""
+    kind, packer = pipeline.report.kind, pipeline.packer
+    try:  # what can be wrong with this record
+        if isinstance(record, BadRecordError):
+            raise record
+        example = read_example(record, kind, packer.last_turn_only, vocab_size)
+        if not isinstance(example, Tokenized):
+            rendered = pipeline.render(where, example)
+            example = _Pending(source, number - 1, where, example, rendered)
+    except BadRecordError as exc:
+        pipeline.bad_record(where, exc)
+        return
+    if isinstance(example, Tokenized):
+        pipeline.add_tokenized(source, number - 1, example)
+    else:
+        pipeline.add_rendered(example)
+
+
+def _columnar_fields(path: Path, kind: str) -> list[str] | None:
+    """The columns of a pre-tokenized Parquet file read a record batch at a time (see
+    :func:`plamo_fast.data.records.columnar_fields`), or None."""
+    if kind != "sft" or input_format(path) != "parquet":
+        return None
+    schema = parquet_schema(path)
+    return columnar_fields(schema) if schema is not None else None
+
+
+def _read_columnar(
+    pipeline: _Pipeline, source: int, path: Path, fields: list[str], vocab_size, *, update
+) -> int:
+    """A pre-tokenized Parquet file, a record batch at a time: no Python object per record
+    (a batch holding a null is read record by record). Returns the rows read."""
+    report = pipeline.report
+    number = 0
+    pipeline.drain()  # keep input order
+    for batch in _prefetched(parquet_batches(path, fields, _batch_rows(path))):
+        checked = tokenized_batch(batch, fields, vocab_size)
+        if checked is None:
+            for i, record in enumerate(batch.to_pylist(), start=number + 1):
+                _read_record(pipeline, source, i, f"{path}:{i}", record, vocab_size)
+        else:
+            pipeline.add_batch(source, number, path, checked)
+        number += batch.num_rows
+        report.examples_read += batch.num_rows
+        update(report.examples_read)
+    return number
+
+
+def _prefetched(items):
+    """``items``, each one read in a thread while the one before is processed (pyarrow decodes
+    with the GIL released): two in memory at once."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        following = pool.submit(next, items, None)
+        while (item := following.result()) is not None:
+            following = pool.submit(next, items, None)
+            yield item
+
+
+def _batch_rows(path: Path) -> int:
+    """Rows per record batch so that a batch holds about ``COLUMNAR_BATCH`` tokens (from the
+    file's mean row length)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(path).metadata
+    leaf = next(
+        i
+        for i in range(metadata.num_columns)
+        if metadata.schema.column(i).path.startswith("input_ids.")
+    )
+    values = sum(
+        metadata.row_group(g).column(leaf).num_values for g in range(metadata.num_row_groups)
+    )
+    mean = values / metadata.num_rows if metadata.num_rows else 1
+    return max(1, min(COLUMNAR_BATCH, int(COLUMNAR_BATCH / max(mean, 1))))
 
 
 def parse_input(spec: str | os.PathLike) -> tuple[Path, str | None]:
@@ -514,11 +627,11 @@ def _write_rows(
     multiple_sources: bool,
 ) -> None:
     """Plans the rows on lengths alone, then gathers and writes them chunk by chunk, so memory
-    holds one chunk of rows (plus the mapped spill pages the kernel can drop)."""
+    holds one chunk of rows."""
     kind, max_length = report.kind, report.max_length
     import pyarrow.parquet as pq
 
-    tokens, labels, offsets = docs.arrays()
+    tokens, labels, offsets = docs.files()
     lengths = np.diff(offsets)
     order, row_doc_offsets = plan_rows(
         lengths[doc_index], max_length, group_sizes=group_sizes, seed=seed
@@ -527,6 +640,10 @@ def _write_rows(
     doc_ids = np.asarray(docs.doc_ids, dtype=np.int64)
     sources = np.asarray(docs.source_ids, dtype=np.int32) if multiple_sources else None
     writer = None
+    # Chunk k is encoded and written in a thread (pyarrow releases the GIL) while chunk k + 1
+    # is gathered: at most two chunks in memory.
+    pool = ThreadPoolExecutor(max_workers=1)
+    writing = None
     try:
         for chunk_order, chunk_rows in row_chunks(order, row_doc_offsets, lengths, CHUNK_TOKENS):
             table = gather_table(
@@ -541,16 +658,19 @@ def _write_rows(
             )
             if pad_id is not None:
                 table = pad_rows(table, max_length, pad_id)
+            if writing is not None:
+                writing.result()
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
-            writer.write_table(table)
+            writing = pool.submit(writer.write_table, table)
             report.rows += table.num_rows
             del table
-            docs.release_pages()
+        if writing is not None:
+            writing.result()
     finally:
+        pool.shutdown(wait=True)
         if writer is not None:
             writer.close()
-        del tokens, labels
 
 
 def _pad_id(bundle: TokenizerBundle) -> int:
@@ -627,7 +747,7 @@ class _Pipeline:
             return
         texts = [text for p in self.pending for text, _ in p.rendered]
         spans = [span for p in self.pending for _, span in p.rendered]
-        future = self.executor.submit(self.packer.tokenize, texts, spans)
+        future = self.executor.submit(self.packer.tokenize_flat, texts, spans)
         self.inflight.append((future, self.pending))
         self.pending = []
         while len(self.inflight) > 1:
@@ -637,9 +757,57 @@ class _Pipeline:
         self.drain()  # keep input order
         self._add(source, doc_id, [(example.input_ids, example.labels)], None)
 
+    def add_batch(self, source: int, before: int, path: Path, batch: TokenizedBatch) -> None:
+        """The rows of a checked record batch (``before`` rows of the file precede it): the
+        refused ones named and refused (or counted), the others through the length and label
+        checks of :meth:`_add`, vectorised."""
+        for row, message in sorted(batch.problems.items()):
+            self.bad_record(f"{path}:{before + row + 1}", BadRecordError(message))
+        doc_ids = before + np.flatnonzero(batch.good)
+        self._add_documents(source, doc_ids, batch.input_ids, batch.labels, batch.lengths)
+
+    def _add_documents(self, sources, doc_ids, ids, labels, lengths) -> None:
+        """Adds one-document examples stored back to back (``lengths`` long) after the length
+        and label checks of :meth:`_add`, vectorised; ``sources`` is one input or one each."""
+        report = self.report
+        starts = np.cumsum(lengths) - lengths
+        targets = labels != IGNORE_INDEX
+        # Targets after each document's first token (which is never one, see _add); an empty
+        # document has none.
+        trained = np.zeros(len(lengths), dtype=np.int64)
+        filled = starts[lengths > 0]
+        if len(filled):
+            trained[lengths > 0] = (
+                np.add.reduceat(targets, filled, dtype=np.int64) - targets[filled]
+            )
+        too_long = lengths > self.packer.max_length
+        untrained = ~too_long & (trained == 0)
+        for reason, mask in (("too_long", too_long), ("no_trainable_token", untrained)):
+            if mask.any():
+                report.dropped[reason] += int(mask.sum())
+        keep = ~(too_long | untrained)
+        if not keep.all():
+            tokens = np.repeat(keep, lengths)
+            ids, labels = ids[tokens], labels[tokens]
+        sources = np.broadcast_to(sources, keep.shape)[keep]
+        self.docs.append_many(ids, labels, lengths[keep], trained[keep], doc_ids[keep], sources)
+        report.total_tokens += len(ids)
+        report.trained_tokens += int(trained[keep].sum())
+        report.examples_packed += int(keep.sum())
+
     def _collect_oldest(self) -> None:
         future, pending = self.inflight.popleft()
-        encoded = future.result()
+        ids, labels, offsets = future.result()
+        lengths = np.diff(offsets)
+        packer = self.packer
+        if self.report.kind == "sft" and (
+            packer.truncate == "drop" or lengths.max(initial=0) <= packer.max_length
+        ):  # one document per record, none to shorten: added together
+            sources = np.array([p.source for p in pending], dtype=np.int64)
+            doc_ids = np.array([p.doc_id for p in pending], dtype=np.int64)
+            self._add_documents(sources, doc_ids, ids, labels, lengths)
+            return
+        encoded = [(ids[a:b], labels[a:b]) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
         cursor = 0
         for record in pending:
             parts = encoded[cursor : cursor + len(record.conversations)]

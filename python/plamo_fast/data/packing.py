@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -100,8 +101,8 @@ def row_chunks(
 
 
 def gather_table(
-    tokens: np.ndarray,
-    labels: np.ndarray,
+    tokens: np.ndarray | str | os.PathLike,
+    labels: np.ndarray | str | os.PathLike,
     doc_offsets: np.ndarray,
     order: np.ndarray,
     row_doc_offsets: np.ndarray,
@@ -110,8 +111,10 @@ def gather_table(
     source_ids: np.ndarray | None = None,
     pair_ids: np.ndarray | None = None,
 ):
-    """The ``pyarrow.Table`` of planned rows. ``tokens``/``labels`` may be memory-mapped: only
-    the documents of ``order`` are read, natively, into arrays of this chunk's size."""
+    """The ``pyarrow.Table`` of planned rows. ``tokens``/``labels`` are int32 arrays, or the
+    paths of files of little-endian int32 values (``pack``'s spill): only the documents of
+    ``order`` are read, natively, into arrays of this chunk's size (files by positional reads,
+    never mapped, so that only the chunk is resident)."""
     import pyarrow as pa
 
     doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
@@ -119,15 +122,21 @@ def gather_table(
     row_token_offsets = np.concatenate([[0], np.cumsum(ordered_lengths)])[row_doc_offsets]
     total = int(row_token_offsets[-1])
     out_ids, out_labels, out_positions = (np.empty(total, dtype=np.int32) for _ in range(3))
-    _native.gather_documents(
-        np.ascontiguousarray(tokens, dtype=np.int32),
-        np.ascontiguousarray(labels, dtype=np.int32),
-        doc_offsets,
-        np.ascontiguousarray(order, dtype=np.int64),
-        out_ids,
-        out_labels,
-        out_positions,
-    )
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    if isinstance(tokens, str | os.PathLike):
+        _native.gather_spilled(
+            tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions
+        )
+    else:
+        _native.gather_documents(
+            np.ascontiguousarray(tokens, dtype=np.int32),
+            np.ascontiguousarray(labels, dtype=np.int32),
+            doc_offsets,
+            order,
+            out_ids,
+            out_labels,
+            out_positions,
+        )
 
     def per_doc(values: np.ndarray, dtype) -> pa.Array:
         return _list_array(pa.array(np.asarray(values).astype(dtype)), row_doc_offsets)

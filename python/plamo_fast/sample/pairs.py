@@ -12,6 +12,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
+from plamo_fast.data.accounting import check_kept
 from plamo_fast.data.conversation import BadRecordError, sft_conversation
 from plamo_fast.data.curation_io import iter_input, where
 from plamo_fast.outputs import atomic_output, check_output
@@ -59,7 +60,10 @@ def make_pairs(
     drop_truncated: bool = False,
     report_path: Path | None = None,
     overwrite: bool = False,
+    allow_empty: bool = False,
 ) -> dict:
+    """Pairs from ``scored`` (the output of score). No pair at all is an error (nothing is
+    written) unless ``allow_empty``; see :func:`plamo_fast.data.accounting.check_kept`."""
     write_report = _report_writer(report_path, [scored, output], overwrite)
     drops: Counter = Counter()
     histogram: Counter = Counter()
@@ -124,6 +128,12 @@ def make_pairs(
                 + "\n"
             )
             pairs_out += 1
+        hint = (
+            "the candidates have no scores: run `plamo-fast score` on them first"
+            if drops["fewer_than_2_scored"] == prompts_in > 0
+            else None
+        )
+        check_kept("pairs", prompts_in, pairs_out, drops, allow_empty, hint=hint, unit="prompts")
     report = {
         "prompts_in": prompts_in,
         "pairs_out": pairs_out,
@@ -144,11 +154,13 @@ def spin_pairs(
     *,
     report_path: Path | None = None,
     overwrite: bool = False,
+    allow_empty: bool = False,
 ) -> dict:
     """SPIN: for each SFT record (any conversation shape of :mod:`plamo_fast.data.conversation`),
     the prompt is its turns before its last trained answer, chosen is that answer, rejected the
     model's candidate for the same prompt (its first candidate that differs from the
-    reference). Samples are matched to SFT records by the prompt messages."""
+    reference). Samples are matched to SFT records by the prompt messages. No pair at all is an
+    error unless ``allow_empty`` (:func:`plamo_fast.data.accounting.check_kept`)."""
     write_report = _report_writer(report_path, [sft_data, samples, output], overwrite)
     by_prompt: dict[str, list[dict]] = {}
     for _, record in read_jsonl(Path(samples)):
@@ -199,6 +211,7 @@ def spin_pairs(
                 + "\n"
             )
             pairs_out += 1
+        check_kept("pairs", records_in, pairs_out, drops, allow_empty)
     report = {"records_in": records_in, "pairs_out": pairs_out, "dropped": dict(drops)}
     write_report(report)
     return report

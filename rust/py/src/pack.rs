@@ -205,3 +205,64 @@ pub fn gather_documents(
     let spans = document_spans(tokens_s.len(), offsets_s, order_s).map_err(to_py)?;
     gather_into(tokens_s, labels_s, &spans, ids, labs, pos).map_err(to_py)
 }
+
+/// Like [`gather_documents`], reading the documents from the spill files `tokens_path` and
+/// `labels_path` (little-endian int32, back to back, as long as each other) with positional
+/// reads instead of from memory, so that only the outputs are resident (the files are never
+/// mapped). The reads run in parallel while this call keeps the GIL.
+#[pyfunction]
+pub fn gather_spilled(
+    tokens_path: std::path::PathBuf,
+    labels_path: std::path::PathBuf,
+    doc_offsets: PyBuffer<i64>,
+    order: PyBuffer<i64>,
+    out_ids: PyBuffer<i32>,
+    out_labels: PyBuffer<i32>,
+    out_positions: PyBuffer<i32>,
+) -> PyResult<()> {
+    use plamo_fast_core::pack::gather::{document_spans, gather_from_files};
+
+    let values = |path: &std::path::Path| -> PyResult<usize> {
+        let bytes = std::fs::metadata(path)
+            .map_err(|e| to_py(plamo_fast_core::error::Error::io(path, e)))?
+            .len();
+        Ok((bytes / 4) as usize)
+    };
+    let tokens = values(&tokens_path)?;
+    if values(&labels_path)? != tokens {
+        return Err(PyValueError::new_err(
+            "the token and label spill files differ in length",
+        ));
+    }
+    let offsets_m = contiguous(&doc_offsets, "doc_offsets")?;
+    let order_m = contiguous(&order, "order")?;
+    let mut ids_m = writable(&out_ids, "out_ids")?;
+    let mut labels_out_m = writable(&out_labels, "out_labels")?;
+    let mut pos_m = writable(&out_positions, "out_positions")?;
+    refuse_overlaps(
+        &[
+            ("out_ids", addresses(ids_m)),
+            ("out_labels", addresses(labels_out_m)),
+            ("out_positions", addresses(pos_m)),
+        ],
+        &[
+            ("doc_offsets", addresses(offsets_m)),
+            ("order", addresses(order_m)),
+        ],
+    )?;
+    // SAFETY: as in `gather_documents`: each buffer is held until this function returns and
+    // its memory stays in place; the outputs are writable and share memory with no other
+    // argument (checked above), so each `&mut` slice is the only reference to its memory. The
+    // GIL stays held for the whole call, so no Python code runs that could write these buffers.
+    let (offsets_s, order_s, ids, labs, pos) = unsafe {
+        (
+            offsets_m.as_ref(),
+            order_m.as_ref(),
+            ids_m.as_mut(),
+            labels_out_m.as_mut(),
+            pos_m.as_mut(),
+        )
+    };
+    let spans = document_spans(tokens, offsets_s, order_s).map_err(to_py)?;
+    gather_from_files(&tokens_path, &labels_path, &spans, ids, labs, pos).map_err(to_py)
+}

@@ -1,6 +1,11 @@
 //! Gathering packed rows: documents stored back to back are copied, in row order, into the
 //! flat output columns (tokens, labels with each document's first target masked, positions
-//! restarting per document). Documents are copied in parallel into disjoint output slices.
+//! restarting per document). Documents are copied in parallel into disjoint output slices,
+//! from memory ([`gather_into`]) or straight from spill files ([`gather_from_files`]).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use rayon::prelude::*;
 
@@ -34,20 +39,17 @@ pub fn document_spans(
         .collect()
 }
 
-/// Copies the documents of `spans` one after another into the three output slices, which
-/// must be exactly as long as the documents together.
-pub fn gather_into(
-    tokens: &[i32],
-    labels: &[i32],
+/// Splits the three output slices into one piece per span (the outputs must be exactly as
+/// long as the spans together): `(start, ids, labels, positions)`.
+#[allow(clippy::type_complexity)]
+fn pieces<'a>(
     spans: &[(usize, usize)],
-    out_ids: &mut [i32],
-    out_labels: &mut [i32],
-    out_positions: &mut [i32],
-) -> Result<()> {
+    out_ids: &'a mut [i32],
+    out_labels: &'a mut [i32],
+    out_positions: &'a mut [i32],
+) -> Result<Vec<(usize, &'a mut [i32], &'a mut [i32], &'a mut [i32])>> {
     let total: usize = spans.iter().map(|(s, e)| e - s).sum();
-    if tokens.len() != labels.len()
-        || [out_ids.len(), out_labels.len(), out_positions.len()] != [total; 3]
-    {
+    if [out_ids.len(), out_labels.len(), out_positions.len()] != [total; 3] {
         return Err(Error::InvalidArgument(
             "gather buffers have inconsistent lengths".into(),
         ));
@@ -62,19 +64,81 @@ pub fn gather_into(
         pieces.push((start, ids_head, labels_head, pos_head));
         (ids_rest, labels_rest, pos_rest) = (ids_tail, labels_tail, pos_tail);
     }
-    pieces
+    Ok(pieces)
+}
+
+/// A gathered document's own masking: its first label is never a target, its positions
+/// restart at 0.
+fn finish_document(labels: &mut [i32], positions: &mut [i32]) {
+    if let Some(first) = labels.first_mut() {
+        *first = IGNORE_INDEX;
+    }
+    for (i, p) in positions.iter_mut().enumerate() {
+        *p = i as i32;
+    }
+}
+
+/// Reads little-endian int32 values at value index `start` of `file` into `out`.
+fn read_values(file: &File, path: &Path, start: usize, out: &mut [i32]) -> Result<()> {
+    // SAFETY: any bit pattern is a valid i32, and the byte view covers exactly `out`.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out))
+    };
+    file.read_exact_at(bytes, (start * 4) as u64)
+        .map_err(|e| Error::io(path, e))?;
+    if cfg!(target_endian = "big") {
+        out.iter_mut().for_each(|v| *v = i32::from_le(*v));
+    }
+    Ok(())
+}
+
+/// Like [`gather_into`], reading the documents from two files of little-endian int32 values
+/// (tokens and labels back to back, as spilled) with positional reads, so that only the
+/// output slices are resident (no mapping of the files).
+pub fn gather_from_files(
+    tokens: &Path,
+    labels: &Path,
+    spans: &[(usize, usize)],
+    out_ids: &mut [i32],
+    out_labels: &mut [i32],
+    out_positions: &mut [i32],
+) -> Result<()> {
+    let open = |path: &Path| File::open(path).map_err(|e| Error::io(path, e));
+    let (token_file, label_file) = (open(tokens)?, open(labels)?);
+    pieces(spans, out_ids, out_labels, out_positions)?
+        .into_par_iter()
+        .with_min_len(64)
+        .try_for_each(|(start, ids, labs, pos)| {
+            read_values(&token_file, tokens, start, ids)?;
+            read_values(&label_file, labels, start, labs)?;
+            finish_document(labs, pos);
+            Ok(())
+        })
+}
+
+/// Copies the documents of `spans` one after another into the three output slices, which
+/// must be exactly as long as the documents together.
+pub fn gather_into(
+    tokens: &[i32],
+    labels: &[i32],
+    spans: &[(usize, usize)],
+    out_ids: &mut [i32],
+    out_labels: &mut [i32],
+    out_positions: &mut [i32],
+) -> Result<()> {
+    if tokens.len() != labels.len() {
+        return Err(Error::InvalidArgument(
+            "gather buffers have inconsistent lengths".into(),
+        ));
+    }
+    pieces(spans, out_ids, out_labels, out_positions)?
         .into_par_iter()
         .with_min_len(256)
         .for_each(|(start, ids, labs, pos)| {
             let n = ids.len();
             ids.copy_from_slice(&tokens[start..start + n]);
             labs.copy_from_slice(&labels[start..start + n]);
-            if let Some(first) = labs.first_mut() {
-                *first = IGNORE_INDEX;
-            }
-            for (i, p) in pos.iter_mut().enumerate() {
-                *p = i as i32;
-            }
+            finish_document(labs, pos);
         });
     Ok(())
 }
@@ -125,6 +189,53 @@ mod tests {
         assert_eq!(out.input_ids, vec![4, 5, 6, 1, 2, 3]);
         assert_eq!(out.labels, vec![-100, 5, 6, -100, 2, -100]);
         assert_eq!(out.position_ids, vec![0, 1, 2, 0, 1, 0]);
+    }
+
+    #[test]
+    fn gathers_from_files_like_from_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens: Vec<i32> = (0..1000).map(|i| i * 7 - 300).collect();
+        let labels: Vec<i32> = (0..1000)
+            .map(|i| if i % 3 == 0 { -100 } else { i })
+            .collect();
+        let write = |name: &str, values: &[i32]| {
+            let path = dir.path().join(name);
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let (token_path, label_path) = (write("t", &tokens), write("l", &labels));
+        let offsets: Vec<i64> = (0..=100).map(|d| d * 10).collect();
+        let order: Vec<i64> = (0..100).rev().step_by(3).collect();
+        let expected = gather_documents(&tokens, &labels, &offsets, &order).unwrap();
+        let spans = document_spans(tokens.len(), &offsets, &order).unwrap();
+        let n = expected.input_ids.len();
+        let (mut ids, mut labs, mut pos) = (vec![0; n], vec![0; n], vec![0; n]);
+        gather_from_files(
+            &token_path,
+            &label_path,
+            &spans,
+            &mut ids,
+            &mut labs,
+            &mut pos,
+        )
+        .unwrap();
+        assert_eq!(
+            (ids, labs, pos),
+            (expected.input_ids, expected.labels, expected.position_ids)
+        );
+        // A span past the end of a file is an error naming it, not a short read.
+        let (mut a, mut b, mut c) = (vec![0; 10], vec![0; 10], vec![0; 10]);
+        let err = gather_from_files(
+            &token_path,
+            &label_path,
+            &[(995, 1005)],
+            &mut a,
+            &mut b,
+            &mut c,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains(token_path.to_str().unwrap()));
     }
 
     #[test]
