@@ -45,6 +45,7 @@ from plamo_fast.data.curation import (
 )
 from plamo_fast.data.curation_io import (
     BadRecordError,
+    copy_records,
     input_format,
     output_paths,
     record_text,
@@ -338,7 +339,8 @@ def _similarity(key: float, question: float, same: float, by_answer: bool) -> di
 
 
 def _write_kept(inputs, targets, out, single, keep_mask, origins, progress) -> None:
-    """Pass 2: copy the kept records, found by line (JSONL, raw bytes; nothing is parsed again)
+    """Pass 2: copy the kept records, found by line (JSONL, raw bytes; nothing is parsed again;
+    a JSON array's elements as JSON lines)
     or row number (Parquet, filtered in Arrow with the input's schema)."""
     file_of = np.frombuffer(origins.file, dtype=np.uint32)
     line_of = np.frombuffer(origins.line, dtype=np.int64)
@@ -351,19 +353,9 @@ def _write_kept(inputs, targets, out, single, keep_mask, origins, progress) -> N
                 _copy_parquet_rows(path, target, lines)
                 advance(path.stat().st_size)
             else:
-                _copy_jsonl_lines(path, target, lines, advance)
+                copy_records(path, target, lines, advance)
     finally:
         stop()
-
-
-def _copy_jsonl_lines(path: Path, target: Path, lines: np.ndarray, advance) -> None:
-    wanted = np.zeros(int(lines.max()) + 1 if len(lines) else 1, dtype=bool)
-    wanted[lines] = True
-    with open(path, "rb") as src, open(target, "wb") as dst:
-        for number, raw in enumerate(src, start=1):
-            advance(len(raw))
-            if number < len(wanted) and wanted[number]:
-                dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
 
 
 def _copy_parquet_rows(path: Path, target: Path, rows: np.ndarray) -> None:
