@@ -1,6 +1,8 @@
 """Running a config: its stages in order, each from the previous stage's output.
 
-Before anything is trained every stage's output is checked (``checkpoints.check_stage_output``).
+First every stage's models and tokenizer are found (``resolve_inputs``: a missing path fails
+at once, before torch is imported); before anything is trained every stage's output is checked
+(``checkpoints.check_stage_output``).
 Then, per stage: its packed rows (``data.raw`` is packed once, by the main process), its
 fingerprint, and either the finished output it already has (same fingerprint: skipped; another:
 refused, see ``checkpoints.reuse_finished``) or a training run (``loop.run_stage``).
@@ -28,20 +30,18 @@ def train(
     """Run every stage of ``config`` (a path or a loaded config); returns the stage outputs.
     A stage whose output was made with the same fingerprint is skipped (a finished stage of a
     resumed run)."""
-    from plamo_fast.train import checkpoints
-    from plamo_fast.train.launch import check_launch, process_state, run_precision
-
     if not isinstance(config, RunConfig):
         config = load_config(config, list(overrides), kind=kind)
     if config.kind != kind:
         raise UsageError(f"a {config.kind!r} config cannot run as {kind}")
+    resolve_inputs(config)  # before torch is imported: a missing path fails at once
+    from plamo_fast.train import checkpoints
+    from plamo_fast.train.launch import check_launch, process_state, run_precision
+
     state = process_state()
     check_launch(state)
     precision = run_precision(config)
-    previous: str | None = None
     for stage in config.stages:
-        stage.model = stage.model or previous
-        previous = stage.output
         checkpoints.check_stage_output(stage, kind)
     outputs: list[Path] = []
     for stage in config.stages:
@@ -74,6 +74,31 @@ def train(
                 return outputs  # stopped early (stop_after)
         outputs.append(Path(stage.output))
     return outputs
+
+
+def resolve_inputs(config: RunConfig) -> None:
+    """Find every stage's starting model, reference model and tokenizer before any output,
+    packing or accelerate work (:func:`plamo_fast.model_paths.resolve_model`): a missing path
+    fails at once with "not found" instead of after a minute of hub retries. A stage without
+    ``model`` starts from the previous stage's output, which, like any model named by an
+    earlier stage's ``output``, is made by the run and not looked up."""
+    from plamo_fast.model_paths import resolve_model
+
+    made: set[Path] = set()
+
+    def find(name: str | None, what: str = "model") -> str | None:
+        if name is None or Path(name).expanduser().resolve() in made:
+            return name
+        return resolve_model(name, what)
+
+    previous: str | None = None
+    for stage in config.stages:
+        stage.model = find(stage.model or previous)
+        stage.reference_model = find(stage.reference_model)
+        if stage.data.raw:
+            stage.data.tokenizer = find(stage.data.tokenizer, "tokenizer")
+        made.add(Path(stage.output).expanduser().resolve())
+        previous = stage.output
 
 
 def _objective(kind: str, stage: StageConfig, config: RunConfig):

@@ -2,11 +2,13 @@
 keys, wrong types and bad values are refused, every problem reported at once.
 
 A run is a list of stages executed in order; a stage without ``model`` starts from the previous
-stage's output (stage 1 math -> stage 2 general). Example: ``configs/tiny_cpu_sft.yaml``.
+stage's output (stage 1 math -> stage 2 general). Each key carries its default and meaning;
+``plamo-fast sft --example-config`` prints them (:func:`example_config`).
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -22,74 +24,123 @@ class ConfigError(UsageError):
     """A config that cannot be used; the message lists every problem found."""
 
 
+def key(default, meaning: str):
+    """A config key with its default and its meaning (``--example-config`` prints both)."""
+    if isinstance(default, list | dict) or dataclasses.is_dataclass(default):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"meaning": meaning})
+    return field(default=default, metadata={"meaning": meaning})
+
+
 @dataclass
 class OptimConfig:
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-8
-    # Linear warmup, then the schedule down to lr * min_lr_ratio at the last step.
-    warmup_steps: int = 0
-    schedule: str = "cosine"  # cosine, linear or constant
-    min_lr_ratio: float = 0.1
-    max_grad_norm: float = 1.0
+    lr: float = key(1e-5, "Peak learning rate (AdamW).")
+    weight_decay: float = key(0.0, "AdamW weight decay.")
+    betas: tuple[float, float] = key((0.9, 0.95), "AdamW betas.")
+    eps: float = key(1e-8, "AdamW epsilon.")
+    warmup_steps: int = key(0, "Optimizer steps of linear warmup before the schedule.")
+    schedule: str = key(
+        "cosine", "After warmup, from lr down to lr * min_lr_ratio at the last step."
+    )
+    min_lr_ratio: float = key(0.1, "The last step's lr as a fraction of lr (0 to 1).")
+    max_grad_norm: float = key(1.0, "Gradients are clipped to this global norm.")
 
 
 @dataclass
 class DataConfig:
-    # Parquet written by `plamo-fast pack` (folders or files), read as they are.
-    packed: list[str] = field(default_factory=list)
-    # Or raw JSONL/Parquet that the stage packs itself with `tokenizer` (FILE:N mixtures allowed).
-    raw: list[str] = field(default_factory=list)
-    tokenizer: str | None = None
-    max_length: int = 2048
-    shuffle: bool = True
+    packed: list[str] = key(
+        [],
+        "Parquet written by `plamo-fast pack` (folders or files), read as they are (DPO: "
+        "packed with --kind dpo). Give packed, or raw and tokenizer.",
+    )
+    raw: list[str] = key(
+        [],
+        "Or raw JSONL/Parquet records (FILE:N mixtures allowed) that the stage packs itself "
+        "into OUT.run/packed with `tokenizer`.",
+    )
+    tokenizer: str | None = key(None, "Tokenizer folder (or hub name) used to pack `raw`.")
+    max_length: int = key(2048, "Packed row length in tokens when packing `raw`.")
+    shuffle: bool = key(True, "Shuffle the rows every epoch.")
 
 
 @dataclass
 class StageConfig:
-    name: str = "stage"
-    # Starting model (Hugging Face folder); empty: the previous stage's output.
-    model: str | None = None
-    output: str = ""
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    epochs: float = 1.0
-    max_steps: int | None = None
-    # Rows per forward pass and micro-batches per optimizer step (per process).
-    micro_batch_rows: int = 1
-    grad_accum: int = 8
-    seed: int = 0
-    save_every: int | None = None
-    # Checkpoints kept in OUT.run/checkpoints (the oldest are deleted; 0 keeps all).
-    keep_checkpoints: int = 2
-    log_every: int = 1
-    gradient_checkpointing: bool = False
-    # DPO only.
-    beta: float = 0.1
-    loss: str = "sigmoid"  # sigmoid or ipo
-    sft_weight: float = 0.0
-    reference: str = "precomputed"  # precomputed (one pass before training) or live
-    reference_model: str | None = None  # default: the stage's starting model
-    # Dropout off in policy and reference (TRL's default); false keeps the model's dropout.
-    disable_dropout: bool = True
+    name: str = key("stage", "The stage's name in logs and messages.")
+    model: str | None = key(
+        None,
+        "Starting model: a Hugging Face folder (config.json, weights, tokenizer) or a hub "
+        "name; empty: the previous stage's output (the first stage needs one).",
+    )
+    output: str = key(
+        "",
+        "Folder the trained model is published to when the stage finishes (required); "
+        "checkpoints and logs go to OUT.run beside it.",
+    )
+    data: DataConfig = key(DataConfig(), "The stage's training data.")
+    optim: OptimConfig = key(OptimConfig(), "Optimizer and learning-rate schedule.")
+    epochs: float = key(1.0, "Passes over the rows (fractions allowed); max_steps overrides.")
+    max_steps: int | None = key(None, "Optimizer steps to train; null: from epochs.")
+    micro_batch_rows: int = key(1, "Packed rows per forward pass (per process).")
+    grad_accum: int = key(8, "Micro-batches per optimizer step (per process).")
+    seed: int = key(0, "Seed of the row order, the packing of `raw` and the RNGs.")
+    save_every: int | None = key(
+        None, "Save a resumable checkpoint in OUT.run/checkpoints every N steps; null: never."
+    )
+    keep_checkpoints: int = key(
+        2, "Checkpoints kept in OUT.run/checkpoints (the oldest are deleted; 0 keeps all)."
+    )
+    log_every: int = key(
+        1,
+        "Every N steps (and at the last) a record goes to metrics.jsonl and, when stderr is "
+        "not a terminal (a cluster job log), one progress line to stderr.",
+    )
+    gradient_checkpointing: bool = key(
+        False, "Recompute activations in the backward pass (less memory, slower)."
+    )
+    beta: float = key(0.1, "DPO only: the KL strength of the DPO loss.")
+    loss: str = key("sigmoid", "DPO only: the preference loss.")
+    sft_weight: float = key(
+        0.0, "DPO only: weight of an added SFT loss on the chosen responses (0: none)."
+    )
+    reference: str = key(
+        "precomputed",
+        "DPO only: reference log-probs computed in one pass before training (precomputed) or "
+        "by a frozen copy at every step (live).",
+    )
+    reference_model: str | None = key(
+        None, "DPO only: the reference model; null: the stage's starting model."
+    )
+    disable_dropout: bool = key(
+        True,
+        "DPO only: dropout off in policy and reference (TRL's default); false keeps the "
+        "model's dropout.",
+    )
 
 
 @dataclass
 class RunConfig:
-    kind: str = "sft"  # sft or dpo
-    stages: list[StageConfig] = field(default_factory=list)
-    # auto: fp32 on CPU; on GPU bf16-mixed, or bf16 under DeepSpeed bf16. bf16-mixed: fp32
-    # weights and optimizer state, bf16 autocast compute. bfloat16: everything in bf16 (half
-    # the memory, but updates smaller than bf16's resolution of a weight are lost; not under
-    # DeepSpeed, whose bf16 mode keeps fp32 master weights).
-    dtype: str = "auto"
-    attn_implementation: str = "sdpa"
-    report_to: list[str] = field(default_factory=list)  # tensorboard, wandb
-    plot: bool = True
-    # Peak TFLOP/s of one device in the training precision (H100 SXM bf16 dense: 989); when
-    # set, metrics log mfu = achieved model TFLOP/s / (peak x processes).
-    peak_tflops: float = 0.0
+    kind: str = key("sft", "What the config trains; it must match the command.")
+    stages: list[StageConfig] = key(
+        [],
+        "The stages, trained in order; a stage without `model` starts from the previous "
+        "stage's output (stage 1 math -> stage 2 general).",
+    )
+    dtype: str = key(
+        "auto",
+        "auto: fp32 on CPU; on GPU bf16-mixed, or bf16 under DeepSpeed bf16. bf16-mixed: fp32 "
+        "weights and optimizer state, bf16 autocast compute. bfloat16: everything in bf16 "
+        "(half the memory, but updates smaller than bf16's resolution of a weight are lost; "
+        "not under DeepSpeed, whose bf16 mode keeps fp32 master weights).",
+    )
+    attn_implementation: str = key(
+        "sdpa", "transformers' attention kernel (flash_attention_2 needs flash-attn)."
+    )
+    report_to: list[str] = key([], "Also log to: tensorboard, wandb (when installed).")
+    plot: bool = key(True, "Write training_curves.png beside metrics.jsonl.")
+    peak_tflops: float = key(
+        0.0,
+        "Peak TFLOP/s of one device in the training precision (H100 SXM bf16 dense: 989); "
+        "when set, metrics log mfu = achieved model TFLOP/s / (peak x processes).",
+    )
 
 
 CHOICES = {
@@ -279,3 +330,68 @@ def _check(config: RunConfig, problems: list[str]) -> None:
             problems.append(f"report_to: {target!r} is not one of tensorboard, wandb")
     if config.peak_tflops < 0:
         problems.append("peak_tflops: must be non-negative (0: no MFU)")
+
+
+# The keys without a usable default that the example config fills in, per command.
+EXAMPLE_PATHS = {
+    "sft": {"model": "models/base", "output": "runs/sft", "packed": ["packed/sft"]},
+    "dpo": {"model": "runs/sft", "output": "runs/dpo", "packed": ["packed/pairs"]},
+}
+
+
+def example_run(kind: str) -> RunConfig:
+    """The config ``--example-config`` prints: every default, one stage, and the paths of
+    :data:`EXAMPLE_PATHS`."""
+    paths = EXAMPLE_PATHS[kind]
+    stage = StageConfig(
+        model=paths["model"], output=paths["output"], data=DataConfig(packed=paths["packed"])
+    )
+    return RunConfig(kind=kind, stages=[stage])
+
+
+def example_config(kind: str) -> str:
+    """A commented YAML config for ``kind`` with every key, its default and its meaning,
+    generated from the dataclasses above (so it lists exactly what :func:`load_config`
+    reads)."""
+    lines = [
+        f"# plamo-fast {kind}: every config key at its default; replace each (example path).",
+        f"# Run: plamo-fast {kind} THIS.yaml [KEY=VALUE ...], e.g. stages.0.optim.lr=2e-5.",
+        "# Add stages to the list to train them in order.",
+    ]
+    _render(example_run(kind), "", lines, set(EXAMPLE_PATHS[kind]))
+    return "\n".join(lines) + "\n"
+
+
+def _render(obj, indent: str, lines: list[str], examples: set[str]) -> None:
+    choices = {k.split(".")[1]: v for k, v in CHOICES.items() if k.startswith(type(obj).__name__)}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        meaning = f.metadata["meaning"]
+        if f.name in choices:
+            meaning += f" One of: {', '.join(choices[f.name])}."
+        if f.name in examples:
+            meaning += " (example path)"
+        lines.extend(f"{indent}# {x}" for x in _wrap(meaning, 96 - len(indent)))
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{indent}{f.name}:")
+            _render(value, indent + "  ", lines, examples)
+        elif value and isinstance(value, list) and dataclasses.is_dataclass(value[0]):
+            lines.append(f"{indent}{f.name}:")
+            for item in value:
+                lines.append(f"{indent}  -")
+                _render(item, indent + "    ", lines, examples)
+        else:
+            lines.append(f"{indent}{f.name}: {_yaml_value(value)}")
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip()
+    return text.removesuffix("...").strip()
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width)

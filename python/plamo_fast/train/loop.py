@@ -7,6 +7,7 @@ log, checkpoint; finally publish the model. The helpers: ``launch`` (precision, 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from plamo_fast.train.collective import NonFiniteLoss
 from plamo_fast.train.config import RunConfig, StageConfig
 from plamo_fast.train.data import collate, epoch_order
 from plamo_fast.train.launch import check_accumulation, deepspeed_launch, make_accelerator, release
-from plamo_fast.train.metrics import MetricsLog, Throughput
+from plamo_fast.train.metrics import MetricsLog, ProgressLines, Throughput
 from plamo_fast.train.models import check_packed_attention, load_model
 
 
@@ -88,8 +89,15 @@ def run_stage(
 
         main = accelerator.is_main_process
         log = MetricsLog(run_dir / "metrics.jsonl", start, run.report_to, main)
-        update, stop_bar = progress_bar(stage.name, total, transfer=False, show=progress and main)
+        # A terminal gets a progress bar, a job log a line per logged step (log_every).
+        terminal = sys.stderr.isatty()
+        update, stop_bar = progress_bar(
+            stage.name, total, transfer=False, show=progress and main and terminal
+        )
         update(start)
+        lines = ProgressLines(
+            f"{run.kind} {stage.name}", total, start, enabled=progress and main and not terminal
+        )
         throughput = Throughput(accelerator, model, run.peak_tflops)
         try:
             for step in range(start, total):
@@ -122,6 +130,7 @@ def run_stage(
                 }
                 if (step + 1) % stage.log_every == 0 or step + 1 == total:
                     log.write(record)
+                    lines.write(record)
                 update(step + 1, f"loss {record['loss']:.4f}")
                 if stage.save_every and (step + 1) % stage.save_every == 0 and step + 1 < total:
                     save_checkpoint(accelerator, model, run_dir, step + 1, stage)

@@ -61,6 +61,44 @@ class MetricsLog:
             writer.close() if kind == "tb" else writer.finish()
 
 
+class ProgressLines:
+    """One line per logged step on stderr, for a log that is not a terminal (a cluster job's):
+    ``sft math: step 40/400 loss 1.2345 lr 9.87e-06 tokens/s 12,345 elapsed 0:01:02 eta
+    0:09:18``. The ETA assumes the remaining steps take as long as those since the (re)start
+    (``start``) did."""
+
+    def __init__(self, label: str, total: int, start: int, enabled: bool, clock=time.monotonic):
+        self.label = label
+        self.total = total
+        self.start = start
+        self.enabled = enabled
+        self.clock = clock
+        self.started = clock()
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        import sys
+
+        step = record["step"]
+        elapsed = self.clock() - self.started
+        done = step - self.start
+        eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
+        sys.stderr.write(
+            f"{self.label}: step {step}/{self.total} loss {record['loss']:.4f} "
+            f"lr {record['lr']:.2e} tokens/s {record['tokens_per_s']:,.0f} "
+            f"elapsed {_clock(elapsed)} eta {_clock(eta)}\n"
+        )
+        sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    if seconds != seconds:  # NaN: nothing measured yet
+        return "?"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
 class Throughput:
     """Tokens/s and model TFLOP/s since the (re)start, summed over all processes in one
     all-reduce per step; MFU against ``peak_tflops`` per process when set."""
