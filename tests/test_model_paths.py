@@ -199,3 +199,24 @@ def test_online_a_hub_name_not_in_the_cache_goes_to_the_loader(no_network, tmp_p
     assert resolve_model("org/tiny") == str(snapshot)
     with pytest.raises(FileNotFoundError, match="not found"):
         resolve_model("./absent")
+
+
+def test_sft_without_accelerate_says_what_to_install(tmp_path, monkeypatch, capsys):
+    """sft/dpo need accelerate too: one line, not a ModuleNotFoundError."""
+    import importlib.util
+
+    from plamo_fast import model_paths
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        model_paths.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "accelerate" else real(name, *a),
+    )
+    assert main(["sft", "--help"]) == 0  # help needs nothing
+    capsys.readouterr()
+    config = tmp_path / "c.yaml"
+    config.write_text("stages: []\n")
+    assert main(["sft", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "needs accelerate: pip install 'plamo-fast[train]'" in err and err.count("\n") == 1

@@ -120,10 +120,10 @@ def _check_folder(folder: Path, name: str, what: str) -> None:
         )
 
 
-def require_transformers(purpose: str) -> None:
-    """Raises one line naming the extra to install when torch or transformers is missing (a
-    check that imports neither)."""
-    missing = [p for p in ("torch", "transformers") if not _installed(p)]
+def require_transformers(purpose: str, also: tuple[str, ...] = ()) -> None:
+    """Raises one line naming the extra to install when torch, transformers or one of ``also``
+    (e.g. accelerate) is missing (a check that imports none of them)."""
+    missing = [p for p in ("torch", "transformers", *also) if not _installed(p)]
     if missing:
         raise PlamoFastError(
             f"{purpose} needs {' and '.join(missing)}: pip install 'plamo-fast[train]'"

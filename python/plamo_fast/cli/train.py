@@ -21,7 +21,7 @@ def _run(kind: str, config: Path | None, ctx: typer.Context, quiet: bool, exampl
         )
     from plamo_fast.model_paths import require_transformers
 
-    require_transformers(f"plamo-fast {kind}")
+    require_transformers(f"plamo-fast {kind}", also=("accelerate",))
     from plamo_fast.train.api import train
 
     outputs = train(config, kind, list(ctx.args), progress=not quiet)
