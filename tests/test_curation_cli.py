@@ -81,10 +81,110 @@ def test_bad_input_is_named_or_counted(tmp_path, capsys, content, message, comma
     assert run(command, data, *extra, "-o", out) == 1
     assert re.search(message, capsys.readouterr().err)
     assert not out.exists() and not list(tmp_path.glob(".out.jsonl.partial*"))
-    assert run(command, data, *extra, "-o", out, "--skip-bad") == 0
-    summary = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert summary["bad_records_skipped"] == 1
+    if not content:  # nothing left to keep: an error unless --allow-empty
+        assert run(command, data, *extra, "-o", out, "--skip-bad") == 1
+        assert (
+            f"{command}: read 1 records but kept none (dropped: bad_records_skipped 1); first "
+            f"bad record: {data}: empty file (no records); nothing was written (pass "
+            "--allow-empty" in capsys.readouterr().err
+        )
+        assert not out.exists() and not list(tmp_path.glob(".out.jsonl.partial*"))
+    allow = ["--allow-empty"] if not content else []
+    assert run(command, data, *extra, "-o", out, "--skip-bad", *allow) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert json.loads(err[-1])["bad_records_skipped"] == 1
+    warning = (
+        f"plamo-fast {command}: warning: dropped 1 of 2 records (50.0%): bad_records_skipped 1"
+        if content
+        else f"plamo-fast {command}: warning: dropped 1 of 1 records (100.0%): "
+        "bad_records_skipped 1"
+    )
+    assert warning in err
     assert out.read_text() == ('{"prompt": "ok"}\n' if content else "")
+
+
+def leaks(n: int) -> list[dict]:
+    return [{"prompt": f"({i}) {LEAK}"} for i in range(n)]
+
+
+def test_decontaminate_that_keeps_nothing_fails_unless_allow_empty(tmp_path, capsys):
+    """Every record a leak, or refused by the provenance guard: exit 1 with the reason and no
+    output or report; --allow-empty writes the empty output."""
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    data = write_jsonl(tmp_path / "train.jsonl", leaks(2))
+    out, report = tmp_path / "out.jsonl", tmp_path / "r.jsonl"
+    args = ["decontaminate", data, "--bench", bench, "-o", out, "--report", report]
+    assert run(*args) == 1
+    assert (
+        "decontaminate: read 2 records but kept none (dropped: benchmark_leak 2); nothing was "
+        "written (pass --allow-empty to write an empty output)" in capsys.readouterr().err
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mt_bench", "train.jsonl"]
+    assert run(*args, "--allow-empty") == 0
+    assert out.read_text() == "" and len(report.read_text().splitlines()) == 2
+    assert "warning: dropped 2 of 2 records (100.0%): benchmark_leak 2" in capsys.readouterr().err
+    clean = write_jsonl(tmp_path / "clean.jsonl", [{"prompt": "猫について教えて"}])
+    guarded = ["decontaminate", clean, "--bench", bench, "-o", tmp_path / "g.jsonl"]
+    assert run(*guarded, "--commercial-only") == 1  # no license known for it
+    assert "read 1 records but kept none (dropped: provenance 1)" in capsys.readouterr().err
+    assert not (tmp_path / "g.jsonl").exists()
+
+
+def test_decontaminate_warns_once_when_over_a_tenth_is_removed(tmp_path, capsys):
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    rows = [{"prompt": f"猫について教えて {i}"} for i in range(9)]
+    data = write_jsonl(tmp_path / "train.jsonl", rows + leaks(1))
+    assert run("decontaminate", data, "--bench", bench, "-o", tmp_path / "a.jsonl") == 0
+    assert "warning" not in capsys.readouterr().err  # 1 of 10: not more than a tenth
+    data = write_jsonl(tmp_path / "train.jsonl", rows + leaks(2))
+    assert run("decontaminate", data, "--bench", bench, "-o", tmp_path / "b.jsonl") == 0
+    warnings = [x for x in capsys.readouterr().err.splitlines() if "warning" in x]
+    assert warnings == [
+        "plamo-fast decontaminate: warning: dropped 2 of 11 records (18.2%): benchmark_leak 2"
+    ]
+
+
+def test_dedup_that_keeps_nothing_fails_unless_allow_empty(tmp_path, capsys):
+    """dedup keeps one record per cluster, so it keeps none only when every record was refused
+    (bad, or by the provenance guard). Duplicates over a tenth of the input get the warning
+    (a --key most records share collapses them)."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a"}, {"prompt": "b"}])
+    out = tmp_path / "o.jsonl"
+    assert run("dedup", data, "-o", out, "--commercial-only") == 1
+    assert "dedup: read 2 records but kept none (dropped: provenance 2)" in capsys.readouterr().err
+    assert not out.exists()
+    assert run("dedup", data, "-o", out, "--commercial-only", "--allow-empty") == 0
+    assert out.read_text() == ""
+    same = write_jsonl(
+        tmp_path / "s.jsonl", [{"prompt": f"q{i}", "category": "qa"} for i in range(5)]
+    )
+    assert run("dedup", same, "-o", tmp_path / "s_out.jsonl", "--key", "category") == 0
+    assert (
+        "plamo-fast dedup: warning: dropped 4 of 5 records (80.0%): duplicate 4"
+        in capsys.readouterr().err
+    )
+
+
+def test_reports_name_json_array_elements_as_records(tmp_path):
+    """A JSON array's records are named by element (``record``), JSONL's by ``line``: in the
+    dedup cluster report, the decontaminate report and the provenance lines."""
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    rows = [{"prompt": "hello"}, {"prompt": LEAK}, {"prompt": "hello"},
+            {"prompt": "x", "model": "gpt-4-0613"}]  # fmt: skip
+    array = tmp_path / "a.json"
+    array.write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    report = tmp_path / "r.jsonl"
+    assert run("dedup", array, "-o", tmp_path / "o.json", "--report", report) == 0
+    guarded, cluster = [json.loads(x) for x in report.read_text().splitlines()]
+    assert guarded["record"] == 4 and "line" not in guarded
+    assert cluster["kept"] == {"file": str(array), "record": 1}
+    assert [(r["file"], r["record"]) for r in cluster["removed"]] == [(str(array), 3)]
+    assert run("decontaminate", array, "--bench", bench, "-o", tmp_path / "c.json",
+               "--report", report, "--overwrite") == 0  # fmt: skip
+    guarded, leak = [json.loads(x) for x in report.read_text().splitlines()]
+    assert (guarded["record"], leak["record"]) == (4, 2)
+    assert "line" not in guarded and "line" not in leak
+    assert "proprietary model" in guarded["reason"] and leak["kind"] == "exact"
 
 
 def prompts(folder: Path) -> list[str]:

@@ -270,14 +270,15 @@ def test_min_item_len_also_stops_containment(tmp_path):
     bench = write_jsonl(
         tmp_path / "q.jsonl", [{"question_id": 7, "turns": ["富士山の高さは何メートル？"]}]
     )
-    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "ねえ、富士山の高さは何メートル？教えて"}])
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "ねえ、富士山の高さは何メートル？教えて"},
+                                              {"prompt": "猫について教えて"}])  # fmt: skip
     from plamo_fast.data.decontaminate import LeakParams
 
     summary = decontaminate([data], [str(bench)], tmp_path / "o.jsonl", progress=False,
                             params=LeakParams(min_item_len=20))  # fmt: skip
-    assert summary["records_kept"] == 1 and summary["benchmark_items_too_short"] == 1
+    assert summary["records_kept"] == 2 and summary["benchmark_items_too_short"] == 1
     summary = decontaminate([data], [str(bench)], tmp_path / "o2.jsonl", progress=False)
-    assert summary["records_kept"] == 0
+    assert summary["records_kept"] == 1
 
 
 JUDGE_PROMPT = {
@@ -350,7 +351,8 @@ def test_benchmark_folder_indexes_question_files_and_skips_the_rest(tmp_path):
 
 def test_benchmark_folder_summary_is_one_line(tmp_path, capsys):
     folder = benchmark_folder(tmp_path / "bench")
-    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": MT_BENCH_LIKE[1]["turns"][0]}])
+    clean = [{"prompt": f"猫について教えて ({i})"} for i in range(9)]  # a tenth removed: no warning
+    data = write_jsonl(tmp_path / "d.jsonl", [{"prompt": MT_BENCH_LIKE[1]["turns"][0]}, *clean])
     assert main(["decontaminate", str(data), "--bench", str(folder), "-o",
                  str(tmp_path / "o.jsonl"), "-q"]) == 0  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
@@ -359,7 +361,7 @@ def test_benchmark_folder_summary_is_one_line(tmp_path, capsys):
     assert err[0].endswith("and 3 more") and "judge_prompts.jsonl" in err[0]
     summary = json.loads(err[1])
     assert (summary["benchmark_files"], summary["benchmark_files_skipped"]) == (2, 6)
-    assert summary["records_kept"] == 0
+    assert summary["records_kept"] == 9 and summary["dropped"] == {"benchmark_leak": 1}
 
 
 BROKEN = {

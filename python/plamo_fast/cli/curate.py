@@ -52,6 +52,9 @@ KEEP_PROPRIETARY = typer.Option(
 )
 SKIP_BAD = typer.Option(False, help="Count malformed records in the summary instead of stopping.")
 OVERWRITE = typer.Option(False, help="Replace existing outputs.")
+ALLOW_EMPTY = typer.Option(
+    False, help="Write the output even when no record is kept (else an error that says why)."
+)
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
@@ -94,6 +97,7 @@ def decontaminate(
     proprietary_models: Optional[Path] = PROPRIETARY_MODELS,
     keep_proprietary: bool = KEEP_PROPRIETARY,
     skip_bad: bool = SKIP_BAD,
+    allow_empty: bool = ALLOW_EMPTY,
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -120,6 +124,7 @@ def decontaminate(
             edit_rate=edit_rate,
         ),
         progress=not quiet,
+        allow_empty=allow_empty,
     )
     skipped = result.pop("benchmark_files_skipped")
     result["benchmark_files_skipped"] = len(skipped)
@@ -160,6 +165,7 @@ def dedup(
     proprietary_models: Optional[Path] = PROPRIETARY_MODELS,
     keep_proprietary: bool = KEEP_PROPRIETARY,
     skip_bad: bool = SKIP_BAD,
+    allow_empty: bool = ALLOW_EMPTY,
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -188,5 +194,6 @@ def dedup(
         overwrite=overwrite,
         guard=_guard(sources, licenses, commercial_only, proprietary_models, keep_proprietary),
         progress=not quiet,
+        allow_empty=allow_empty,
     )
     _summary(result, output)

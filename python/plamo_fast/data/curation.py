@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
+from plamo_fast.data.accounting import check_kept
 from plamo_fast.data.curation_io import BadRecordError, Row, iter_input, where
 from plamo_fast.data.provenance import ProvenanceGuard
 from plamo_fast.outputs import atomic_output
@@ -35,6 +36,28 @@ class CurationSummary:
             "dropped": dict(sorted(self.dropped.items())),
             "bad_examples": self.bad_examples[:20],
         }
+
+    def check_kept(self, command: str, allow_empty: bool) -> None:
+        """No silent empty output (:func:`plamo_fast.data.accounting.check_kept`): every record
+        read (bad ones too) and the reasons those not kept were dropped; the first bad record
+        is named when there is one."""
+        dropped = {**self.dropped, "bad_records_skipped": self.bad_records}
+        hint = f"first bad record: {self.bad_examples[0]}" if self.bad_examples else None
+        read = self.records_read + self.bad_records
+        check_kept(command, read, self.records_kept, dropped, allow_empty, hint=hint)
+
+
+def number_key(row: Row) -> str:
+    """What a row's number is, as reports name it: ``line`` (a JSONL line or Parquet row) or
+    ``record`` (the Nth element of a JSON array, 1-based), as
+    :func:`plamo_fast.data.curation_io.where` tells them apart in messages."""
+    return "record" if row.in_array else "line"
+
+
+def location(path: Path, number: int, key: str) -> dict:
+    """Where a record is, in reports: ``{"file": path, key: number}`` (``key`` from
+    :func:`number_key`)."""
+    return {"file": str(path), key: number}
 
 
 @contextmanager
@@ -96,7 +119,7 @@ def good_rows(
         reason = guard.drop_reason(row.record, path)
         if reason is not None:
             summary.dropped["provenance"] += 1
-            report.write({"file": str(path), "line": row.number, "reason": reason})
+            report.write({**location(path, row.number, number_key(row)), "reason": reason})
             continue
         yield row
     if path.suffix == ".parquet":

@@ -6,7 +6,12 @@ shorter than ``min_near_len`` normalized characters match only without edits. Ea
 shows the training text that matched (``matched``) beside the benchmark's (``benchmark_text``).
 A record is removed when a first turn (or single-turn question) matches, or when a later turn
 matches together with its own first turn in the same record. Kept records are written
-unchanged, in the input's format; each removed record gets one report line.
+unchanged, in the input's format; each removed record gets one report line, naming it by
+``line`` (JSONL line, Parquet row) or ``record`` (JSON array element).
+
+A run that keeps no record (every one a leak, refused by the provenance guard, or skipped as
+bad) fails and writes nothing unless ``allow_empty``; more than 10% removed gets a warning line
+(:func:`plamo_fast.data.accounting.check_kept`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from plamo_fast.data.curation import (
     byte_progress,
     curation_outputs,
     good_rows,
+    location,
+    number_key,
     reject_bad,
 )
 from plamo_fast.data.curation_io import (
@@ -123,6 +130,7 @@ def decontaminate(
     guard: ProvenanceGuard | None = None,
     params: LeakParams = LeakParams(),
     progress: bool = True,
+    allow_empty: bool = False,
 ) -> dict:
     inputs = [Path(p) for p in inputs]
     for path in inputs:
@@ -165,6 +173,7 @@ def decontaminate(
         finally:
             stop()
             report.close()
+        summary.check_kept("decontaminate", allow_empty)
     result = summary.as_dict()
     result["benchmark_files"] = len(benchmarks.files)
     result["benchmark_files_skipped"] = [str(f) for f in benchmarks.skipped]
@@ -230,5 +239,9 @@ class _Filter:
             self.removed_by[best["benchmark"]] += 1
             self.kinds[best["kind"]] += 1
             self.report.write(
-                {"file": str(path), "line": row.number, **best, "other_matches": len(matches) - 1}
+                {
+                    **location(path, row.number, number_key(row)),
+                    **best,
+                    "other_matches": len(matches) - 1,
+                }
             )

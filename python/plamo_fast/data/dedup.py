@@ -13,6 +13,13 @@ when their edit similarity (1 - Levenshtein distance / longer length) is and so 
 of the records' answers (:func:`answer_of`): a typo leaves the answer alone, while a question
 one word away on the same passage ("melting" / "boiling point") has another answer. Exact
 duplicates (equal matching forms of the key) are always duplicates.
+
+Every cluster keeps one record, so a run keeps none only when it read none that it could key
+(every record skipped as bad or refused by the provenance guard): that fails and writes nothing
+unless ``allow_empty``. More than 10% removed (duplicates included: a ``--key`` that most
+records share collapses them) gets a warning line
+(:func:`plamo_fast.data.accounting.check_kept`). Report entries name a record by ``line``
+(JSONL line, Parquet row) or ``record`` (JSON array element).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from plamo_fast.data.curation import (
     byte_progress,
     curation_outputs,
     good_rows,
+    location,
+    number_key,
     reject_bad,
 )
 from plamo_fast.data.curation_io import (
@@ -156,6 +165,7 @@ def dedup(
     overwrite: bool = False,
     guard: ProvenanceGuard | None = None,
     progress: bool = True,
+    allow_empty: bool = False,
 ) -> dict:
     inputs = [Path(p) for p in inputs]
     for path in inputs:
@@ -198,11 +208,12 @@ def dedup(
         finally:
             report.close()
             spill.unlink(missing_ok=True)
+        summary.records_kept = int(keep_mask.sum())
+        removed = len(root) - summary.records_kept
+        if removed:
+            summary.dropped["duplicate"] = removed
+        summary.check_kept("dedup", allow_empty)
         _write_kept(inputs, targets, out, single, keep_mask, origins, progress)
-    summary.records_kept = int(keep_mask.sum())
-    removed = len(root) - summary.records_kept
-    if removed:
-        summary.dropped["duplicate"] = removed
     result = summary.as_dict()
     sizes = np.bincount(root) if len(root) else np.zeros(0, dtype=np.int64)
     bands, rows = _native.Deduper.lsh_shape(threshold, num_perm, LSH_MIN_RECALL)
@@ -229,6 +240,12 @@ class _Origins:
         self.line = array("q")
         self.values = array("d")
         self.questions = 0  # records with a question (question + context)
+        self.number_keys: dict[int, str] = {}  # per file: what its numbers are (line, record)
+
+    def place(self, inputs: list[Path], i: int) -> dict:
+        """Where record ``i`` is, for the report (:func:`~plamo_fast.data.curation.location`)."""
+        file = int(self.file[i])
+        return location(inputs[file], int(self.line[i]), self.number_keys[file])
 
     def values_array(self) -> np.ndarray:
         return np.frombuffer(self.values, dtype=np.float64) if self.values else np.zeros(0)
@@ -253,6 +270,7 @@ def _sketch_inputs(
                     advance=advance,
                 )  # fmt: skip
                 for batch in batched(rows):
+                    origins.number_keys[file_index] = number_key(batch[0])
                     texts, questions, answers = [], [], []
                     keyed = _keyed(batch, path, key, fields, skip_bad, summary)
                     for row, text, question, answer in keyed:
@@ -304,21 +322,15 @@ def _report_clusters(report, root, keep_mask, similarities, inputs, origins) -> 
         return
     members = members[np.argsort(root[members], kind="stable")]
     bounds = np.flatnonzero(np.diff(root[members])) + 1
-    file_of = np.frombuffer(origins.file, dtype=np.uint32)
-    line_of = np.frombuffer(origins.line, dtype=np.int64)
-
-    def place(i: int) -> dict:
-        return {"file": str(inputs[file_of[i]]), "line": int(line_of[i])}
-
     for group in np.split(members, bounds):
         kept = int(group[keep_mask[group]][0])
         report.write(
             {
                 "cluster": int(root[group[0]]),
                 "size": len(group),
-                "kept": place(kept),
+                "kept": origins.place(inputs, kept),
                 "removed": [
-                    {**place(int(i)), **_similarity(*(s[i] for s in similarities))}
+                    {**origins.place(inputs, int(i)), **_similarity(*(s[i] for s in similarities))}
                     for i in group
                     if int(i) != kept
                 ],

@@ -1,4 +1,9 @@
-"""``plamo-fast sample``: N candidate answers per prompt, resumable."""
+"""``plamo-fast sample``: N candidate answers per prompt, resumable.
+
+A run with no prompt to sample (every record skipped as bad, or a ``--shard`` that takes none
+of the prompts) fails before anything is written or loaded, unless ``allow_empty``; more than
+10% of the records skipped as bad gets a warning line
+(:func:`plamo_fast.data.accounting.check_kept`)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
+from plamo_fast.data.accounting import check_kept
 from plamo_fast.errors import UsageError
 from plamo_fast.generation.backends import Backend, SamplingOptions, check_backend, load_backend
 from plamo_fast.sample.records import ResumableJsonl, read_prompts
@@ -40,6 +46,7 @@ def sample(
     overwrite: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    allow_empty: bool = False,
 ) -> dict:
     """Write one record per prompt (the input record plus ``index``, ``prompt_messages``,
     ``candidates`` and ``sampling``) to ``output``; ``stop_after`` prompts ends early without
@@ -53,6 +60,7 @@ def sample(
     # A missing package or model fails here, at once, before OUT.partial exists.
     check_backend(backend, model, base_url)
     prompts, bad = read_prompts(Path(prompts_path), skip_bad)
+    _check_prompts(len(prompts), bad, k, n_shards, allow_empty)
     meta = {"model": model, "backend": backend, **vars(options)}
     writer = ResumableJsonl(
         Path(output), overwrite, meta, command="sample", inputs=[Path(prompts_path)]
@@ -111,6 +119,17 @@ def sample(
         "bad_records_skipped": len(bad),
         "output": str(output),
     }
+
+
+def _check_prompts(count: int, bad: list[str], k: int, n_shards: int, allow_empty: bool) -> None:
+    """Refuses a run that would sample no prompt (see the module text)."""
+    mine = len(range(k, count, n_shards))  # the prompts of shard k/n
+    hints = [f"first bad record: {bad[0]}"] if bad else []
+    if count and not mine:
+        hints.append(f"--shard {k}/{n_shards} takes the prompts whose index % {n_shards} == {k}")
+    dropped = {"bad_records_skipped": len(bad)}
+    check_kept("sample", count + len(bad), mine, dropped, allow_empty,
+               hint="; ".join(hints) or None, unit="prompts")  # fmt: skip
 
 
 def _generate(engine: Backend, prompts, todo: list[int], options: SamplingOptions):

@@ -5,7 +5,13 @@ answers in both orders.
 The judge runs through any generation backend (:mod:`plamo_fast.generation.backends`): candidates
 are sent a batch at a time (``Backend.batch_size``), so a vLLM engine gets large batches and a
 server ``--concurrency`` requests in flight. The output is written through
-:func:`plamo_fast.outputs.atomic_output`: it never replaces an input."""
+:func:`plamo_fast.outputs.atomic_output`: it never replaces an input.
+
+Every record is written with its candidates; a candidate that cannot be scored gets ``score``
+null and is counted by reason (``unscored``): no reference answer in the record or one that is
+not a number (the math verifier), a judgement without a rating. A run that scores no candidate
+fails and writes nothing unless ``allow_empty``; more than 10% unscored gets a warning line
+(:func:`plamo_fast.data.accounting.check_kept`)."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
+from plamo_fast.data.accounting import check_kept
 from plamo_fast.errors import UsageError
 from plamo_fast.generation.backends import check_backend, load_backend
 from plamo_fast.judge.judge import Judge, combine_orders, question_text
@@ -58,7 +65,7 @@ class RewardModel:
             return float(self.model(**ids).logits[0, 0])
 
 
-def _read_candidates(path: Path, need_reference: bool) -> list[tuple[int, dict, list, str | None]]:
+def _read_candidates(path: Path) -> list[tuple[int, dict, list, str | None]]:
     """``(line, record, prompt messages, reference or None)`` per record, every record checked
     before anything is scored."""
     rows = []
@@ -72,11 +79,6 @@ def _read_candidates(path: Path, need_reference: bool) -> list[tuple[int, dict, 
         reference = next(
             (str(record[f]) for f in REFERENCE_FIELDS if record.get(f) is not None), None
         )
-        if need_reference and reference is None:
-            raise UsageError(
-                f"{path}:{number}: the math verifier needs a reference answer "
-                f"({', '.join(REFERENCE_FIELDS)})"
-            )
         rows.append((number, record, messages, reference))
     return rows
 
@@ -124,6 +126,7 @@ def score(
     concurrency: int = 8,
     overwrite: bool = False,
     progress: bool = True,
+    allow_empty: bool = False,
 ) -> dict:
     chosen = [x for x in (judge, reward_model, verifier) if x]
     if len(chosen) != 1:
@@ -134,7 +137,8 @@ def score(
     if judge:
         check_backend(backend, judge, base_url)
     reward_folder = RewardModel.locate(reward_model) if reward_model else None
-    missing = retried = done = 0
+    unscored: Counter = Counter()
+    retried = done = 0
     with (
         atomic_output(
             output,
@@ -145,7 +149,7 @@ def score(
         ) as partial,
         open(partial, "w", encoding="utf-8") as out,
     ):
-        rows = _read_candidates(Path(candidates_path), need_reference=verifier is not None)
+        rows = _read_candidates(Path(candidates_path))
         total = sum(len(row[1]["candidates"]) for row in rows)
         rater: Judge | RewardModel | None = None
         size = SCORE_BATCH
@@ -170,30 +174,52 @@ def score(
                         if isinstance(rater, RewardModel):
                             c["score"] = rater.score(messages, c["text"])
                         elif verifier:
-                            from plamo_fast.sample.verify_math import verify
-
-                            ok = verify(c["text"], reference)
-                            c["score"] = None if ok is None else float(ok)
-                        missing += c["score"] is None
+                            c["score"], reason = _verify(c["text"], reference)
+                            if reason is not None:
+                                unscored[reason] += 1
+                        elif c["score"] is None:  # the judge's rating, re-asked, not parsed
+                            unscored["judge_gave_no_rating"] += 1
                         done += 1
                     record["scorer"] = scorer
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 update(done)
         finally:
             stop()
+        hint = (
+            f"the math verifier compares with the record's reference answer "
+            f"({', '.join(REFERENCE_FIELDS)}), and none has one"
+            if unscored["no_reference_answer"] == total > 0
+            else None
+        )
+        missing = sum(unscored.values())
+        check_kept("score", total, total - missing, unscored, allow_empty, hint=hint,
+                   unit="candidates")  # fmt: skip
     return {
         "prompts": len(rows),
         "candidates": total,
         "missing_scores": missing,
+        "unscored": dict(sorted(unscored.items())),
         "judge_retries": retried,
         "scorer": scorer,
     }
 
 
+def _verify(text: str, reference: str | None) -> tuple[float | None, str | None]:
+    """The math verifier's score of a candidate (1.0 or 0.0), or None and the reason."""
+    from plamo_fast.sample.verify_math import verify
+
+    if reference is None:
+        return None, "no_reference_answer"
+    ok = verify(text, reference)
+    if ok is None:
+        return None, "reference_not_a_number"
+    return float(ok), None
+
+
 def _first_answers(path: Path) -> dict:
     """``{prompt index: (question, first candidate's text)}`` of a sample output."""
     answers = {}
-    for number, record, messages, _ in _read_candidates(path, need_reference=False):
+    for number, record, messages, _ in _read_candidates(path):
         if not record["candidates"]:
             raise UsageError(f"{path}:{number}: no candidate to compare")
         key = record.get("prompt_index", number)
@@ -215,10 +241,12 @@ def pairwise(
     concurrency: int = 8,
     overwrite: bool = False,
     progress: bool = True,
+    allow_empty: bool = False,
 ) -> dict:
     """Judge A's and B's first candidates for each prompt in both orders (A first, then B
     first) to cancel position bias. A prompt is a win for A when A wins both orders, or one
-    order with a tie in the other; a split verdict is a tie."""
+    order with a tie in the other; a split verdict is a tie. No verdict at all (every judgement
+    unparsed) fails unless ``allow_empty``."""
     check_backend(backend, judge, base_url)  # at once, before the output is started
     outcome: Counter = Counter()
     by_order: Counter = Counter()
@@ -266,6 +294,9 @@ def pairwise(
                 update(start + len(chunk))
         finally:
             stop()
+        unjudged = {"judge_gave_no_verdict": outcome["missing"]}
+        check_kept("score", len(keys), len(keys) - outcome["missing"], unjudged, allow_empty,
+                   unit="prompts")  # fmt: skip
     return {
         "prompts": len(keys),
         "a_wins": outcome["A"],
