@@ -16,6 +16,7 @@ import importlib.machinery
 import json
 import sys
 import threading
+import time
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -61,25 +62,46 @@ class Server:
     """An OpenAI-compatible /v1/chat/completions and /v1/completions on loopback;
     ``reply(body, calls)`` returns ``(status, choices)`` (default: :func:`fake_reply` for
     conversations, :func:`fake_continuation` for plain-text prompts). ``calls`` holds each
-    request's body, ``paths`` the path it was sent to."""
+    request's body, ``paths`` the path it was sent to.
 
-    def __init__(self, reply=None):
+    For fleets: each reply takes ``delay`` seconds; the server dies (as a killed ``vllm serve``:
+    it closes every connection without a reply, the requests in flight included) when
+    :meth:`die` is called or on receiving request number ``die_after + 1``, and :meth:`revive`
+    brings it back. ``answered`` counts the replies sent, ``dropped`` holds the
+    ``time.monotonic()`` of each request dropped."""
+
+    def __init__(self, reply=None, *, delay: float = 0.0, die_after: int | None = None):
         self.calls, self.paths = [], []
+        self.answered, self.dropped, self.dead = 0, [], False
         reply = reply or _fake_choices
         outer = self
+        lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 (http.server's name)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.calls.append(body)
-                outer.paths.append(self.path)
-                status, choices = reply(body, len(outer.calls))
+                with lock:
+                    if die_after is not None and len(outer.calls) == die_after:
+                        outer.die()
+                    outer.calls.append(body)
+                    outer.paths.append(self.path)
+                    calls = len(outer.calls)
+                if not outer.dead:
+                    time.sleep(delay)
+                if outer.dead:  # no reply: the client sees the connection closed
+                    with lock:
+                        outer.dropped.append(time.monotonic())
+                    self.close_connection = True
+                    return
+                status, choices = reply(body, calls)
                 data = json.dumps({"choices": choices, "usage": {"completion_tokens": 3}}).encode()
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.end_headers()
                     self.wfile.write(data)
+                    with lock:
+                        outer.answered += status == 200
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client was killed while waiting (a resume test)
 
@@ -89,6 +111,12 @@ class Server:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def die(self):
+        self.died_at, self.dead = time.monotonic(), True
+
+    def revive(self):
+        self.dead = False
 
     def close(self):
         self.httpd.shutdown()

@@ -8,6 +8,9 @@ from typing import Optional
 
 import typer
 
+from plamo_fast.cli.onpolicy import BASE_URL_HELP
+from plamo_fast.generation.fleet import base_url_option
+
 app = typer.Typer(
     name="eval",
     help="Benchmarks, reproducible and resumable: Jaster (llm-jp-eval's datasets, prompts and "
@@ -44,9 +47,7 @@ def jaster(
         "/v1/completions, --chat through /v1/chat/completions); auto: vllm "
         "when installed with a GPU, else hf.",
     ),
-    base_url: Optional[str] = typer.Option(
-        None, help="OpenAI-compatible server, e.g. http://localhost:8000/v1."
-    ),
+    base_url: Optional[str] = typer.Option(None, callback=base_url_option, help=BASE_URL_HELP),
     api_key: Optional[str] = typer.Option(
         None, envvar="OPENAI_API_KEY", help="Key for --base-url."
     ),

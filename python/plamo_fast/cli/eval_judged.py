@@ -9,9 +9,16 @@ from typing import List, Optional
 
 import typer
 
+from plamo_fast.generation.fleet import base_url_option
+
 BACKEND_HELP = (
     "vllm, hf (transformers; runs on a CPU) or openai; auto: openai with a base URL, else vllm "
     "when installed with a GPU, else hf."
+)
+
+FLEET = (
+    "Several: URLs separated by commas, or @FILE (one URL a line); requests go to the least "
+    "busy server, a failing one is rested."
 )
 
 
@@ -55,13 +62,17 @@ def mt_bench(
     max_new_tokens: Optional[int] = typer.Option(None, help="Replaces the preset's limit."),
     model_id: Optional[str] = typer.Option(None, help="Model name in the answer/judgement files."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: Optional[str] = typer.Option(None, help="Server of --model (openai backend)."),
+    base_url: Optional[str] = typer.Option(
+        None, callback=base_url_option, help="Server(s) of --model (openai backend). " + FLEET
+    ),
     api_key: Optional[str] = typer.Option(
         None, envvar="OPENAI_API_KEY", help="Key for --base-url."
     ),
     judge_backend: str = typer.Option("auto", help=BACKEND_HELP),
     judge_base_url: Optional[str] = typer.Option(
-        None, help="Judge's OpenAI-compatible server, e.g. https://api.openai.com/v1."
+        None,
+        callback=base_url_option,
+        help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
     ),
     judge_api_key: Optional[str] = typer.Option(
         None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url."
@@ -148,12 +159,18 @@ def rakuda(
     max_new_tokens: Optional[int] = typer.Option(None, help="Replaces the preset's limit."),
     model_id: Optional[str] = typer.Option(None, help="Name of --model in the results."),
     backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: Optional[str] = typer.Option(None, help="Server of --model (openai backend)."),
+    base_url: Optional[str] = typer.Option(
+        None, callback=base_url_option, help="Server(s) of --model (openai backend). " + FLEET
+    ),
     api_key: Optional[str] = typer.Option(
         None, envvar="OPENAI_API_KEY", help="Key for --base-url."
     ),
     judge_backend: str = typer.Option("auto", help=BACKEND_HELP),
-    judge_base_url: Optional[str] = typer.Option(None, help="Judge's OpenAI-compatible server."),
+    judge_base_url: Optional[str] = typer.Option(
+        None,
+        callback=base_url_option,
+        help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
+    ),
     judge_api_key: Optional[str] = typer.Option(
         None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url."
     ),
@@ -214,7 +231,11 @@ def compare(
         None, help="Pairwise judge prompts (FastChat judge_prompts.jsonl, Rakuda's)."
     ),
     judge_backend: str = typer.Option("auto", help=BACKEND_HELP),
-    judge_base_url: Optional[str] = typer.Option(None, help="Judge's OpenAI-compatible server."),
+    judge_base_url: Optional[str] = typer.Option(
+        None,
+        callback=base_url_option,
+        help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
+    ),
     judge_api_key: Optional[str] = typer.Option(
         None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url."
     ),

@@ -8,12 +8,19 @@ from typing import List, Optional
 
 import typer
 
+from plamo_fast.generation.fleet import base_url_option
+
 BACKEND = typer.Option(
     "auto",
     help="vllm, hf (transformers; runs on a CPU) or openai; auto: vllm "
     "when installed with a GPU, else hf.",
 )
-BASE_URL = typer.Option(None, help="OpenAI-compatible server, e.g. http://localhost:8000/v1.")
+BASE_URL_HELP = (
+    "OpenAI-compatible server, e.g. http://localhost:8000/v1. Several (a fleet): URLs "
+    "separated by commas, or @FILE with one URL a line; each request goes to the least busy "
+    "server, and a failing server is rested while its requests go to the others."
+)
+BASE_URL = typer.Option(None, callback=base_url_option, help=BASE_URL_HELP)
 API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
 OVERWRITE = typer.Option(
     False, help="Replace an existing output file (never an input, never a folder)."
@@ -45,14 +52,19 @@ def sample(
     seed: int = typer.Option(0, help="Per-prompt seeds derive from it (reproducible per backend)."),
     base_url: Optional[str] = BASE_URL,
     api_key: Optional[str] = API_KEY,
-    concurrency: int = typer.Option(8, help="Requests in flight (openai backend)."),
+    concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
     tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
     timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(4, help="Retries of a failed request (openai backend)."),
+    retries: int = typer.Option(
+        4, help="Retries of a failed request (openai backend), beyond one try per server."
+    ),
     shard: Optional[str] = typer.Option(
         None, help="K/N: take prompts with index % N == K (one process per GPU or server)."
     ),
     skip_bad: bool = typer.Option(False, help="Skip malformed prompt records (counted)."),
+    allow_empty: bool = typer.Option(
+        False, help="Write the output even when there is no prompt to sample (else an error)."
+    ),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -79,6 +91,7 @@ def sample(
         skip_bad=skip_bad,
         overwrite=overwrite,
         progress=not quiet,
+        allow_empty=allow_empty,
     )
     _done(result, output)
 
@@ -104,10 +117,15 @@ def score(
         None, help="en, ja, or a YAML file (default: ja for Japanese questions, else en)."
     ),
     retries: int = typer.Option(2, help="Re-asks of the judge when its rating cannot be parsed."),
-    concurrency: int = typer.Option(8, help="Judge requests in flight (openai backend)."),
+    concurrency: int = typer.Option(
+        8, help="Judge requests in flight per server (openai backend)."
+    ),
     backend: str = BACKEND,
     base_url: Optional[str] = BASE_URL,
     api_key: Optional[str] = API_KEY,
+    allow_empty: bool = typer.Option(
+        False, help="Write the output even when no candidate can be scored (else an error)."
+    ),
     overwrite: bool = OVERWRITE,
     quiet: bool = QUIET,
 ) -> None:
@@ -132,6 +150,7 @@ def score(
             concurrency=concurrency,
             overwrite=overwrite,
             progress=not quiet,
+            allow_empty=allow_empty,
         )
     else:
         if len(candidates) != 1:
@@ -150,6 +169,7 @@ def score(
             concurrency=concurrency,
             overwrite=overwrite,
             progress=not quiet,
+            allow_empty=allow_empty,
         )
     _done(result, output)
 

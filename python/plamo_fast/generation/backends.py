@@ -10,8 +10,11 @@ judging) use only this interface, through :func:`load_backend`.
 - ``vllm``: vLLM's offline API (``LLM.chat`` and ``LLM.generate``,
   ``SamplingParams(n=..., seed=...)``), imported only when used; a whole batch goes to the
   engine at once.
-- ``openai``: any OpenAI-compatible server (``vllm serve``, a fleet behind a balancer):
-  ``/v1/chat/completions`` and ``/v1/completions``, with concurrency, timeouts and retries.
+- ``openai``: any OpenAI-compatible server (``vllm serve``), or a fleet of them
+  (:mod:`plamo_fast.generation.fleet`: least outstanding requests, failing servers taken out
+  for a while and their requests retried elsewhere): ``/v1/chat/completions`` and
+  ``/v1/completions``, with concurrency, timeouts and retries. Its :meth:`progress_note` is
+  each server's throughput.
 
 Each request comes with a key, from which its seed derives (:func:`prompt_seed`): the same key
 and settings give the same candidates within a backend, whatever else is in the batch.
@@ -20,11 +23,13 @@ and settings give the same candidates within a backend, whatever else is in the 
 backend needs: its packages, and for hf and vllm the model's local folder
 (:func:`plamo_fast.model_paths.resolve_model`: a missing path is "not found" at once, a hub
 name is looked up in the local hub cache only). The module depends on nothing else in
-plamo-fast but :mod:`plamo_fast.errors` and :mod:`plamo_fast.model_paths`.
+plamo-fast but :mod:`plamo_fast.errors`, :mod:`plamo_fast.model_paths` and
+:mod:`plamo_fast.generation.fleet`.
 """
 
 from __future__ import annotations
 
+import http.client
 import importlib.util
 import json
 import time
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from plamo_fast.errors import PlamoFastError, UsageError
+from plamo_fast.generation.fleet import Fleet, base_urls
 from plamo_fast.model_paths import require_transformers, resolve_model
 
 BACKENDS = ("auto", "vllm", "hf", "openai")
@@ -72,6 +78,11 @@ class Backend(ABC):
 
     name: str
     batch_size: int
+
+    def progress_note(self) -> str:
+        """Text for a progress bar beside the caller's own rate (per-server throughput of a
+        fleet); empty when there is nothing to add."""
+        return ""
 
     def generate(
         self, conversations: Sequence[Conversation], options: SamplingOptions, keys: Sequence[int]
@@ -119,7 +130,7 @@ def load_backend(
     backend: str,
     model: str,
     *,
-    base_url: str | None = None,
+    base_url: str | Sequence[str] | None = None,
     api_key: str | None = None,
     tensor_parallel_size: int = 1,
     concurrency: int = 8,
@@ -127,7 +138,8 @@ def load_backend(
     retries: int = 4,
 ) -> Backend:
     """The backend named ``backend`` (see :func:`resolve_backend`) serving ``model``, after
-    :func:`check_backend`."""
+    :func:`check_backend`. ``base_url``: a server, or several (a list, or URLs separated by
+    commas, or ``@FILE``: :func:`~plamo_fast.generation.fleet.base_urls`)."""
     backend, where = check_backend(backend, model, base_url)
     if backend == "openai":
         assert base_url is not None  # checked
@@ -139,14 +151,17 @@ def load_backend(
     return HFBackend(where)
 
 
-def check_backend(backend: str, model: str, base_url: str | None = None) -> tuple[str, str]:
+def check_backend(
+    backend: str, model: str, base_url: str | Sequence[str] | None = None
+) -> tuple[str, str]:
     """``(backend name, where the model is)``, checked at once so that a caller can fail before
     it creates anything: the backend exists, its packages are installed (without importing
     them), and for hf and vllm the model is a local folder or in the local hub cache
-    (:func:`~plamo_fast.model_paths.resolve_model`); for openai it is a name on the server."""
+    (:func:`~plamo_fast.model_paths.resolve_model`); for openai it is a name on the server, and
+    the servers' URLs are checked."""
     name = resolve_backend(backend, base_url)
     if name == "openai":
-        if not base_url:
+        if not base_urls(base_url):
             raise UsageError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
         return name, model
     if name == "vllm":
@@ -161,7 +176,7 @@ def check_backend(backend: str, model: str, base_url: str | None = None) -> tupl
     return name, resolve_model(model)
 
 
-def resolve_backend(backend: str, base_url: str | None) -> str:
+def resolve_backend(backend: str, base_url: str | Sequence[str] | None) -> str:
     """The backend ``auto`` stands for: openai with a ``base_url``, else vllm when it is
     installed and a GPU is present, else hf. Other names are returned as they are."""
     if backend != "auto":
@@ -316,45 +331,49 @@ class VLLMBackend(Backend):
 
 class OpenAIBackend(Backend):
     """POST /v1/chat/completions (conversations) or /v1/completions (plain-text prompts) with
-    ``n`` choices, ``concurrency`` requests in flight; retried with backoff on connection
-    errors, timeouts, 429 and 5xx; other HTTP errors are reported at once."""
+    ``n`` choices to one server or a fleet of them (:mod:`plamo_fast.generation.fleet`:
+    ``concurrency`` requests in flight on each, to the least busy; a failing server is taken
+    out for a while and its requests retried on another). A request is tried up to
+    ``retries`` more times than there are servers, on connection errors, timeouts, 429 (after
+    a backoff) and 5xx; other HTTP errors are reported at once."""
 
     name = "openai"
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         api_key: str | None = None,
         timeout: float = 600.0,
         retries: int = 4,
         concurrency: int = 8,
     ):
-        base = base_url.rstrip("/")
-        base += "" if base.endswith("/v1") else "/v1"
-        self.chat_url, self.completions_url = base + "/chat/completions", base + "/completions"
+        self.fleet = Fleet(base_urls(base_url), max(1, concurrency))
         self.model, self.api_key, self.timeout, self.retries = model, api_key, timeout, retries
-        self.concurrency = max(1, concurrency)
+        self.concurrency = self.fleet.per_server * len(self.fleet)  # in flight, all servers
         self.batch_size = self.concurrency * 4
 
+    def progress_note(self) -> str:
+        return self.fleet.progress_note() if len(self.fleet) > 1 else ""
+
     def _generate(self, conversations, options, keys):
-        return self._each(self.chat_url, "messages", conversations, options, keys)
+        return self._each("/chat/completions", "messages", conversations, options, keys)
 
     def _complete(self, prompts, options, keys):
-        return self._each(self.completions_url, "prompt", prompts, options, keys)
+        return self._each("/completions", "prompt", prompts, options, keys)
 
-    def _each(self, url: str, field: str, requests, options, keys) -> list[list[Candidate]]:
+    def _each(self, path: str, field: str, requests, options, keys) -> list[list[Candidate]]:
         """One request per item of ``requests`` (sent as ``field``), ``concurrency`` at once."""
 
         def one(request, key):
-            return self._one(url, {field: request}, options, key)
+            return self._one(path, {field: request}, options, key)
 
         if len(requests) == 1:
             return [one(requests[0], keys[0])]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
             return list(pool.map(one, requests, keys))
 
-    def _one(self, url: str, request: dict, opts: SamplingOptions, key: int) -> list[Candidate]:
+    def _one(self, path: str, request: dict, opts: SamplingOptions, key: int) -> list[Candidate]:
         body = {
             "model": self.model,
             **request,
@@ -366,7 +385,7 @@ class OpenAIBackend(Backend):
         }
         if opts.repetition_penalty != 1.0:  # vLLM's server takes it; OpenAI's API does not
             body["repetition_penalty"] = opts.repetition_penalty
-        reply = self._post(url, body)
+        url, reply = self._post(path, body)
         choices = sorted(reply.get("choices", []), key=lambda c: c.get("index", 0))
         if len(choices) != opts.n:
             raise PlamoFastError(
@@ -384,24 +403,61 @@ class OpenAIBackend(Backend):
             out.append({"text": text, "tokens": int(tokens), "finish_reason": reason})
         return out
 
-    def _post(self, url: str, body: dict) -> dict:
+    def _post(self, path: str, body: dict) -> tuple[str, dict]:
+        """``(url, reply)``: ``body`` posted to ``path`` on the servers the fleet picks until
+        one answers, at most ``retries`` + (number of servers) tries, each within ``timeout``
+        seconds, waits for a server included."""
         data = json.dumps(body).encode()
+        tries = self.retries + len(self.fleet)
+        deadline = time.monotonic() + tries * (self.timeout + self.fleet.cool_down_max)
+        failed_on: set[int] = set()
+        delay, last = 1.0, ""
+        for _ in range(tries):
+            server, sent = self.fleet.acquire(failed_on, deadline)
+            url = server.url + path
+            try:
+                reply = self._send(url, data)
+            except urllib.error.HTTPError as exc:
+                detail = _detail(exc)
+                last = f"{url}: HTTP {exc.code}: {detail}"
+                if exc.code in (500, 502, 503, 504):
+                    self.fleet.failed(server, sent, hard=False)
+                    failed_on.add(server.index)
+                    continue
+                self.fleet.released(server)
+                if exc.code != 429:
+                    raise PlamoFastError(last) from None
+                time.sleep(delay)  # too many requests: back off
+                delay = min(delay * 2, 30.0)
+                continue
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                self.fleet.failed(server, sent, hard=True)
+                failed_on.add(server.index)
+                last = f"{url}: {getattr(exc, 'reason', None) or exc}"
+                continue
+            except BaseException:
+                self.fleet.released(server)
+                raise
+            self.fleet.succeeded(server)
+            return url, reply
+        raise PlamoFastError(f"{last} (after {tries} tries)")
+
+    def _send(self, url: str, data: bytes) -> dict:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        delay = 1.0
-        for attempt in range(self.retries + 1):
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as exc:
-                if exc.code not in (429, 500, 502, 503, 504) or attempt == self.retries:
-                    detail = exc.read()[:300].decode("utf-8", "replace")
-                    raise PlamoFastError(f"{url}: HTTP {exc.code}: {detail}") from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == self.retries:
-                    raise PlamoFastError(f"{url}: {exc} (after {attempt + 1} tries)") from None
-            time.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        raise AssertionError("unreachable")
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            raw = response.read()
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise PlamoFastError(f"{url}: the reply is not JSON: {raw[:200]!r}") from None
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    """The start of an HTTP error's body (empty when it cannot be read)."""
+    try:
+        return exc.read()[:300].decode("utf-8", "replace")
+    except OSError:
+        return ""
