@@ -379,3 +379,30 @@ def test_a_typo_in_the_question_is_the_same_question_when_the_answer_is(tmp_path
 )
 def test_answer_of_reads_the_output_or_the_assistant_turns(record, answer):
     assert answer_of(record) == answer
+
+
+def test_dolly_context_is_the_input_of_its_instruction(tmp_path):
+    """The original Dolly layout (instruction, context, response) is read as Dolly-ja's
+    (instruction, input, output), as pack and sample read it: one instruction over different
+    passages is not a duplicate, and a benchmark question in the context is a leak. A
+    SQuAD-like record (question + context, no instruction) reads its context only with
+    --fields context."""
+    from curation_fixtures import MT_BENCH_LIKE, mt_bench_file
+
+    from plamo_fast.data.curation_io import user_texts
+    from plamo_fast.data.decontaminate import decontaminate
+
+    passages = ["東京は日本の首都である。" * 3, "富士山は日本一高い山である。" * 3]
+    dolly = [{"instruction": "この文章を要約してください。", "context": p, "response": "..."}
+             for p in [*passages, passages[0]]]  # fmt: skip
+    data = write_jsonl(tmp_path / "dolly.jsonl", dolly)
+    summary = dedup([data], tmp_path / "o.jsonl", progress=False)
+    assert summary["records_kept"] == 2 and summary["records_with_question"] == 3
+    squad = {"question": "何の首都？", "context": passages[0]}
+    assert user_texts(squad) == [("question", "何の首都？")]
+    assert user_texts(squad, ("context",))[1] == ("context", passages[0])
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    leak = {"instruction": "答えて", "context": MT_BENCH_LIKE[0]["turns"][0], "response": "x"}
+    data = write_jsonl(tmp_path / "train.jsonl", [dolly[0], leak])
+    summary = decontaminate([data], [str(bench)], tmp_path / "c.jsonl", progress=False)
+    assert summary["records_kept"] == 1 and summary["removed_by_kind"] == {"exact": 1}

@@ -159,6 +159,34 @@ def test_spin_pairs(tmp_path):
     assert pair["prompt"] == [{"role": "user", "content": "q0"}]
 
 
+def test_pairs_keep_the_records_own_fields(tmp_path, capsys):
+    """A pair (and a SPIN pair) carries its record's own fields (id, source, license, answer),
+    not what sample/score added; a record field a pair would overwrite is refused at FILE:LINE."""
+    own = {"id": "ex-7", "source": "gsm8k", "license": "MIT", "answer": "4", "prompt": "q0"}
+    data = write_jsonl(tmp_path / "s.jsonl", [{**own, **scored([1, 8])}])
+    out = tmp_path / "pairs.jsonl"
+    assert main(["pairs", str(data), "-o", str(out)]) == 0
+    (pair,) = lines(out)
+    assert {k: pair[k] for k in ("id", "source", "license", "answer")} == {
+        "id": "ex-7", "source": "gsm8k", "license": "MIT", "answer": "4"}  # fmt: skip
+    assert pair["prompt"] == [{"role": "user", "content": "q0"}]
+    assert not {"candidates", "sampling", "prompt_messages"} & set(pair)
+    assert pair["chosen"][0]["content"] == "a1" and pair["prompt_index"] == 0
+
+    clash = write_jsonl(tmp_path / "c.jsonl", [scored([1, 8]), {"chosen": "x", **scored([2, 9])}])
+    assert main(["pairs", str(clash), "-o", str(tmp_path / "p2.jsonl")]) == 1
+    assert f"{clash}:2: field 'chosen' is one pairs writes" in capsys.readouterr().err
+    assert not (tmp_path / "p2.jsonl").exists()
+
+    sft = write_jsonl(tmp_path / "sft.jsonl", [{"id": 3, "license": "CC-BY", "messages": [
+        {"role": "user", "content": "q0"}, {"role": "assistant", "content": "ref0"}]}])  # fmt: skip
+    spin = tmp_path / "spin.jsonl"
+    assert main(["pairs", str(data), "--spin", str(sft), "-o", str(spin)]) == 0
+    (pair,) = lines(spin)
+    assert pair["id"] == 3 and pair["license"] == "CC-BY" and pair["scorer"] == "spin"
+    assert pair["chosen"][0]["content"] == "ref0" and pair["rejected"][0]["content"] == "a0"
+
+
 @pytest.mark.vllm
 @pytest.mark.skipif(
     __import__("importlib").util.find_spec("vllm") is None, reason="vLLM is not installed"
@@ -394,4 +422,101 @@ def test_pairs_cli_allow_empty(tmp_path, capsys):
     assert "run `plamo-fast score` on them first" in capsys.readouterr().err
     assert not out.exists()
     assert main(["pairs", str(data), "-o", str(out), "--allow-empty"]) == 0
+    assert out.read_text() == ""
+
+
+def candidates(index: int, texts: list[str], **fields) -> dict:
+    return {
+        "prompt_index": index,
+        "prompt_messages": [{"role": "user", "content": f"q{index}"}],
+        "candidates": [{"text": t} for t in texts],
+        **fields,
+    }
+
+
+def test_score_counts_unscorable_candidates_and_refuses_when_none_is_scored(tmp_path, capsys):
+    """--verifier math on records without a reference answer: each candidate is unscored with
+    the reason; none scored is an error (nothing written) unless --allow-empty; some unscored
+    is one warning line with the counts."""
+    data = write_jsonl(tmp_path / "c.jsonl", [candidates(i, ["12", "13"]) for i in range(2)])
+    out = tmp_path / "s.jsonl"
+    args = ["score", str(data), "-o", str(out), "--verifier", "math", "-q"]
+    assert main(args) == 1
+    assert (
+        "score: read 4 candidates but kept none (dropped: no_reference_answer 4); the math "
+        "verifier compares with the record's reference answer (reference, answer, "
+        "reference_answer, solution, ground_truth), and none has one; nothing was written"
+    ) in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.jsonl"]
+    assert main([*args, "--allow-empty"]) == 0
+    assert "dropped 4 of 4 candidates (100.0%): no_reference_answer 4" in capsys.readouterr().err
+    assert [c["score"] for r in lines(out) for c in r["candidates"]] == [None] * 4
+    mixed = write_jsonl(tmp_path / "m.jsonl", [
+        candidates(0, ["12", "13"], answer="12"),
+        candidates(1, ["12", "13"]),
+        candidates(2, ["12", "13"], answer="twelve"),
+    ])  # fmt: skip
+    assert main(["score", str(mixed), "-o", str(tmp_path / "ms.jsonl"), "--verifier", "math",
+                 "-q"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == (
+        "plamo-fast score: warning: dropped 4 of 6 candidates (66.7%): no_reference_answer 2, "
+        "reference_not_a_number 2"
+    )
+    summary = json.loads(err[-1])
+    assert summary["missing_scores"] == 4
+    assert summary["unscored"] == {"no_reference_answer": 2, "reference_not_a_number": 2}
+    scores = [[c["score"] for c in r["candidates"]] for r in lines(tmp_path / "ms.jsonl")]
+    assert scores == [[1.0, 0.0], [None, None], [None, None]]  # every record written
+
+
+def test_judge_without_any_rating_is_an_error(tmp_path, capsys):
+    """A judge that never gives a rating (single answers) or a verdict (--pairwise): nothing
+    is written, unless --allow-empty."""
+    server = Server()  # the fake judge of backend_fixtures: LOST gets no rating
+    try:
+        judge = ["--judge", "j", "--backend", "openai", "--base-url", server.url, "--retries",
+                 "0", "-q"]  # fmt: skip
+        data = write_jsonl(tmp_path / "c.jsonl", [candidates(0, ["LOST", "LOST too"])])
+        out = tmp_path / "s.jsonl"
+        assert main(["score", str(data), "-o", str(out), *judge]) == 1
+        assert "read 2 candidates but kept none (dropped: judge_gave_no_rating 2)" in (
+            capsys.readouterr().err
+        )
+        assert not out.exists()
+        other = write_jsonl(tmp_path / "d.jsonl", [candidates(0, ["LOST b"])])
+        verdicts = tmp_path / "v.jsonl"
+        pairwise = ["score", str(data), str(other), "--pairwise", "-o", str(verdicts), *judge]
+        assert main(pairwise) == 1
+        assert "read 1 prompts but kept none (dropped: judge_gave_no_verdict 1)" in (
+            capsys.readouterr().err
+        )
+        assert not verdicts.exists()
+        assert main([*pairwise, "--allow-empty"]) == 0
+        assert [v["verdict"] for v in lines(verdicts)] == ["missing"]
+    finally:
+        server.close()
+
+
+def test_sample_without_a_prompt_fails_before_anything_is_written(tmp_path, echo_server, capsys):
+    """Every prompt record skipped as bad, or a --shard that takes none of the prompts: exit 1
+    with the reason before the model is loaded or OUT.partial started; --allow-empty writes the
+    empty output."""
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"nothing": 1}, {"nothing": 2}])
+    out = tmp_path / "c.jsonl"
+    base = ["--model", "m", "-o", str(out), "--backend", "openai", "--base-url", echo_server.url,
+            "-q"]  # fmt: skip
+    assert main(["sample", str(bad), *base, "--skip-bad"]) == 1
+    err = capsys.readouterr().err
+    assert "sample: read 2 prompts but kept none (dropped: bad_records_skipped 2); first bad " \
+        f"record: {bad}:1: " in err  # fmt: skip
+    prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS)
+    assert main(["sample", str(prompts), *base, "--shard", "5/8"]) == 1
+    assert (
+        "sample: read 3 prompts but kept none; --shard 5/8 takes the prompts whose index % 8 == 5"
+        in capsys.readouterr().err
+    )
+    assert echo_server.calls == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "p.jsonl"]
+    assert main(["sample", str(bad), *base, "--skip-bad", "--allow-empty"]) == 0
     assert out.read_text() == ""

@@ -13,7 +13,14 @@ from pathlib import Path
 
 from plamo_fast._progress import progress_bar
 from plamo_fast.data.accounting import check_kept
-from plamo_fast.data.curation_io import BadRecordError, Row, iter_input, where
+from plamo_fast.data.curation_io import (
+    BadRecordError,
+    Row,
+    input_format,
+    input_size,
+    iter_input,
+    where,
+)
 from plamo_fast.data.provenance import ProvenanceGuard
 from plamo_fast.outputs import atomic_output
 
@@ -48,10 +55,10 @@ class CurationSummary:
 
 
 def number_key(row: Row) -> str:
-    """What a row's number is, as reports name it: ``line`` (a JSONL line or Parquet row) or
-    ``record`` (the Nth element of a JSON array, 1-based), as
+    """What a row's number is, as reports name it: ``line`` (a JSONL line or Parquet row),
+    ``record`` (the Nth element of a JSON array, 1-based) or ``row`` (a saved dataset's), as
     :func:`plamo_fast.data.curation_io.where` tells them apart in messages."""
-    return "record" if row.in_array else "line"
+    return row.unit or "line"
 
 
 def location(path: Path, number: int, key: str) -> dict:
@@ -122,8 +129,8 @@ def good_rows(
             report.write({**location(path, row.number, number_key(row)), "reason": reason})
             continue
         yield row
-    if path.suffix == ".parquet":
-        advance(path.stat().st_size)
+    if input_format(path) != "jsonl":  # Parquet and saved datasets: no raw bytes per row
+        advance(input_size(path))
 
 
 def reject_bad(path: Path, row: Row, message: str, skip_bad: bool, summary: CurationSummary):
@@ -147,7 +154,7 @@ def batched(rows: Iterator[Row], size: int = BATCH) -> Iterator[list[Row]]:
 
 def byte_progress(label: str, inputs: list[Path], show: bool):
     """``(advance(nbytes), stop())`` over the total size of the inputs."""
-    total = sum(p.stat().st_size for p in inputs)
+    total = sum(input_size(p) for p in inputs)
     update, stop = progress_bar(label, total, transfer=True, show=show)
     done = [0]
 

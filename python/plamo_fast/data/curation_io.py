@@ -3,13 +3,19 @@
 
 An input is JSONL (``.jsonl``, ``.json``, ``.ndjson``: one object a line), a JSON array of
 objects (a ``.json``/``.jsonl`` file whose first non-blank character is ``[``, as Alpaca and
-Dolly ship), or Parquet. Every problem names where it is: ``FILE:N`` for line N of JSONL or row N
-of Parquet, ``FILE:record N`` for the Nth element of a JSON array (1-based: ``jq '.[N-1]'``).
+Dolly ship), Parquet, or a 🤗 datasets folder written by ``Dataset.save_to_disk`` (its
+``state.json``, ``dataset_info.json`` and ``.arrow`` files; read with ``datasets.load_from_disk``,
+memory-mapped, so the ``datasets`` package of the ``[train]`` extra is needed). Every problem
+names where it is: ``FILE:N`` for line N of JSONL or row N of Parquet, ``FILE:record N`` for the
+Nth element of a JSON array (1-based: ``jq '.[N-1]'``), ``FOLDER:row N`` for row N of a saved
+dataset (1-based: ``dataset[N-1]``).
 A JSON array is read as a stream, one element at a time, so a big array never stands in memory
 as Python objects (only its current element, and 1 MiB of text).
 
 Kept records are written unchanged: JSONL lines are copied byte for byte, Parquet rows are
-re-written with the input's own schema; a JSON array's elements are written as JSON lines.
+re-written with the input's own schema; a JSON array's elements are written as JSON lines. A
+saved dataset's rows are written as Parquet with the dataset's Arrow schema (features kept), or
+as JSON lines when the output is named ``.jsonl``.
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from plamo_fast.data.conversation import (
+    ALPACA_INPUT,
     MESSAGE_FIELDS,
     BadRecordError,
+    is_alpaca,
     message_role,
     message_text,
 )
@@ -32,6 +40,10 @@ from plamo_fast.errors import UsageError
 
 PARQUET_SUFFIXES = (".parquet",)
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+# The files of a Dataset.save_to_disk folder (with its data-*.arrow shards), and of a
+# DatasetDict's (one such folder per split).
+DATASET_FILES = ("state.json", "dataset_info.json")
+DATASET_DICT_FILE = "dataset_dict.json"
 # Fields read by default: user turns of conversations (the fields and message shapes of
 # plamo_fast.data.conversation), and the prompt-like fields of instruction datasets
 # (Alpaca/Dolly `instruction`/`input`, QA `question`).
@@ -40,18 +52,28 @@ TEXT_FIELDS = ("prompt", "instruction", "input", "question", "query")
 
 @dataclass
 class Row:
-    """One input record: its 1-based line (Parquet: row; JSON array: element), raw JSONL bytes
-    (a JSON array's element: as one JSON line), and parsed value (or the reason it could not be
-    parsed)."""
+    """One input record: its 1-based line (Parquet, saved dataset: row; JSON array: element),
+    raw JSONL bytes (a JSON array's element: as one JSON line), and parsed value (or the reason
+    it could not be parsed). ``unit`` is how :func:`where` names the number: ``""`` (a line or
+    Parquet row), ``"record"`` (a JSON array's element) or ``"row"`` (a saved dataset's row)."""
 
     number: int
     raw: bytes | None
     record: dict | None
     error: str | None = None
-    in_array: bool = False
+    unit: str = ""
+
+    @property
+    def in_array(self) -> bool:
+        return self.unit == "record"
 
 
 def input_format(path: Path) -> str:
+    """``"jsonl"`` (JSON lines or a JSON array), ``"parquet"`` or ``"hf"`` (a saved dataset
+    folder); anything else is refused, saying what is accepted."""
+    path = Path(path)
+    if path.is_dir():
+        return _folder_format(path)
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         return "parquet"
@@ -59,25 +81,102 @@ def input_format(path: Path) -> str:
         return "jsonl"
     raise UsageError(
         f"{path}: unknown input format (expected .jsonl, .json or .ndjson: JSON lines or a "
-        "JSON array; or .parquet)"
+        "JSON array; .parquet; or a folder written by 🤗 datasets' save_to_disk)"
     )
 
 
+def _folder_format(path: Path) -> str:
+    if all((path / name).is_file() for name in DATASET_FILES) and any(path.glob("*.arrow")):
+        return "hf"
+    if (path / DATASET_DICT_FILE).is_file():
+        splits = sorted(p.name for p in path.iterdir() if (p / DATASET_FILES[0]).is_file())
+        raise UsageError(
+            f"{path}: a 🤗 DatasetDict (splits: {', '.join(splits) or 'none'}); give one split's "
+            f"folder, e.g. {path / (splits[0] if splits else 'train')}"
+        )
+    raise UsageError(
+        f"{path}: a folder, but not one written by 🤗 datasets' save_to_disk (no "
+        f"{' and '.join(DATASET_FILES)} with .arrow files); give such a folder or a "
+        ".jsonl/.json/.parquet file"
+    )
+
+
+def check_input(path: Path) -> Path:
+    """``path`` when it is a readable input (a file, or a saved dataset folder); a missing one
+    raises :class:`FileNotFoundError`, a folder of another kind :class:`UsageError`."""
+    path = Path(path)
+    if path.is_dir():
+        input_format(path)
+    elif not path.is_file():
+        raise FileNotFoundError(f"input {path} does not exist")
+    return path
+
+
+def input_size(path: Path) -> int:
+    """The bytes of an input, for progress bars: a file's size, a saved dataset's ``.arrow``
+    shards."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.glob("*.arrow"))
+    return path.stat().st_size
+
+
+def load_dataset_folder(path: Path):
+    """The ``datasets.Dataset`` saved in ``path`` (memory-mapped, not read into memory; a
+    DatasetDict's folder is refused before, by :func:`input_format`)."""
+    try:
+        import datasets
+    except ImportError:
+        raise UsageError(
+            f"{path} is a 🤗 datasets folder: reading it needs the datasets package "
+            "(pip install 'plamo-fast[train]', or pip install datasets)"
+        ) from None
+    try:
+        dataset = datasets.load_from_disk(str(path))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BadRecordError(f"{path}: unreadable datasets folder: {exc}") from None
+    return dataset
+
+
+def dataset_batches(dataset, batch_size: int = 4096):
+    """The rows of a ``datasets.Dataset`` as Arrow record batches, in the dataset's order (a
+    selection or shuffle included), without Python objects."""
+    for table in dataset.with_format("arrow").iter(batch_size=batch_size):
+        yield from table.to_batches()
+
+
+def _dataset_rows(path: Path) -> Iterator[Row]:
+    number = 0
+    for batch in dataset_batches(load_dataset_folder(path)):
+        for record in _batch_records(path, batch, number):
+            number += 1
+            yield Row(number, None, record, unit="row")
+
+
+def _batch_records(path: Path, batch, number: int) -> list[dict]:
+    try:
+        return batch.to_pylist()
+    except UnicodeDecodeError as exc:
+        raise BadRecordError(
+            f"{path}: rows {number + 1}-{number + batch.num_rows}: invalid UTF-8 in a "
+            f"string column ({exc.reason})"
+        ) from None
+
+
 def iter_input(path: Path) -> Iterator[Row]:
-    """Every record of a JSONL or Parquet file; a file without records yields one error row."""
+    """Every record of a JSONL or Parquet file or a saved dataset folder; an input without
+    records yields one error row."""
     path = Path(path)
     any_row = False
-    if input_format(path) == "parquet":
+    form = input_format(path)
+    if form == "hf":
+        for row in _dataset_rows(path):
+            any_row = True
+            yield row
+    elif form == "parquet":
         number = 0
         for batch in parquet_batches(path):
-            try:
-                records = batch.to_pylist()
-            except UnicodeDecodeError as exc:
-                raise BadRecordError(
-                    f"{path}: rows {number + 1}-{number + batch.num_rows}: invalid UTF-8 in a "
-                    f"string column ({exc.reason})"
-                ) from None
-            for record in records:
+            for record in _batch_records(path, batch, number):
                 number += 1
                 any_row = True
                 yield Row(number, None, record)
@@ -230,20 +329,26 @@ def _array_row(number: int, source: str) -> Row:
             if undecodable
             else "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff)"
         )
-        return Row(number, None, None, reason, in_array=True)
+        return Row(number, None, None, reason, unit="record")
     if not isinstance(record, dict):
-        return Row(number, None, None, f"expected a JSON object, got {type(record).__name__}", True)
+        reason = f"expected a JSON object, got {type(record).__name__}"
+        return Row(number, None, None, reason, unit="record")
     raw = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
-    return Row(number, raw, record, in_array=True)
+    return Row(number, raw, record, unit="record")
 
 
 def copy_records(path: Path, target: Path, numbers, advance=lambda n: None) -> None:
-    """Writes the records of a JSONL or JSON-array file numbered ``numbers`` (1-based, as
-    :func:`iter_input` numbers them) to ``target``: JSONL lines byte for byte, a JSON array's
-    elements as JSON lines. ``advance(n)`` is told of each ``n`` input bytes read."""
+    """Writes the records of a JSONL or JSON-array file or a saved dataset numbered
+    ``numbers`` (1-based, as :func:`iter_input` numbers them) to ``target``: JSONL lines byte
+    for byte, a JSON array's elements as JSON lines, a dataset's rows as ``target``'s format
+    says (:class:`RecordWriter`). ``advance(n)`` is told of each ``n`` input bytes read."""
     numbers = np.asarray(numbers, dtype=np.int64)
     wanted = np.zeros(int(numbers.max()) + 1 if len(numbers) else 1, dtype=bool)
     wanted[numbers] = True
+    if input_format(path) == "hf":
+        _copy_dataset_rows(path, target, wanted)
+        advance(input_size(path))
+        return
     with open(target, "wb") as dst:
         if _is_json_array(path):
             for row in _array_rows(path):
@@ -293,27 +398,34 @@ def _has_surrogate(value) -> bool:
     return False
 
 
+def _json_line(record: dict) -> bytes:
+    """A record read from Arrow as one JSON line (values JSON lacks, as dates, as text)."""
+    return json.dumps(record, ensure_ascii=False, default=str).encode("utf-8") + b"\n"
+
+
 def where(path: Path, row: Row) -> str:
     """Where a row is, for messages: ``FILE:N`` (line or Parquet row), ``FILE:record N`` (JSON
-    array element), or ``FILE`` (the file as a whole)."""
+    array element), ``FOLDER:row N`` (saved dataset row), or ``FILE`` (the input as a whole)."""
     if not row.number:
         return str(path)
-    return f"{path}:record {row.number}" if row.in_array else f"{path}:{row.number}"
+    return f"{path}:{row.unit} {row.number}" if row.unit else f"{path}:{row.number}"
 
 
 def user_texts(record: dict, extra_fields: Iterable[str] = ()) -> list[tuple[str, str]]:
     """``(field, text)`` for every user-side text of a record: user turns of ``messages`` /
     ``conversations`` (ShareGPT ``from``/``value`` too), ``prompt`` (a string or messages),
-    ``instruction``, ``input``, ``question``, ``query``, and ``extra_fields``. A field that is
+    ``instruction``, ``input`` (the original Dolly's ``context`` in a record with an
+    ``instruction``), ``question``, ``query``, and ``extra_fields``. A field that is
     null (as Parquet stores a column a row lacks) counts as absent."""
     found: list[tuple[str, str]] = []
     for key in MESSAGE_FIELDS:
         if record.get(key) is not None:
             found.extend(_user_turns(record[key], key))
-    extra = tuple(
-        f for f in dict.fromkeys(extra_fields) if f not in (*MESSAGE_FIELDS, *TEXT_FIELDS)
-    )
-    for key in (*TEXT_FIELDS, *extra):
+    own = TEXT_FIELDS
+    if is_alpaca(record):  # Dolly's `context` is the input, as pack and sample read it
+        own += tuple(f for f in ALPACA_INPUT if f not in TEXT_FIELDS)
+    extra = tuple(f for f in dict.fromkeys(extra_fields) if f not in (*MESSAGE_FIELDS, *own))
+    for key in (*own, *extra):
         value = record.get(key)
         if isinstance(value, str):
             if value.strip():
@@ -351,15 +463,17 @@ def record_text(record: dict) -> str:
 def output_paths(
     inputs: list[Path], out: Path, report: Path | None = None
 ) -> tuple[bool, list[Path]]:
-    """``(single_file, paths)``: one input and an ``out`` with its suffix names a file;
-    otherwise ``out`` is a folder holding each input under its own name. Refuses a report that
-    is the output or lies in the output folder, and inputs that would share a name there.
+    """``(single_file, paths)``: one input and an ``out`` with its suffix names a file (a saved
+    dataset's: an ``out`` named ``.parquet`` or ``.jsonl``); otherwise ``out`` is a folder
+    holding each input under its own name (a saved dataset's: ``NAME.parquet``). Refuses a
+    report that is the output or lies in the output folder, and inputs that would share a name
+    there.
     Whether ``out`` and the report may be written where they are named (not over an input, the
     current directory, a home directory, or a folder that is not our own output) is decided by
     :func:`plamo_fast.outputs.check_output` when they are written."""
     if report is not None and report.resolve() == out.resolve():
         raise UsageError(f"report {report} is the output; name another file")
-    if len(inputs) == 1 and out.suffix.lower() == inputs[0].suffix.lower():
+    if len(inputs) == 1 and _names_a_file(inputs[0], out):
         return True, [out]
     if out.suffix.lower() in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES):
         raise UsageError(
@@ -368,7 +482,7 @@ def output_paths(
         )
     if report is not None and report.resolve().is_relative_to(out.resolve()):
         raise UsageError(f"report {report} is inside the output folder {out}; put it elsewhere")
-    names = [p.name for p in inputs]
+    names = [p.name + ".parquet" if p.is_dir() else p.name for p in inputs]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise UsageError(
@@ -378,18 +492,61 @@ def output_paths(
     return False, [out / n for n in names]
 
 
+def _names_a_file(source: Path, out: Path) -> bool:
+    suffix = out.suffix.lower()
+    if source.is_dir():  # a saved dataset: written as Parquet or JSON lines
+        return suffix in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES)
+    return suffix == source.suffix.lower()
+
+
+_PARTIAL_NAME = re.compile(r"\.(.+)\.partial-\d+-[0-9a-f]{8}")
+
+
+def _written_name(target: Path) -> Path:
+    """The path ``target`` is published as: a single output is written under the hidden
+    partial name of :func:`plamo_fast.outputs.partial_path` (``.OUT.partial-PID-HEX``), whose
+    suffix is not the output's."""
+    match = _PARTIAL_NAME.fullmatch(target.name)
+    return target.with_name(match[1]) if match else target
+
+
+def _copy_dataset_rows(path: Path, target: Path, wanted: np.ndarray) -> None:
+    """The rows of a saved dataset whose 1-based numbers are set in ``wanted``, filtered in
+    Arrow a batch at a time."""
+    writer = RecordWriter(path, target)
+    try:
+        start = 1
+        for batch in dataset_batches(load_dataset_folder(path), batch_size=65536):
+            mask = np.zeros(batch.num_rows, dtype=bool)
+            here = wanted[start : start + batch.num_rows]
+            mask[: len(here)] = here
+            start += batch.num_rows
+            writer.write_batch(batch.filter(mask))
+    finally:
+        writer.close()
+
+
 class RecordWriter:
     """Writes kept records in the input's format: JSONL bytes as read, Parquet rows with the
-    input's schema (row groups as they come)."""
+    input's schema (row groups as they come). A saved dataset's rows are written as Parquet
+    with its features' schema, or as JSON lines when ``target`` is named ``.jsonl``/``.json``/
+    ``.ndjson``."""
 
     def __init__(self, source: Path, target: Path):
         self.format = input_format(source)
         self.target = target
         self.count = 0
+        schema = None
+        if self.format == "hf":
+            if _written_name(Path(target)).suffix.lower() in JSONL_SUFFIXES:
+                self.format = "jsonl"
+            else:
+                self.format = "parquet"
+                schema = load_dataset_folder(source).features.arrow_schema
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._schema = pq.read_schema(source)
+            self._schema = schema if schema is not None else pq.read_schema(source)
             self._writer = pq.ParquetWriter(target, self._schema, compression="zstd")
             self._pending: list[dict] = []
         else:
@@ -401,9 +558,22 @@ class RecordWriter:
             self._pending.append(row.record)
             if len(self._pending) >= 8192:
                 self._flush()
+        elif row.raw is None:  # a saved dataset's row
+            self._file.write(_json_line(row.record))
         else:
             raw = row.raw
             self._file.write(raw if raw.endswith(b"\n") else raw + b"\n")
+
+    def write_batch(self, batch) -> None:
+        """An Arrow record batch of rows (of the input's schema)."""
+        self.count += batch.num_rows
+        if self.format == "parquet":
+            import pyarrow as pa
+
+            self._flush()
+            self._writer.write_table(pa.Table.from_batches([batch]).cast(self._schema))
+        else:
+            self._file.writelines(_json_line(r) for r in batch.to_pylist())
 
     def _flush(self) -> None:
         import pyarrow as pa

@@ -37,6 +37,7 @@ from plamo_fast.data.curation import (
 from plamo_fast.data.curation_io import (
     BadRecordError,
     RecordWriter,
+    check_input,
     output_paths,
     user_texts,
 )
@@ -134,8 +135,7 @@ def decontaminate(
 ) -> dict:
     inputs = [Path(p) for p in inputs]
     for path in inputs:
-        if not path.is_file():
-            raise FileNotFoundError(f"input {path} does not exist")
+        check_input(path)
     guard = guard or ProvenanceGuard()
     report_path = Path(report_path) if report_path else None
     single, targets = output_paths(inputs, Path(output), report_path)

@@ -54,6 +54,7 @@ from plamo_fast.data.curation import (
 )
 from plamo_fast.data.curation_io import (
     BadRecordError,
+    check_input,
     copy_records,
     input_format,
     output_paths,
@@ -169,8 +170,7 @@ def dedup(
 ) -> dict:
     inputs = [Path(p) for p in inputs]
     for path in inputs:
-        if not path.is_file():
-            raise FileNotFoundError(f"input {path} does not exist")
+        check_input(path)
     if keep not in KEEP_POLICIES:
         raise UsageError(f"--keep must be one of {', '.join(KEEP_POLICIES)}")
     if (keep == "max") != (keep_column is not None):

@@ -26,7 +26,12 @@ from plamo_fast._progress import progress_bar
 from plamo_fast.data.accounting import check_kept
 from plamo_fast.data.chat_template import StopRule, check_template, render_with_spans
 from plamo_fast.data.conversation import IGNORE_INDEX, BadRecordError, Conversation
-from plamo_fast.data.curation_io import input_format, parquet_batches, parquet_schema
+from plamo_fast.data.curation_io import (
+    check_input,
+    input_format,
+    parquet_batches,
+    parquet_schema,
+)
 from plamo_fast.data.packing import (
     concat_ranges,
     gather_table,
@@ -372,8 +377,7 @@ def pack(
     specs = [parse_input(p) for p in inputs]
     paths = [path for path, _ in specs]
     for path in paths:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: input file not found")
+        check_input(path)
     sources = [*paths, *(p for p in (tokenizer, chat_template) if p is not None)]
     with atomic_output(
         output, command="pack", inputs=sources, overwrite=overwrite, folder=True

@@ -109,7 +109,7 @@ def _generate_missing(
                 for item, answer in zip(part, answers, strict=True):
                     cache.put(item.key, dict(answer))
                 done += len(part)
-                update(done)
+                update(done, engine.progress_note())
     finally:
         stop()
     return done

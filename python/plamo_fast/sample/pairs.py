@@ -3,6 +3,12 @@
 Output rows are TRL's conversational preference format, which ``plamo-fast pack --kind dpo``
 reads: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each), plus
 ``score_chosen``, ``score_rejected``, ``margin``, ``min_margin`` and ``scorer``.
+
+A pair keeps the fields of the record it comes from (``id``, ``source``, ``license``, ...; SPIN:
+of the SFT record) next to these, as ``sample`` does; only what sample and score add to a record
+(its candidates, sampling settings, prompt messages) is left out. ``prompt`` is the record's own
+prompt as messages; an input field that a pair would overwrite with something else (``chosen``,
+``rejected``, ...) is refused, naming FILE:LINE.
 """
 
 from __future__ import annotations
@@ -46,6 +52,26 @@ def _report_writer(report_path: Path | None, inputs: list, overwrite: bool):
             partial.write_text(text, encoding="utf-8")
 
     return write
+
+
+# What sample and score add to a record: not the record's own, not carried into its pair.
+PIPELINE_FIELDS = ("prompt_messages", "candidates", "sampling", "scorer", "prompt_index")
+# What a pair derives from its record rather than sets: the same prompt, reshaped as messages.
+DERIVED_FIELDS = ("prompt",)
+
+
+def own_fields(record: dict, pair: dict, where: str) -> dict:
+    """``pair`` after the fields of ``record`` it came from (less :data:`PIPELINE_FIELDS`);
+    a field of the record that the pair sets to something else raises :class:`BadRecordError`
+    naming ``where``."""
+    own = {k: v for k, v in record.items() if k not in PIPELINE_FIELDS}
+    clash = [k for k in pair if k in own and k not in DERIVED_FIELDS]
+    if clash:
+        raise BadRecordError(
+            f"{where}: field {clash[0]!r} is one pairs writes; rename it in the input "
+            "(a pair keeps the record's own fields)"
+        )
+    return {**own, **pair}
 
 
 def _assistant(text: str) -> list[dict]:
@@ -110,23 +136,19 @@ def make_pairs(
                 drops["below_min_margin"] += 1
                 continue
             messages = record.get("prompt_messages") or prompt_messages(record)
-            out.write(
-                json.dumps(
-                    {
-                        "prompt": messages,
-                        "chosen": _assistant(candidates[b]["text"]),
-                        "rejected": _assistant(candidates[w]["text"]),
-                        "score_chosen": scores[b],
-                        "score_rejected": scores[w],
-                        "margin": margin,
-                        "min_margin": min_margin,
-                        "scorer": scorer,
-                        "prompt_index": record.get("prompt_index"),
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+            pair = {
+                "prompt": messages,
+                "chosen": _assistant(candidates[b]["text"]),
+                "rejected": _assistant(candidates[w]["text"]),
+                "score_chosen": scores[b],
+                "score_rejected": scores[w],
+                "margin": margin,
+                "min_margin": min_margin,
+                "scorer": scorer,
+                "prompt_index": record.get("prompt_index"),
+            }
+            pair = own_fields(record, pair, f"{scored}:{number}")
+            out.write(json.dumps(pair, ensure_ascii=False) + "\n")
             pairs_out += 1
         hint = (
             "the candidates have no scores: run `plamo-fast score` on them first"
@@ -198,18 +220,14 @@ def spin_pairs(
             if own is None:
                 drops["samples_equal_reference"] += 1
                 continue
-            out.write(
-                json.dumps(
-                    {
-                        "prompt": prompt,
-                        "chosen": _assistant(reference),
-                        "rejected": _assistant(own),
-                        "scorer": "spin",
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+            pair = {
+                "prompt": prompt,
+                "chosen": _assistant(reference),
+                "rejected": _assistant(own),
+                "scorer": "spin",
+            }
+            pair = own_fields(row.record, pair, where(Path(sft_data), row))
+            out.write(json.dumps(pair, ensure_ascii=False) + "\n")
             pairs_out += 1
         check_kept("pairs", records_in, pairs_out, drops, allow_empty)
     report = {"records_in": records_in, "pairs_out": pairs_out, "dropped": dict(drops)}

@@ -98,7 +98,8 @@ def sample(
             if finished % 16 == 0:
                 writer.sync()
             elapsed = time.perf_counter() - started
-            update(finished, f"{tokens / elapsed:,.0f} tok/s" if elapsed > 0 else "")
+            rate = f"{tokens / elapsed:,.0f} tok/s" if elapsed > 0 else ""
+            update(finished, " ".join(filter(None, [rate, engine.progress_note()])))
             if stop_after is not None and finished >= stop_after:
                 writer.close()
                 return {"prompts": len(prompts), "sampled": finished, "finished": False}

@@ -153,6 +153,7 @@ def score(
         total = sum(len(row[1]["candidates"]) for row in rows)
         rater: Judge | RewardModel | None = None
         size = SCORE_BATCH
+        engine = None
         if judge:
             engine = load_backend(
                 backend, judge, base_url=base_url, api_key=api_key, concurrency=concurrency
@@ -182,7 +183,7 @@ def score(
                         done += 1
                     record["scorer"] = scorer
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                update(done)
+                update(done, engine.progress_note() if engine is not None else "")
         finally:
             stop()
         hint = (
@@ -291,7 +292,7 @@ def pairwise(
                     row = {"prompt_index": key, "a_first": first, "b_first": second,
                            "verdict": verdict}  # fmt: skip
                     out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                update(start + len(chunk))
+                update(start + len(chunk), engine.progress_note())
         finally:
             stop()
         unjudged = {"judge_gave_no_verdict": outcome["missing"]}

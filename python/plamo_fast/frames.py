@@ -1,0 +1,303 @@
+"""The Python API on data frames: :func:`dedup`, :func:`decontaminate` and :func:`pack` take a
+``polars.DataFrame`` / ``LazyFrame``, a ``pyarrow.Table`` (or anything with the Arrow C stream
+interface), a 🤗 ``datasets.Dataset``, or a path, and return the same kind of table (polars in,
+polars out; Arrow in, Arrow out; a Dataset in, a Dataset out).
+
+They run the very code of ``plamo-fast dedup`` / ``decontaminate`` / ``pack`` on the same
+records, so the results are the CLI's. The table goes to that code as a temporary Parquet file
+(Arrow to Parquet, no Python object per row on the way out; the CLI's Parquet path then reads it
+back a batch at a time), and the result comes back from the Parquet file the CLI writes. A bad
+record is named by its row (``row N``, 1-based) instead of the temporary file.
+
+polars (the ``[polars]`` extra) and datasets are imported only when such an object is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from plamo_fast.errors import PlamoFastError, UsageError
+
+CLUSTER_COLUMNS = ("kept", "cluster_id", "jaccard")
+# How reports number records (plamo_fast.data.curation.location).
+NUMBER_KEYS = ("line", "record", "row")
+
+
+def dedup(
+    data,
+    *,
+    key: str = "prompt",
+    near: bool = False,
+    threshold: float = 0.8,
+    keep: str = "first",
+    keep_column: str | None = None,
+    ngram: int = 5,
+    num_perm: int = 128,
+    seed: int = 0,
+    fields: tuple[str, ...] = (),
+    clusters: bool = False,
+    skip_bad: bool = False,
+    guard=None,
+    allow_empty: bool = False,
+):
+    """The records of ``data`` without duplicates, as ``plamo-fast dedup`` keeps them (same
+    options, same meaning). With ``clusters``, every row instead, with ``kept`` (bool),
+    ``cluster_id`` (the 0-based row index of the record kept for its cluster; its own index
+    for a record without duplicates; null for a row dropped for another reason) and
+    ``jaccard`` (a removed duplicate's lowest key Jaccard in its cluster, 1.0 exact; null
+    otherwise)."""
+    from plamo_fast.data.dedup import dedup as run
+
+    if clusters and skip_bad:
+        raise UsageError(
+            "clusters=True places every row, so it needs every row readable: drop the bad "
+            "rows first, or leave skip_bad off to have the first one named"
+        )
+    with _staged(data) as (source, folder):
+        out, report = _kept_path(source, folder), folder / "clusters.jsonl"
+        with _named_by_row(source):
+            run(
+                [source], out, near=near, threshold=threshold, key=key, keep=keep,
+                keep_column=keep_column, ngram=ngram, num_perm=num_perm, seed=seed,
+                fields=tuple(fields), report_path=report if clusters else None,
+                skip_bad=skip_bad, guard=guard, progress=False, allow_empty=allow_empty,
+            )  # fmt: skip
+        table = to_arrow(out) if not clusters else _with_clusters(source, report)
+        return _like(data, table)
+
+
+def decontaminate(
+    data,
+    benchmarks,
+    *,
+    fields: tuple[str, ...] = (),
+    bench_field: str | None = None,
+    skip_bad: bool = False,
+    guard=None,
+    params=None,
+    allow_empty: bool = False,
+):
+    """``(kept, report)``: the records of ``data`` that hold no benchmark question, as
+    ``plamo-fast decontaminate --bench ...`` keeps them (``benchmarks``: its ``--bench`` specs;
+    ``params``: a :class:`plamo_fast.data.decontaminate.LeakParams`), and one report row per
+    removed record: ``index`` (its 0-based row) and the CLI report's fields (benchmark, item,
+    kind of match, score, ... or the provenance reason)."""
+    from plamo_fast.data.decontaminate import LeakParams
+    from plamo_fast.data.decontaminate import decontaminate as run
+
+    if isinstance(benchmarks, str | os.PathLike):
+        benchmarks = [benchmarks]
+    with _staged(data) as (source, folder):
+        out, report = _kept_path(source, folder), folder / "report.jsonl"
+        with _named_by_row(source):
+            run(
+                [source], [str(b) for b in benchmarks], out, report_path=report,
+                fields=tuple(fields), bench_field=bench_field, skip_bad=skip_bad, guard=guard,
+                params=params or LeakParams(), progress=False, allow_empty=allow_empty,
+            )  # fmt: skip
+        removed = [_indexed(json.loads(x)) for x in report.read_text("utf-8").splitlines()]
+        return _like(data, to_arrow(out)), _like(data, _rows_table(removed))
+
+
+def _indexed(entry: dict) -> dict:
+    """A report line with the row's 0-based ``index`` for its file and number."""
+    index = _number(entry) - 1
+    rest = {k: v for k, v in entry.items() if k not in ("file", *NUMBER_KEYS)}
+    return {"index": index, **rest}
+
+
+def _rows_table(rows: list[dict]):
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows) if rows else pa.table({"index": pa.array([], pa.int64())})
+
+
+def pack(
+    data,
+    *,
+    tokenizer,
+    max_length: int,
+    kind: str = "sft",
+    chat_template=None,
+    truncate: str = "drop",
+    last_turn_only: bool = False,
+    seed: int = 0,
+    skip_bad: bool = False,
+    pad: bool = False,
+    pad_id: int | None = None,
+    trust_remote_code: bool = False,
+    allow_empty: bool = False,
+):
+    """The packed rows of ``data``'s records, as ``plamo-fast pack`` writes them to
+    ``data.parquet`` (same options, same meaning; ``tokenizer`` None when every record is
+    pre-tokenized)."""
+    from plamo_fast.data.pack import pack as run
+
+    with _staged(data) as (source, folder):
+        out = folder / "packed"
+        with _named_by_row(source):
+            run(
+                [source], tokenizer, out, max_length=max_length, kind=kind,
+                chat_template=chat_template, truncate=truncate, last_turn_only=last_turn_only,
+                seed=seed, skip_bad=skip_bad, pad=pad, pad_id=pad_id,
+                trust_remote_code=trust_remote_code, progress=False, allow_empty=allow_empty,
+            )  # fmt: skip
+        return _like(data, _read_parquet(out / "data.parquet"))
+
+
+def to_arrow(data):
+    """``data`` as a ``pyarrow.Table``: a polars DataFrame/LazyFrame, an Arrow table or
+    record batch, a ``datasets.Dataset`` (its rows in order, a selection included), any
+    object with the Arrow C stream interface (``__arrow_c_stream__``), or the path of an input
+    of the CLI (JSONL or a JSON array, Parquet, a saved dataset folder)."""
+    import pyarrow as pa
+
+    if isinstance(data, str | os.PathLike):
+        return _read_input(Path(data))
+    kind = _kind(data)
+    if kind == "polars":
+        if hasattr(data, "collect"):  # a LazyFrame
+            data = data.collect()
+        return data.to_arrow()
+    if kind == "datasets":
+        return data.with_format("arrow")[:]
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.table(data)
+    raise UsageError(
+        f"expected a polars DataFrame/LazyFrame, a pyarrow Table, a datasets.Dataset or a "
+        f"path, got {type(data).__name__}"
+    )
+
+
+def _read_input(path: Path):
+    import pyarrow as pa
+
+    from plamo_fast.data.conversation import BadRecordError
+    from plamo_fast.data.curation_io import (
+        check_input,
+        input_format,
+        iter_input,
+        load_dataset_folder,
+        where,
+    )
+
+    form = input_format(check_input(path))
+    if form == "parquet":
+        return _read_parquet(path)
+    if form == "hf":
+        return load_dataset_folder(path).with_format("arrow")[:]
+    records = []
+    for row in iter_input(path):
+        if row.error is not None:
+            raise BadRecordError(f"{where(path, row)}: {row.error}")
+        records.append(row.record)
+    return pa.Table.from_pylist(records)
+
+
+def _kind(data) -> str:
+    module = type(data).__module__.split(".")[0]
+    return module if module in ("polars", "datasets") else "arrow"
+
+
+@contextmanager
+def _staged(data):
+    """``(input path, scratch folder)``: a path as given, a table as a Parquet file in the
+    scratch folder (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="plamo-fast-") as scratch:
+        folder = Path(scratch)
+        if isinstance(data, str | os.PathLike):
+            yield Path(data), folder
+            return
+        import pyarrow.parquet as pq
+
+        source = folder / "rows.parquet"
+        # A scratch file read once: neither compressed nor dictionary-encoded (5x faster).
+        pq.write_table(to_arrow(data), source, compression="none", use_dictionary=False)
+        yield source, folder
+
+
+def _kept_path(source: Path, folder: Path) -> Path:
+    """Where the CLI code writes the kept records: a file of the input's format (a saved
+    dataset's: Parquet)."""
+    return folder / ("kept" + (".parquet" if source.is_dir() else source.suffix))
+
+
+@contextmanager
+def _named_by_row(source: Path):
+    """Messages name ``row N`` rather than the temporary file's ``FILE:N``."""
+    try:
+        yield
+    except PlamoFastError as exc:
+        if source.name != "rows.parquet":
+            raise
+        text = str(exc).replace(f"{source}:", "row ").replace(str(source), "the data")
+        raise type(exc)(text) from None
+
+
+def _read_parquet(path: Path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def _with_clusters(source: Path, report: Path):
+    """Every row of ``source`` with the ``kept``, ``cluster_id`` and ``jaccard`` columns of the
+    dedup report (one line per cluster with duplicates; one per record otherwise dropped)."""
+    import numpy as np
+    import pyarrow as pa
+
+    table = to_arrow(source)
+    taken = [name for name in CLUSTER_COLUMNS if name in table.column_names]
+    if taken:
+        raise UsageError(f"the data has a column {taken[0]!r}, which clusters=True adds")
+    n = table.num_rows
+    kept = np.ones(n, dtype=bool)
+    cluster = np.arange(n, dtype=np.int64)
+    cluster_valid = np.ones(n, dtype=bool)
+    jaccard = np.full(n, np.nan)
+    lines = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
+    for entry in map(json.loads, lines):
+        if "reason" in entry:  # dropped, not as a duplicate (provenance)
+            i = _number(entry) - 1
+            kept[i], cluster_valid[i] = False, False
+            continue
+        root = _number(entry["kept"]) - 1
+        for removed in entry["removed"]:
+            i = _number(removed) - 1
+            kept[i], cluster[i], jaccard[i] = False, root, removed["jaccard"]
+    columns = {
+        "kept": pa.array(kept),
+        "cluster_id": pa.array(cluster, mask=~cluster_valid),
+        "jaccard": pa.array(jaccard, mask=np.isnan(jaccard)),
+    }
+    for name in CLUSTER_COLUMNS:
+        table = table.append_column(name, columns[name])
+    return table
+
+
+def _number(place: dict) -> int:
+    """The 1-based number of a report's record: its ``line`` (JSONL line or Parquet row),
+    ``record`` (JSON array element) or ``row`` (saved dataset row)."""
+    return next(place[k] for k in NUMBER_KEYS if place.get(k) is not None)
+
+
+def _like(data, table):
+    """``table`` as the kind of object ``data`` is."""
+    kind = _kind(data) if not isinstance(data, str | os.PathLike) else "arrow"
+    if kind == "polars":
+        import polars
+
+        return polars.from_arrow(table)
+    if kind == "datasets":
+        import datasets
+
+        return datasets.Dataset(datasets.table.InMemoryTable(table))
+    return table
