@@ -248,8 +248,8 @@ def test_mixture_counts_and_weights(chatml: Path, tmp_path: Path):
     out = tmp_path / "mix"
     report = pack([f"{a}:3", f"{b}:1.5x"], chatml, out, max_length=256, seed=2)
     assert report["mixture"] == {
-        "0": {"amount": "3", "available": 10, "taken": 3},
-        "1": {"amount": "1.5x", "available": 4, "taken": 6},
+        "0": {"amount": "3", "available": 10, "taken": 3, "repeated": 0},
+        "1": {"amount": "1.5x", "available": 4, "taken": 6, "repeated": 2},
     }
     pairs = [(s, d) for r in rows(out) for s, d in zip(r["source_ids"], r["doc_ids"], strict=False)]
     from collections import Counter
@@ -262,6 +262,19 @@ def test_mixture_counts_and_weights(chatml: Path, tmp_path: Path):
     again = pack([f"{a}:3", f"{b}:1.5x"], chatml, tmp_path / "mix2", max_length=256, seed=2)
     assert again["mixture"] == report["mixture"]
     assert rows(tmp_path / "mix2") == rows(out)
+
+
+def test_a_count_above_the_file_says_examples_repeat(chatml: Path, tmp_path: Path, capsys):
+    """FILE:N with N above the file's examples repeats them: the report and stderr say so; a
+    weight (FILE:2x) asks for the repeats and is not warned about."""
+    a = write_jsonl(tmp_path / "a.jsonl", [{"messages": CONVERSATIONS[0]}] * 4)
+    report = pack([f"{a}:10"], chatml, tmp_path / "m", max_length=256)
+    assert report["mixture"]["0"] == {"amount": "10", "available": 4, "taken": 10, "repeated": 6}
+    err = capsys.readouterr().err
+    assert f"{a}:10 asks for 10 examples but the file has 4 packable; examples repeat" in err
+    assert "each taken 2 times, 2 of them 3 times" in err
+    pack([f"{a}:2x"], chatml, tmp_path / "w", max_length=256)
+    assert "examples repeat" not in capsys.readouterr().err
 
 
 def test_out_of_core_path_writes_row_groups_identical_to_one_chunk(

@@ -610,13 +610,30 @@ def _select(
             "amount": amount,
             "available": int(len(groups)),
             "taken": int(want),
+            "repeated": int(max(0, want - len(groups))),
         }
+        if not amount.endswith("x") and want > len(groups):
+            _warn_repeats(report.inputs[source], amount, len(groups), whole, rest)
     order = np.concatenate(chosen) if chosen else np.zeros(0, dtype=np.int64)
     doc_index = concat_ranges(starts[order], sizes[order])
     report.examples_packed = len(order)
     report.total_tokens = int(np.asarray(docs.lengths, dtype=np.int64)[doc_index].sum())
     report.trained_tokens = int(np.asarray(docs.trained, dtype=np.int64)[doc_index].sum())
     return doc_index, sizes[order]
+
+
+def _warn_repeats(path: str, amount: str, available: int, whole: int, rest: int) -> None:
+    """``FILE:N`` with N above the file's packable examples repeats examples: say so (a
+    mixture weight such as ``FILE:2x`` asks for the repeats and is not warned about)."""
+    import sys
+
+    extra = f", {rest} of them {whole + 1} times" if rest else ""
+    print(
+        f"plamo-fast pack: warning: {path}:{amount} asks for {amount} examples but the file has "
+        f"{available} packable; examples repeat: each taken {whole} times{extra} "
+        "(pack_report.json mixture.repeated)",
+        file=sys.stderr,
+    )
 
 
 def _write_rows(
