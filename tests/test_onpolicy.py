@@ -305,12 +305,15 @@ def test_a_killed_sample_run_resumes_to_the_same_file(tmp_path):
                    "--base-url", server.url, "--concurrency", "1", "-n", "2", "-q"]  # fmt: skip
         killed = tmp_path / "killed.jsonl"
         partial = tmp_path / "killed.jsonl.partial"
-        proc = subprocess.Popen([*command, "-o", str(killed)], stderr=subprocess.DEVNULL)
+        log = tmp_path / "killed.stderr"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([*command, "-o", str(killed)], stderr=err)
         deadline = time.time() + 60
         while proc.poll() is None and time.time() < deadline:
             if partial.exists() and partial.read_text().count("\n") >= 2:
                 break
             time.sleep(0.05)
+        assert proc.poll() is None, f"sample ended before it was killed: {log.read_text()}"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         assert not killed.exists()

@@ -429,7 +429,9 @@ def test_loading_and_reading_every_row_does_not_hold_the_data(tmp_path):
     reading = status_kib("VmHWM") * 1024 - before
     assert total > tokens
     # Converting decodes a quarter of a million tokens at a time (about 40 MiB at any size).
-    assert loading < data_bytes / 2, f"loading raised the peak by {loading / 2**20:.0f} MiB"
+    # A loader that holds the rows raises it by at least the data's size (the former one by
+    # 1119 MiB here); converting costs 40-55 MiB whatever the size, so bound it at 3/4.
+    assert loading < data_bytes * 3 / 4, f"loading raised the peak by {loading / 2**20:.0f} MiB"
     assert reading < data_bytes / 16, f"reading raised the peak by {reading / 2**20:.0f} MiB"
 
 
