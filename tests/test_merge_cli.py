@@ -467,32 +467,3 @@ def test_no_fsync_skips_every_flush(tiny_pair, tmp_path: Path, monkeypatch):
     calls = record_fsyncs(monkeypatch, tmp_path / "o")
     assert main(["merge", str(a), str(b), "-o", str(tmp_path / "o"), "--no-fsync", "-q"]) == 0
     assert calls == []
-
-
-def test_demo_writes_merges_and_reuses_its_checkpoints(tmp_path: Path, capsys):
-    from plamo_fast.outputs import read_marker
-
-    work = tmp_path / "demo"
-    assert main(["demo", "--dir", str(work), "--t", "0.3"]) == 0
-    assert "writing random tiny checkpoint" in capsys.readouterr().err
-    assert read_marker(work / "model_a")["command"] == "demo"
-    assert read_marker(work / "merged_t0.3")["command"] == "merge"
-    models = snapshot(work / "model_a")
-    # A second run reuses the checkpoints and replaces its own merge output.
-    assert main(["demo", "--dir", str(work), "--t", "0.3"]) == 0
-    assert "writing random" not in capsys.readouterr().err
-    assert snapshot(work / "model_a") == models
-    assert not [p for p in work.iterdir() if p.name.startswith(".")]
-
-
-def test_demo_validates_before_writing_and_spares_foreign_folders(tmp_path: Path, capsys):
-    work = tmp_path / "demo"
-    assert main(["demo", "--dir", str(work), "--t", "1.5"]) == 2
-    assert "t must be between 0 and 1" in capsys.readouterr().err
-    assert not work.exists()
-    # A folder of the user's that happens to be called model_a is neither used nor replaced.
-    (work / "model_a").mkdir(parents=True)
-    (work / "model_a" / "notes.txt").write_text("mine")
-    assert main(["demo", "--dir", str(work)]) == 1
-    assert "--overwrite refused" in capsys.readouterr().err
-    assert [p.name for p in (work / "model_a").iterdir()] == ["notes.txt"]

@@ -10,10 +10,12 @@ import typer
 
 from plamo_fast.cli import curate as curate_commands
 from plamo_fast.cli import demo as demo_command
+from plamo_fast.cli import env as env_command
 from plamo_fast.cli import eval as eval_commands
 from plamo_fast.cli import merge as merge_command
 from plamo_fast.cli import onpolicy as onpolicy_commands
 from plamo_fast.cli import pack as pack_command
+from plamo_fast.cli import recipe as recipe_commands
 from plamo_fast.cli import synth as synth_commands
 from plamo_fast.cli import train as train_commands
 
@@ -66,8 +68,10 @@ app.command("sample", no_args_is_help=True)(onpolicy_commands.sample)
 app.command("score", no_args_is_help=True)(onpolicy_commands.score)
 app.command("pairs", no_args_is_help=True)(onpolicy_commands.pairs)
 app.command("demo")(demo_command.demo)
+app.command("env")(env_command.env)
 app.add_typer(eval_commands.app, name="eval")
 app.add_typer(synth_commands.app, name="synth")
+app.add_typer(recipe_commands.app, name="recipe")
 
 
 def _cli_errors() -> tuple[type[BaseException], ...]:

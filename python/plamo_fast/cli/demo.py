@@ -1,4 +1,5 @@
-"""``plamo-fast demo``: the main job on a built-in default, for a first run on a fresh machine."""
+"""``plamo-fast demo``: the whole recipe (``recipes/tiny-cpu.yaml``) on a tiny model built on
+the spot, offline, on a CPU; a second run in the same place finds every step done."""
 
 from __future__ import annotations
 
@@ -7,40 +8,28 @@ from pathlib import Path
 import typer
 
 
-def _random_checkpoint(folder: Path, size: str, seed: int, shard_bytes: int) -> Path:
-    """The demo's own random checkpoint of this size and seed in ``folder``: reused when an
-    earlier demo wrote it, written (atomically, replacing only an earlier demo checkpoint)
-    otherwise."""
-    from plamo_fast.merge.synthetic import SHAPES, write_random_model
-    from plamo_fast.outputs import atomic_output, read_marker
-
-    wanted = {"size": size, "seed": seed}
-    marker = read_marker(folder) or {}
-    if marker.get("command") == "demo" and all(marker.get(k) == v for k, v in wanted.items()):
-        return folder
-    typer.echo(f"writing random {size} checkpoint {folder}", err=True)
-    with atomic_output(folder, command="demo", overwrite=True, marker=wanted) as partial:
-        write_random_model(partial, SHAPES[size], seed=seed, max_shard_bytes=shard_bytes)
-    return folder
-
-
 def demo(
-    workdir: Path = typer.Option(Path("plamo-fast-demo"), "--dir", help="Where to write the demo."),
-    size: str = typer.Option("tiny", help="Checkpoint size: tiny, small, or 2gb."),
-    t: float = typer.Option(0.5, "--t", help="SLERP interpolation factor in [0, 1]."),
+    output: Path = typer.Option(
+        Path("plamo-fast-demo"), "--output", "-o", "--dir", help="The run folder."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Create two random Llama-shaped checkpoints and SLERP-merge them (the recipe's last step)."""
-    from plamo_fast.merge.api import merge, print_summary
-    from plamo_fast.merge.synthetic import SHAPES
+    """Run the tiny-cpu recipe: generated math data and dedup, a tiny model, SFT (math, then
+    general), two rounds of on-policy DPO scored by the math verifier (plus SPIN pairs), a
+    second DPO candidate, their SLERP merge, and held-out math accuracy of every model.
+    Without the [train] extra only the data steps run, and the command says what to install."""
+    from plamo_fast.cli.recipe import run_recipe
+    from plamo_fast.recipe import find_recipe
+    from plamo_fast.recipe.report import eval_table
+    from plamo_fast.recipe.spec import load_recipe
 
-    if size not in SHAPES:
-        raise typer.BadParameter(f"choose one of {', '.join(SHAPES)}", param_hint="--size")
-    if not 0.0 <= t <= 1.0:
-        raise typer.BadParameter(f"t must be between 0 and 1, got {t}", param_hint="--t")
-    shard = max(SHAPES[size].num_bytes() // 3, 1)
-    a = _random_checkpoint(workdir / "model_a", size, 1, shard)
-    b = _random_checkpoint(workdir / "model_b", size, 2, shard)
-    out = workdir / f"merged_t{t:g}"
-    result = merge([a, b], t=t, output=out, overwrite=True, max_shard_size=shard, progress=True)
-    print_summary(result)
-    typer.echo(str(result.output))
+    recipe = load_recipe(find_recipe("tiny-cpu"), output)
+    code = run_recipe(recipe, quiet=quiet)
+    table = eval_table(recipe)
+    if table:
+        typer.echo("\nheld-out template math (greedy, checked by the math verifier):")
+        typer.echo(table)
+    typer.echo(f"\nthe report: {recipe.run_dir / 'report.md'}")
+    if code == 3:
+        return  # the data steps ran; run_recipe said what to install for the rest
+    raise typer.Exit(code)
