@@ -21,6 +21,28 @@ FLEET = (
     "busy server, a failing one is rested."
 )
 
+# Options that mt-bench, rakuda and compare declare alike.
+BACKEND = typer.Option("auto", help=BACKEND_HELP)
+BASE_URL = typer.Option(
+    None, callback=base_url_option, help="Server(s) of --model (openai backend). " + FLEET
+)
+API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
+JUDGE_BASE_URL = typer.Option(
+    None,
+    callback=base_url_option,
+    help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
+)
+JUDGE_API_KEY = typer.Option(None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url.")
+CONCURRENCY = typer.Option(8, help="Requests in flight per server (openai backend).")
+TENSOR_PARALLEL = typer.Option(1, help="GPUs per model (vllm backend).")
+TIMEOUT = typer.Option(600.0, help="Seconds per request (openai backend).")
+RETRIES = typer.Option(4, help="Retries of a failed request (openai backend).")
+CACHE = typer.Option(
+    None, help="Answer and judgement cache folder (default: OUTPUT.cache beside the output)."
+)
+MAX_NEW_TOKENS = typer.Option(None, help="Replaces the preset's limit.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
 
 def _done(result: dict, output: Path) -> None:
     typer.echo(json.dumps(result, ensure_ascii=False, default=str), err=True)
@@ -59,36 +81,24 @@ def mt_bench(
         help="Sampling: fastchat (1024 new tokens) or ja-fork (512, top-p 0.9, "
         "repetition penalty 1.1); temperatures per category as FastChat.",
     ),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Replaces the preset's limit."),
+    max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
     model_id: Optional[str] = typer.Option(None, help="Model name in the answer/judgement files."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: Optional[str] = typer.Option(
-        None, callback=base_url_option, help="Server(s) of --model (openai backend). " + FLEET
-    ),
-    api_key: Optional[str] = typer.Option(
-        None, envvar="OPENAI_API_KEY", help="Key for --base-url."
-    ),
-    judge_backend: str = typer.Option("auto", help=BACKEND_HELP),
-    judge_base_url: Optional[str] = typer.Option(
-        None,
-        callback=base_url_option,
-        help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
-    ),
-    judge_api_key: Optional[str] = typer.Option(
-        None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url."
-    ),
-    concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
-    tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
-    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(4, help="Retries of a failed request (openai backend)."),
+    backend: str = BACKEND,
+    base_url: Optional[str] = BASE_URL,
+    api_key: Optional[str] = API_KEY,
+    judge_backend: str = BACKEND,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_api_key: Optional[str] = JUDGE_API_KEY,
+    concurrency: int = CONCURRENCY,
+    tensor_parallel_size: int = TENSOR_PARALLEL,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     judge_retries: int = typer.Option(2, help="Re-asks of a judgement without a rating."),
-    cache: Optional[Path] = typer.Option(
-        None, help="Answer and judgement cache folder (default: OUTPUT.cache beside the output)."
-    ),
+    cache: Optional[Path] = CACHE,
     overwrite: bool = typer.Option(
         False, help="Replace an earlier eval-mt-bench output folder (never anything else)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """MT-Bench / Japanese MT-Bench: answer two turns, judge each turn with FastChat's judge
     prompts (the last [[N]] is the rating; unparseable judgements re-asked, then counted as
@@ -156,36 +166,24 @@ def rakuda(
     ),
     bootstrap_rounds: int = typer.Option(500, help="Bootstrap rounds of the Bradley-Terry fit."),
     preset: str = typer.Option("fastchat", help="Sampling preset, as for mt-bench."),
-    max_new_tokens: Optional[int] = typer.Option(None, help="Replaces the preset's limit."),
+    max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
     model_id: Optional[str] = typer.Option(None, help="Name of --model in the results."),
-    backend: str = typer.Option("auto", help=BACKEND_HELP),
-    base_url: Optional[str] = typer.Option(
-        None, callback=base_url_option, help="Server(s) of --model (openai backend). " + FLEET
-    ),
-    api_key: Optional[str] = typer.Option(
-        None, envvar="OPENAI_API_KEY", help="Key for --base-url."
-    ),
-    judge_backend: str = typer.Option("auto", help=BACKEND_HELP),
-    judge_base_url: Optional[str] = typer.Option(
-        None,
-        callback=base_url_option,
-        help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
-    ),
-    judge_api_key: Optional[str] = typer.Option(
-        None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url."
-    ),
-    concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
-    tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
-    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(4, help="Retries of a failed request (openai backend)."),
+    backend: str = BACKEND,
+    base_url: Optional[str] = BASE_URL,
+    api_key: Optional[str] = API_KEY,
+    judge_backend: str = BACKEND,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_api_key: Optional[str] = JUDGE_API_KEY,
+    concurrency: int = CONCURRENCY,
+    tensor_parallel_size: int = TENSOR_PARALLEL,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     judge_retries: int = typer.Option(2, help="Re-asks of a judgement that cannot be parsed."),
-    cache: Optional[Path] = typer.Option(
-        None, help="Answer and judgement cache folder (default: OUTPUT.cache beside the output)."
-    ),
+    cache: Optional[Path] = CACHE,
     overwrite: bool = typer.Option(
         False, help="Replace an earlier eval-rakuda output folder (never anything else)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = QUIET,
 ) -> None:
     """Rakuda: absolute 1-10 grades per category, and pairwise judging in both orders against
     --baseline (wins/losses/ties) or between several answer files (Bradley-Terry rating with a
@@ -230,15 +228,9 @@ def compare(
     pair_prompts: Optional[Path] = typer.Option(
         None, help="Pairwise judge prompts (FastChat judge_prompts.jsonl, Rakuda's)."
     ),
-    judge_backend: str = typer.Option("auto", help=BACKEND_HELP),
-    judge_base_url: Optional[str] = typer.Option(
-        None,
-        callback=base_url_option,
-        help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
-    ),
-    judge_api_key: Optional[str] = typer.Option(
-        None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url."
-    ),
+    judge_backend: str = BACKEND,
+    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_api_key: Optional[str] = JUDGE_API_KEY,
     concurrency: int = typer.Option(8, help="Judge requests in flight (openai backend)."),
     judge_retries: int = typer.Option(2, help="Re-asks of a judgement that cannot be parsed."),
     cache: Optional[Path] = typer.Option(None, help="Judgement cache folder."),
