@@ -247,3 +247,24 @@ def test_a_model_made_by_an_earlier_stage_is_not_looked_up(tmp_path, monkeypatch
     config.stages[2].reference_model = "../absent"
     with pytest.raises(FileNotFoundError, match=r"model \.\./absent: not found"):
         resolve_inputs(config)
+
+
+def test_the_pack_request_follows_a_saved_dataset_folder(tmp_path):
+    """data.raw may be a saved 🤗 dataset folder: a change to its files must change what the
+    stage's reused pack is checked against (a folder used to count as no content at all)."""
+    from plamo_fast.train.api import _pack_request
+    from plamo_fast.train.config import DataConfig, StageConfig
+
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "state.json").write_text("{}")
+    (folder / "data-00000-of-00001.arrow").write_bytes(b"rows")
+    tokenizer = tmp_path / "tok"
+    tokenizer.mkdir()
+    (tokenizer / "tokenizer.json").write_text("{}")
+    stage = StageConfig(data=DataConfig(raw=[str(folder)], tokenizer=str(tokenizer)))
+    before = _pack_request(stage, "sft")
+    assert before["raw"][0][1] is not None
+    (folder / "data-00000-of-00001.arrow").write_bytes(b"other rows")
+    assert _pack_request(stage, "sft")["raw"] != before["raw"]
+    assert _pack_request(stage, "sft")["tokenizer"] == before["tokenizer"]

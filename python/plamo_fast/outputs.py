@@ -138,6 +138,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def write_json_atomic(path: str | os.PathLike, value) -> None:
+    """``path`` appears complete or not at all: a fsynced temporary sibling renamed over it
+    (a reader, another process included, never sees half of it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_marker(folder: Path, command: str, extra: dict | None = None) -> None:
     from plamo_fast import _native
 
@@ -147,9 +164,7 @@ def write_marker(folder: Path, command: str, extra: dict | None = None) -> None:
         "written": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
-    tmp = folder / f"{MARKER}.tmp"
-    tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, folder / MARKER)
+    write_json_atomic(folder / MARKER, record)
 
 
 def publish(

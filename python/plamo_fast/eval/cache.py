@@ -18,18 +18,11 @@ import json
 import os
 from pathlib import Path
 
+from plamo_fast.digests import sha256_file
 from plamo_fast.errors import UsageError
 
 CACHE_MARKER = "cache.json"
 _KIND = "plamo-fast eval answer cache"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def content_key(record: dict) -> str:

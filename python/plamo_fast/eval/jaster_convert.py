@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from plamo_fast.digests import sha256_file
 from plamo_fast.errors import InvalidFileError, UsageError
-from plamo_fast.eval.cache import sha256_file
 from plamo_fast.eval.jaster_metrics import REFERENCE
 
 Sample = dict  # {"input": str, "output": str}

@@ -16,8 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from plamo_fast.digests import sha256_file
 from plamo_fast.errors import InvalidFileError, UsageError
-from plamo_fast.eval.cache import sha256_file
 from plamo_fast.eval.jaster_metrics import METRICS
 
 _KEYS = ("instruction", "output_length", "metrics", "few_shots", "samples")

@@ -437,7 +437,7 @@ def versions() -> dict:
 
 
 def _results(inputs, table, name, fingerprint, model, judge, turns, preset) -> dict:
-    from plamo_fast.eval.cache import sha256_file
+    from plamo_fast.digests import sha256_file
     from plamo_fast.judge.judge import JAPANESE
 
     japanese = any(JAPANESE.search(q.turns[0]) for q in inputs.questions)
@@ -547,7 +547,7 @@ def aggregate_judgments(
 ) -> dict:
     """``--judgments FILE``: the table of every model in an existing FastChat judgement file,
     asking no one."""
-    from plamo_fast.eval.cache import sha256_file
+    from plamo_fast.digests import sha256_file
     from plamo_fast.outputs import atomic_output, check_output
 
     paths = [Path(p) for p in (judgments, questions) if p]

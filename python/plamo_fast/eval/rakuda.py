@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from plamo_fast.digests import sha256_file
 from plamo_fast.errors import UsageError
 from plamo_fast.eval import mt_bench as mt
 from plamo_fast.eval import mt_bench_run as run
-from plamo_fast.eval.cache import AnswerCache, model_fingerprint, sha256_file
+from plamo_fast.eval.cache import AnswerCache, model_fingerprint
 from plamo_fast.generation.backends import resolve_backend
 from plamo_fast.judge import fastchat as fc
 from plamo_fast.judge.judge import combine_orders

@@ -5,85 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
-
-from plamo_fast.outputs import MARKER
 
 RECORD = "step.json"
 STARTED = "step.started.json"
-# Above this size a safetensors shard is identified by its name, size and header (tensor names,
-# shapes, dtypes, offsets) instead of its bytes: hashing a 5 GB shard at every plan would cost
-# more than the plan. Small files, and every file that is not a shard, are hashed whole.
-WHOLE_FILE_LIMIT = 64 << 20
-MODEL_FILES = ("config.json", "model.safetensors.index.json", MARKER)
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _shard_digest(path: Path) -> str:
-    """A large safetensors shard: its size and header (the 8-byte length and the JSON)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
-        length = int.from_bytes(head, "little") if len(head) == 8 else 0
-        header = f.read(min(length, 100 << 20))
-    digest = hashlib.sha256(head + header)
-    digest.update(str(path.stat().st_size).encode())
-    return "header:" + digest.hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    path = Path(path)
-    if path.suffix == ".safetensors" and path.stat().st_size > WHOLE_FILE_LIMIT:
-        return _shard_digest(path)
-    return _sha256_file(path)
-
-
-def folder_digest(folder: Path) -> str:
-    """A folder's digest: for a model folder (config.json) its config, safetensors index,
-    plamo-fast marker and shards (small ones by content, large ones by header); for any other
-    folder every file by content. Hidden partials and ``step*.json`` records are left out."""
-    folder = Path(folder)
-    model = (folder / "config.json").is_file()
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        if any(part.startswith(".") and part != MARKER for part in Path(rel).parts):
-            continue
-        if model and rel != MARKER and "/" in rel:
-            continue  # a model is its top-level files
-        if rel == MARKER:
-            digest.update(f"{rel}\0{_marker_digest(path)}\n".encode())
-            continue
-        digest.update(f"{rel}\0{file_digest(path)}\n".encode())
-    return digest.hexdigest()
-
-
-def _marker_digest(path: Path) -> str:
-    """The marker without its time of writing (the same output written again is the same)."""
-    try:
-        marker = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return _sha256_file(path)
-    if isinstance(marker, dict):
-        marker.pop("written", None)
-    return hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()
-
-
-def path_digest(path: str | os.PathLike) -> str | None:
-    """The digest of a file or folder; None when it does not exist."""
-    path = Path(path)
-    if path.is_file():
-        return file_digest(path)
-    if path.is_dir():
-        return folder_digest(path)
-    return None
 
 
 def count_records(path: Path) -> int | None:
@@ -108,17 +33,6 @@ def fingerprint(kind: str, params: dict) -> str:
     by the input digests)."""
     text = json.dumps({"kind": kind, "params": params}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def write_json_atomic(path: Path, value: dict) -> None:
-    """``path`` replaced in one rename by a fsynced temporary sibling."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict | None:

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from plamo_fast.digests import path_digest
 from plamo_fast.errors import UsageError
+from plamo_fast.outputs import write_json_atomic
 from plamo_fast.recipe import record as rec
 from plamo_fast.recipe.spec import Recipe, Step
 
@@ -60,7 +62,7 @@ def input_digests(step: Step) -> dict:
     for path in step.kind.inputs(step.params):
         if not path:
             continue
-        digest = rec.path_digest(path)
+        digest = path_digest(path)
         if digest is None:
             digest = "missing" if ("/" in path or Path(path).suffix) else f"name:{path}"
         out[step.relocatable(path)] = digest
@@ -71,7 +73,7 @@ def outputs_intact(step: Step, record: dict) -> list[str]:
     """What is wrong with the recorded outputs (empty: all intact)."""
     problems = []
     for name, out in (record.get("outputs") or {}).items():
-        digest = rec.path_digest(step.folder / out["path"])
+        digest = path_digest(step.folder / out["path"])
         if digest is None:
             problems.append(f"output {name} ({out['path']}) is missing")
         elif digest != out["digest"]:
@@ -199,7 +201,7 @@ def _outputs(step: Step) -> dict:
     outputs = {}
     for name, rel in step.kind.outputs.items():
         path = step.folder / rel
-        digest = rec.path_digest(path)
+        digest = path_digest(path)
         if digest is not None:
             outputs[name] = {"path": rel, "digest": digest, "records": rec.count_records(path)}
     return outputs
@@ -214,7 +216,7 @@ def run_one(decision: Decision, progress: bool) -> dict:
     decision.inputs = input_digests(step)  # upstream outputs exist now
     _prepare_folder(step, decision)
     started = datetime.now(UTC)
-    rec.write_json_atomic(
+    write_json_atomic(
         step.folder / rec.STARTED,
         {"fingerprint": decision.fingerprint, "inputs": decision.inputs,
          "started": started.isoformat(timespec="seconds")},
@@ -236,7 +238,7 @@ def run_one(decision: Decision, progress: bool) -> dict:
         "seconds": round(seconds, 3),
         "reasons": decision.reasons,
     }
-    rec.write_json_atomic(step.folder / rec.RECORD, record)
+    write_json_atomic(step.folder / rec.RECORD, record)
     (step.folder / rec.STARTED).unlink(missing_ok=True)
     return record
 

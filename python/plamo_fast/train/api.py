@@ -10,7 +10,6 @@ refused, see ``checkpoints.reuse_finished``) or a training run (``loop.run_stage
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -128,7 +127,7 @@ def _packed_paths(stage: StageConfig, kind: str, state) -> list[str]:
 
 def _pack_raw(stage: StageConfig, kind: str, folder: Path) -> None:
     from plamo_fast.data.pack import pack
-    from plamo_fast.train.checkpoints import write_json_atomic
+    from plamo_fast.outputs import write_json_atomic
 
     record = folder.parent / "packed.request.json"
     request = _pack_request(stage, kind)
@@ -155,27 +154,18 @@ def _pack_request(stage: StageConfig, kind: str) -> dict:
     """What the stage's pack is made from: the raw files' and tokenizer files' contents, and
     the packing settings."""
     from plamo_fast.data.pack import parse_input
+    from plamo_fast.digests import path_digest
     from plamo_fast.train.models import TOKENIZER_FILES
 
     tokenizer = Path(stage.data.tokenizer)
     files = [tokenizer] if tokenizer.is_file() else [tokenizer / n for n in TOKENIZER_FILES]
     return {
-        "raw": [[spec, _sha256(parse_input(spec)[0])] for spec in stage.data.raw],
-        "tokenizer": [[str(f), _sha256(f)] for f in files if f.exists()],
+        "raw": [[spec, path_digest(parse_input(spec)[0])] for spec in stage.data.raw],
+        "tokenizer": [[str(f), path_digest(f)] for f in files if f.exists()],
         "kind": kind,
         "max_length": stage.data.max_length,
         "seed": stage.seed,
     }
-
-
-def _sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None  # pack names the missing file
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _free_memory() -> None:

@@ -27,7 +27,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 from plamo_fast.errors import PlamoFastError, UsageError
-from plamo_fast.outputs import MARKER, UnsafeOutputError, check_output, publish, read_marker
+from plamo_fast.outputs import (
+    MARKER,
+    UnsafeOutputError,
+    check_output,
+    publish,
+    read_marker,
+    write_json_atomic,
+)
 from plamo_fast.train.collective import on_main
 from plamo_fast.train.config import RunConfig, StageConfig
 from plamo_fast.train.metrics import plot_curves
@@ -123,18 +130,6 @@ def _with_later_keys(stored: dict, current: dict) -> dict:
         if key not in old and key.startswith(RECORDED_SINCE):
             old[key] = value
     return old
-
-
-def write_json_atomic(path: Path, value) -> None:
-    """``path`` appears complete or not at all (a reader never sees half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(value, indent=2))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def claim_run_dir(accelerator, run_dir: Path, stage: StageConfig, current: dict) -> None:
