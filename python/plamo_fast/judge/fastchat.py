@@ -28,7 +28,6 @@ from pathlib import Path
 from plamo_fast.errors import UsageError
 
 SINGLE_NAMES = ("single-v1", "single-math-v1", "single-v1-multi-turn", "single-math-v1-multi-turn")
-PAIR_NAMES = ("pair-v2", "pair-math-v1", "pair-v2-multi-turn", "pair-math-v1-multi-turn")
 NEED_REF_CATS = ("math", "reasoning", "coding")  # FastChat's, less its arena-hard-200
 FIELDS = {
     "single": ({"question", "answer"}, {"question_1", "answer_1", "question_2", "answer_2"}),

@@ -28,10 +28,6 @@ def _factor(root: int) -> str:
     return f"(x {'-' if root > 0 else '+'} {abs(root)})" if root else "x"
 
 
-def _square(e: str) -> str:
-    return e.replace("x", "x²", 1) if e.startswith(("x", "-x")) else e
-
-
 @generator("quadratics.roots", "quadratic equations with integer roots, by factoring", features={"roots": ROOTS, "ask": ASKS})  # fmt: skip
 def roots(rng: Random, spec: Spec) -> Problem:
     lo, hi = RANGE[spec.difficulty]
