@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 import pytest
@@ -165,13 +164,3 @@ def test_publish_rechecks_and_fsyncs(tmp_path, monkeypatch):
     # The files were synced before the rename and the parent folder after it.
     assert str(staging / "data.txt") in synced
     assert synced[-1] == str(tmp_path)
-
-
-def test_a_partial_keeps_the_outputs_suffix(tmp_path):
-    """Writers tell the format from the name they are given (a dataset's rows go out as JSON
-    lines for ``-o kept.jsonl``), so the partial name ends like the output."""
-    with atomic_output(tmp_path / "kept.jsonl", command="dedup", folder=False) as partial:
-        assert partial.suffix == ".jsonl" and partial.name.startswith(".kept.jsonl.partial-")
-        partial.write_text("{}\n")
-    with atomic_output(tmp_path / "out", command="pack") as partial:
-        assert re.fullmatch(r"\.out\.partial-\d+-[0-9a-f]{8}", partial.name)

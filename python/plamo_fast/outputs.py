@@ -207,9 +207,8 @@ def publish(
 
 
 def partial_path(out: Path) -> Path:
-    """A hidden, unique sibling of ``out`` (same file system, so the final rename is atomic),
-    ending in ``out``'s own suffix, so a writer can tell the format from the name it is given."""
-    return out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}{out.suffix}"
+    """A hidden, unique sibling of ``out`` (same file system, so the final rename is atomic)."""
+    return out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 @contextmanager

@@ -499,6 +499,17 @@ def _names_a_file(source: Path, out: Path) -> bool:
     return suffix == source.suffix.lower()
 
 
+_PARTIAL_NAME = re.compile(r"\.(.+)\.partial-\d+-[0-9a-f]{8}")
+
+
+def _written_name(target: Path) -> Path:
+    """The path ``target`` is published as: a single output is written under the hidden
+    partial name of :func:`plamo_fast.outputs.partial_path` (``.OUT.partial-PID-HEX``), whose
+    suffix is not the output's."""
+    match = _PARTIAL_NAME.fullmatch(target.name)
+    return target.with_name(match[1]) if match else target
+
+
 def _copy_dataset_rows(path: Path, target: Path, wanted: np.ndarray) -> None:
     """The rows of a saved dataset whose 1-based numbers are set in ``wanted``, filtered in
     Arrow a batch at a time."""
@@ -527,7 +538,7 @@ class RecordWriter:
         self.count = 0
         schema = None
         if self.format == "hf":
-            if Path(target).suffix.lower() in JSONL_SUFFIXES:
+            if _written_name(Path(target)).suffix.lower() in JSONL_SUFFIXES:
                 self.format = "jsonl"
             else:
                 self.format = "parquet"
