@@ -138,9 +138,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: str | os.PathLike, value) -> None:
-    """``path`` appears complete or not at all: a fsynced temporary sibling renamed over it
-    (a reader, another process included, never sees half of it)."""
+def write_json_atomic(path: str | os.PathLike, value, *, fsync: bool = True) -> None:
+    """``path`` appears complete or not at all: a temporary sibling (fsynced unless ``fsync``
+    is false) renamed over it (a reader, another process included, never sees half of it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -148,14 +148,17 @@ def write_json_atomic(path: str | os.PathLike, value) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
 
 
-def write_marker(folder: Path, command: str, extra: dict | None = None) -> None:
+def write_marker(
+    folder: Path, command: str, extra: dict | None = None, *, fsync: bool = True
+) -> None:
     from plamo_fast import _native
 
     record = {
@@ -164,7 +167,7 @@ def write_marker(folder: Path, command: str, extra: dict | None = None) -> None:
         "written": datetime.now(UTC).isoformat(timespec="seconds"),
         **(extra or {}),
     }
-    write_json_atomic(folder / MARKER, record)
+    write_json_atomic(folder / MARKER, record, fsync=fsync)
 
 
 def publish(
@@ -183,7 +186,7 @@ def publish(
     partial, out = Path(partial), Path(out)
     folder = partial.is_dir()
     if folder:
-        write_marker(partial, command, marker)
+        write_marker(partial, command, marker, fsync=fsync)
     check_output(out, command=command, inputs=inputs, overwrite=overwrite, folder=folder)
     if fsync:
         _fsync_tree(partial)
