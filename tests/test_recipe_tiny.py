@@ -120,24 +120,41 @@ def test_changed_parameter_reruns_exactly_its_downstream(finished, tmp_path: Pat
     assert first["dpo_spin"] == ["upstream round2_spin reruns"]
 
 
+# Runs the recipe in a child process whose step ``argv[1]`` kills the process (SIGKILL) after
+# ``argv[2]`` seconds of work, or as soon as the step's work ends if it ends sooner: the kill
+# always falls inside that step, however fast the machine is.
+_KILLING_RUN = """
+import os, signal, sys, threading
+import plamo_fast.recipe.execute as execute
+from plamo_fast.cli import main
+
+step_name, delay = sys.argv[1], float(sys.argv[2])
+run_step = execute.run_step
+
+def kill():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def killing_run_step(step, progress):
+    if step.name != step_name:
+        return run_step(step, progress)
+    threading.Timer(delay, kill).start()
+    run_step(step, progress)
+    kill()
+
+execute.run_step = killing_run_step
+sys.exit(main(sys.argv[3:]))
+"""
+
+
 def _kill_at(recipe: Path, run: Path, step: str) -> None:
-    """Start a run in another process and kill it (SIGKILL) once ``step`` has started."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "plamo_fast.cli", "recipe", "run", str(recipe), "-o", str(run),
-         "-q"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    """Run the recipe in another process, killed (SIGKILL) while ``step`` runs."""
+    delay = random.Random(step).uniform(0.0, 0.5)
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLING_RUN, step, str(delay),
+         "recipe", "run", str(recipe), "-o", str(run), "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300,
     )  # fmt: skip
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if (run / step / STARTED).is_file():
-                time.sleep(random.Random(step).uniform(0.0, 0.5))
-                break
-            time.sleep(0.05)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
 
 
 @pytest.mark.slow
@@ -149,6 +166,7 @@ def test_killed_at_a_random_step_and_resumed_equals_an_uninterrupted_run(finishe
     print(f"killing at {step} (RECIPE_KILL_SEED={seed})")
     resumed = tmp_path / "run"
     _kill_at(recipe, resumed, step)
-    assert not (resumed / "report.md").exists()  # killed before the end
+    assert (resumed / step / STARTED).is_file()  # killed inside the step
+    assert not (resumed / step / RECORD).exists() and not (resumed / "report.md").exists()
     assert main(["recipe", "run", str(recipe), "-o", str(resumed), "-q"]) == 0
     assert weights_and_results(resumed) == weights_and_results(run)
