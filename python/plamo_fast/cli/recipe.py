@@ -91,10 +91,72 @@ def run(
     only: Optional[List[str]] = ONLY,
     force: Optional[List[str]] = FORCE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    wait: bool = typer.Option(
+        False,
+        "--wait/--no-wait",
+        help="Executor slurm: wait for the jobs to end, then report (default: submit and return).",
+    ),  # fmt: skip
+    poll: float = typer.Option(
+        15.0, "--poll", help="Executor slurm, --wait: seconds between looks at the queue.", min=0.1
+    ),  # fmt: skip
 ) -> None:
-    """Run the steps that are not done (or changed), in dependency order; write report.md."""
-    code = run_recipe(_load(recipe, run_dir), start, until, only, force, quiet=quiet)
+    """Run the steps that are not done (or changed), in dependency order; write report.md.
+    With `launcher: {executor: slurm}` each step is submitted as one sbatch job instead."""
+    loaded = _load(recipe, run_dir)
+    if loaded.launcher.executor == "slurm":
+        code = submit_recipe(loaded, start, until, only, force, wait=wait, poll=poll)
+    else:
+        code = run_recipe(loaded, start, until, only, force, quiet=quiet)
     raise typer.Exit(code)
+
+
+def run_step(
+    recipe: str = RECIPE,
+    step: str = typer.Argument(..., help="The step to run."),
+    run_dir: Optional[Path] = RUN_DIR,
+) -> None:
+    """(What a step's Slurm job runs.) Run STEP now, its upstream steps being done."""
+    from plamo_fast.recipe.runner import run_in_job
+    from plamo_fast.recipe.steps import torch_missing
+
+    loaded = _load(recipe, run_dir)
+    typer.echo(f"plamo-fast: step {step} of {loaded.name} in {loaded.run_dir}", err=True)
+    record = run_in_job(loaded, step, missing=torch_missing())
+    typer.echo(f"plamo-fast: step {step} done in {record['seconds']:.1f} s", err=True)
+
+
+def submit_recipe(loaded, start=None, until=None, only=None, force=None, *, wait=False,
+                  poll=15.0) -> int:  # fmt: skip
+    """Executor slurm: plan, submit a job per step to run, print the jobs; with ``wait``, wait
+    for them, say which steps finished and which failed, and write the report. 0 when every
+    job finished (or, without ``wait``, was submitted), 1 when one failed."""
+    from plamo_fast.recipe import slurm
+    from plamo_fast.recipe.report import summary_table, write_report
+    from plamo_fast.recipe.runner import submit
+
+    def echo(line: str) -> None:
+        typer.echo(line, err=True)
+
+    decisions = _plan(loaded, start, until, only, force)
+    jobs = submit(loaded, decisions, echo=echo)
+    if not jobs:
+        echo(f"plamo-fast: every selected step of {loaded.name} is done")
+    elif not wait:
+        echo(f"plamo-fast: {len(jobs)} step(s) queued; `plamo-fast recipe status` shows them; "
+             "`recipe run` again (or --wait) writes the report once they are done")  # fmt: skip
+        typer.echo(" ".join(jobs.values()))
+        return 0
+    views = slurm.wait(loaded, jobs, poll=poll, echo=echo) if jobs else {}
+    bad = {name: v for name, v in views.items() if v.state != "finished"}
+    report = write_report(loaded)
+    typer.echo(summary_table(loaded))
+    typer.echo(f"report: {report}")
+    for name, view in bad.items():
+        echo(f"plamo-fast: step {name} {view.state}: {view.detail}")
+    if bad:
+        echo(f"plamo-fast: {len(bad)} step(s) did not finish; `plamo-fast recipe run` again "
+             "submits them once the cause is fixed")  # fmt: skip
+    return 1 if bad else 0
 
 
 INSTALL_HINT = (
@@ -130,5 +192,6 @@ def run_recipe(loaded, start=None, until=None, only=None, force=None, *, quiet=F
 app.command("run", no_args_is_help=True)(run)
 app.command("plan", no_args_is_help=True)(plan)
 app.command("status", no_args_is_help=True)(status)
+app.command("run-step", no_args_is_help=True, hidden=True)(run_step)
 app.command("show", no_args_is_help=True)(show)
 app.command("list")(list_recipes)

@@ -75,12 +75,6 @@ def _train(step: Step, p, progress: bool) -> dict:
     ``plamo-fast sft|dpo`` on the step's config (written to the step folder)."""
     kind = step.kind.name
     launcher = step.launcher
-    if launcher.executor != "local":
-        raise UsageError(
-            f"step {step.name}: executor {launcher.executor!r} is not available yet (only "
-            "local); run the step's config with your scheduler: "
-            f"{step.folder / 'train.yaml'}"
-        )
     config_path = step.folder / "train.yaml"
     step.folder.mkdir(parents=True, exist_ok=True)
     run_config, skipped = _without_empty_raw(step, p.config)
@@ -94,6 +88,10 @@ def _train(step: Step, p, progress: bool) -> dict:
         from plamo_fast.recipe.steps import accelerate_command, environ_without_launch
 
         command = accelerate_command(config_path, kind, launcher)
+        if launcher.executor == "slurm":  # a multi-node step inside its Slurm job
+            from plamo_fast.recipe.slurm import across_nodes
+
+            command = across_nodes(command, launcher)
         done = subprocess.run(command, env=environ_without_launch(), check=False)
         if done.returncode != 0:
             raise UsageError(f"step {step.name}: {' '.join(command)} exited {done.returncode}")

@@ -8,10 +8,16 @@ record's fingerprint and input digests match and its outputs are intact; otherwi
 so does every step downstream of it. ``step.started.json`` marks a step that began: a killed
 step starts again from what its function can resume (sampling's ``.partial`` file, training's
 checkpoints) when its fingerprint and inputs are unchanged, and from an empty folder otherwise.
+
+With ``launcher: {executor: slurm}`` the steps to run are submitted as Slurm jobs instead
+(:mod:`plamo_fast.recipe.slurm`); each job runs its step with :func:`run_in_job`, which writes
+the same record.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +29,7 @@ from plamo_fast.digests import path_digest
 from plamo_fast.errors import UsageError
 from plamo_fast.outputs import write_json_atomic
 from plamo_fast.recipe import record as rec
+from plamo_fast.recipe import slurm
 from plamo_fast.recipe.spec import Recipe, Step
 
 RUN = "run"
@@ -185,7 +192,7 @@ def _prepare_folder(step: Step, decision: Decision) -> None:
         and started.get("inputs") == decision.inputs
         and "forced (--force)" not in decision.reasons
     )
-    keep = set(step.kind.resumable) if resume else set()
+    keep = (set(step.kind.resumable) if resume else set()) | {slurm.FOLDER}  # the jobs' logs
     if folder.is_dir():
         for entry in folder.iterdir():
             if entry.name in keep:
@@ -207,8 +214,8 @@ def _outputs(step: Step) -> dict:
     return outputs
 
 
-def run_one(decision: Decision, progress: bool) -> dict:
-    """Runs the step and writes its record; returns the record."""
+def run_one(decision: Decision, progress: bool, extra: dict | None = None) -> dict:
+    """Runs the step and writes its record (with ``extra`` keys); returns the record."""
     from plamo_fast import __version__
     from plamo_fast.recipe.execute import run_step
 
@@ -237,6 +244,7 @@ def run_one(decision: Decision, progress: bool) -> dict:
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": round(seconds, 3),
         "reasons": decision.reasons,
+        **(extra or {}),
     }
     write_json_atomic(step.folder / rec.RECORD, record)
     (step.folder / rec.STARTED).unlink(missing_ok=True)
@@ -252,6 +260,49 @@ def run(
 ) -> list[Decision]:
     """Runs the ``run`` decisions in order; returns them. A step whose upstream is neither
     done nor run now is refused before anything runs."""
+    _check_upstream(decisions)
+    check_run_dir(recipe.run_dir)
+    todo = [d for d in decisions if d.action == RUN]
+    for i, d in enumerate(todo, 1):
+        echo(f"[{i}/{len(todo)}] {d.step.name} ({d.step.kind.name}): {'; '.join(d.reasons)}")
+        record = run_one(d, progress)
+        echo(f"[{i}/{len(todo)}] {d.step.name}: done in {record['seconds']:.1f} s")
+    return todo
+
+
+def submit(
+    recipe: Recipe, decisions: list[Decision], *, echo: Callable[[str], None] = print
+) -> dict[str, str]:
+    """Executor slurm: submits the ``run`` decisions as jobs (checked as :func:`run` checks
+    them); returns the job id of each step to run."""
+    _check_upstream(decisions)
+    slurm.require("sbatch")
+    check_run_dir(recipe.run_dir)
+    return slurm.submit(recipe, [d for d in decisions if d.action == RUN], echo)
+
+
+def run_in_job(recipe: Recipe, name: str, *, missing: str | None = None) -> dict:
+    """What a step's Slurm job runs: the step (whatever the plan now says: it was planned at
+    submission) once every upstream step is done; returns its record."""
+    decisions = {d.step.name: d for d in plan(recipe, missing=missing)}
+    if name not in decisions:
+        raise UsageError(f"no step named {name!r} (steps: {', '.join(decisions)})")
+    d = decisions[name]
+    for dep in d.step.deps:
+        if decisions[dep].action != SKIP:
+            raise UsageError(f"step {name} needs {dep}, which is not done "
+                             f"({'; '.join(decisions[dep].reasons)})")  # fmt: skip
+    if d.action == BLOCKED:
+        raise UsageError(f"step {name}: {'; '.join(d.reasons)} on this node")
+    d.action = RUN
+    d.reasons = slurm.job_reasons(recipe, name) or d.reasons
+    if d.step.launcher.machines == 1 or d.step.kind.name not in slurm.DISTRIBUTED:
+        d.step.launcher = dataclasses.replace(d.step.launcher, executor="local")  # this node
+    check_run_dir(recipe.run_dir)
+    return run_one(d, progress=False, extra={"slurm_job": os.environ.get("SLURM_JOB_ID")})
+
+
+def _check_upstream(decisions: list[Decision]) -> None:
     by_name = {d.step.name: d for d in decisions}
     for d in decisions:
         if d.action != RUN:
@@ -265,21 +316,23 @@ def run(
                     f"step {d.step.name} needs {dep}, which is not done and not selected to run "
                     f"({'; '.join(up.reasons)})"
                 )
-    check_run_dir(recipe.run_dir)
-    todo = [d for d in decisions if d.action == RUN]
-    for i, d in enumerate(todo, 1):
-        echo(f"[{i}/{len(todo)}] {d.step.name} ({d.step.kind.name}): {'; '.join(d.reasons)}")
-        record = run_one(d, progress)
-        echo(f"[{i}/{len(todo)}] {d.step.name}: done in {record['seconds']:.1f} s")
-    return todo
 
 
 def status_lines(recipe: Recipe) -> list[str]:
-    """One line per step: done (when, how long, its main metric), stale (why) or not run."""
+    """One line per step: done (when, how long, its main metric), stale (why) or not run; with
+    the slurm executor also queued or running (its job), failed (its log) or cancelled (an
+    upstream job failed)."""
+    views = slurm.job_views(recipe) if (recipe.run_dir / slurm.JOBS).is_file() else {}
     lines = []
     for d in plan(recipe):
         record = _record(d.step)
         state = "done" if d.action == SKIP else ("stale" if record else "pending")
+        view = views.get(d.step.name)
+        if view and (view.state in ("queued", "running") or
+                     (d.action != SKIP and view.state in ("failed", "cancelled"))):  # fmt: skip
+            lines.append(f"{view.state:<8} {d.step.name:<24} {d.step.kind.name:<13} "
+                         f"{view.detail}")  # fmt: skip
+            continue
         metric = ""
         if record:
             m = record.get("metrics") or {}

@@ -5,6 +5,7 @@ parameters that do not type-check) is listed at once, before anything runs.
 ```yaml
 name: my-recipe
 launcher: {executor: local, processes: 1}     # accelerate launch when processes > 1
+                                              # (executor slurm: see plamo_fast.recipe.slurm)
 steps:
   - name: math
     kind: synth_math
@@ -53,11 +54,14 @@ class RecipeError(UsageError):
 
 @dataclass
 class Launcher:
-    executor: str = key("local", "local (this machine) or slurm (not available yet).")
+    executor: str = key(
+        "local", "local (this machine) or slurm (one sbatch job per step); the recipe's only."
+    )
     processes: int = key(1, "Processes per machine of a training step (accelerate launch > 1).")
-    machines: int = key(1, "Machines of a training step.")
+    machines: int = key(1, "Machines of a training step (its Slurm job's nodes).")
     accelerate_config: str | None = key(None, "accelerate config file of the training steps.")
-    slurm: list[str] = key([], "Extra sbatch options (executor slurm).")
+    gpus_per_node: int = key(0, "GPUs a step's Slurm job asks for per node (0: none asked).")
+    slurm: list[str] = key([], "Extra sbatch options (executor slurm; a step's replace these).")
 
 
 @dataclass
@@ -143,6 +147,9 @@ def parse_recipe(raw, path: Path, run_dir: Path) -> Recipe:
         resolved = _substitute(w["params"], _resolver(fixed, kinds, run_dir))
         step_launcher = _launcher({**_asdict(launcher), **w["launcher"]}, f"{where}.launcher",
                                   problems)  # fmt: skip
+        if step_launcher.executor != launcher.executor:
+            problems.append(f"{where}.launcher.executor: the executor is the recipe's "
+                            "(launcher.executor), not a step's")  # fmt: skip
         if kind is None:
             continue
         folder = run_dir / w["name"]
@@ -189,6 +196,8 @@ def _launcher(raw, where: str, problems: list[str]) -> Launcher:
         problems.append(f"{where}.executor: {launcher.executor!r} is not one of local, slurm")
     if launcher.processes < 1 or launcher.machines < 1:
         problems.append(f"{where}: processes and machines must be at least 1")
+    if launcher.gpus_per_node < 0:
+        problems.append(f"{where}.gpus_per_node: must be at least 0")
     return launcher
 
 
