@@ -62,7 +62,8 @@ def test_base_urls_from_commas_lists_and_files(tmp_path):
 
 
 def test_every_base_url_option_takes_a_fleet(tmp_path):
-    """Every command's --base-url and --judge-base-url reads commas and @FILE."""
+    """Every command's --base-url and --judge-base-url reads commas and @FILE; those declared
+    with the shared option (cli/options.py) also take the option repeated."""
     import click
     import typer
 
@@ -70,7 +71,7 @@ def test_every_base_url_option_takes_a_fleet(tmp_path):
 
     listed = tmp_path / "servers.txt"
     listed.write_text(f"{A}\n{B}\n")
-    found = []
+    found, repeatable = [], []
 
     def walk(command, path):
         for name, sub in getattr(command, "commands", {}).items():
@@ -78,9 +79,17 @@ def test_every_base_url_option_takes_a_fleet(tmp_path):
         for param in command.params:
             if param.name in ("base_url", "judge_base_url"):
                 ctx = click.Context(command)
-                assert param.process_value(ctx, f"@{listed}") == f"{A},{B}", path
+                if param.multiple:
+                    assert param.process_value(ctx, [f"@{listed}"]) == [A, B], path
+                    assert param.process_value(ctx, [A, f"{B},{C}"]) == [A, B, C], path
+                    assert param.process_value(ctx, []) is None, path
+                    with pytest.raises(UsageError, match="listed twice"):
+                        param.process_value(ctx, [A, A])
+                    repeatable.append(f"{path} {param.name}")
+                else:
+                    assert param.process_value(ctx, f"@{listed}") == f"{A},{B}", path
                 with pytest.raises(UsageError):
-                    param.process_value(ctx, "ftp://x")
+                    param.process_value(ctx, ["ftp://x"] if param.multiple else "ftp://x")
                 found.append(f"{path} {param.name}")
 
     walk(typer.main.get_command(app), "plamo-fast")
@@ -88,6 +97,28 @@ def test_every_base_url_option_takes_a_fleet(tmp_path):
                 "eval mt-bench base_url", "eval mt-bench judge_base_url", "eval rakuda base_url",
                 "eval rakuda judge_base_url", "eval compare judge_base_url"]  # fmt: skip
     assert {f"plamo-fast {e}" for e in expected} <= set(found), found
+    shared = [e for e in expected if not e.startswith("eval jaster")]
+    assert {f"plamo-fast {e}" for e in shared} <= set(repeatable), repeatable
+
+
+def test_a_repeated_base_url_reaches_the_backend_as_a_fleet(monkeypatch, tmp_path):
+    """``sample --base-url A --base-url B,C`` hands the backend every server, in order."""
+    from plamo_fast.cli import main
+    from plamo_fast.sample import sample as sampling
+
+    seen = {}
+
+    def run(prompts, model, output, **kwargs):
+        seen["base_url"] = kwargs["base_url"]
+        return {}
+
+    monkeypatch.setattr(sampling, "sample", run)
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "hi"}\n')
+    args = ["sample", str(prompts), "--model", "m", "-o", str(tmp_path / "o.jsonl"),
+            "--base-url", A, "--base-url", f"{B},{C}", "-q"]  # fmt: skip
+    assert main(args) == 0
+    assert seen["base_url"] == f"{A},{B},{C}" and base_urls(seen["base_url"]) == [A, B, C]
 
 
 def small_fleet(n: int, per_server: int, cool_down: float) -> Fleet:

@@ -99,6 +99,6 @@ def test_copy_records_writes_the_numbered_records_as_lines(tmp_path: Path, layou
     else:
         path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     numbers = [r.number for r in iter_input(path) if r.record["n"] % 2]
-    curation_io.copy_records(path, tmp_path / "out.jsonl", numbers)
+    curation_io.copy_records(path, curation_io.Target(tmp_path / "out.jsonl", "jsonl"), numbers)
     lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == records[0::2]

@@ -97,6 +97,33 @@ def test_decontaminate_of_a_dataframe_is_the_cli_run_with_its_report_as_a_frame(
     assert removed.to_dicts() == [{"index": 2, **expected}]
 
 
+def test_dedup_and_decontaminate_write_no_file(tmp_path: Path, monkeypatch):
+    """The frame's Arrow data goes to the CLI code in memory: no temporary folder, no Parquet
+    file, and TMPDIR left empty (near dedup's n-gram spill is unlinked as soon as it is open)."""
+    import tempfile
+
+    bench = mt_bench_file(tmp_path / "mt_bench")
+    leak = {"id": 9, "prompt": "Q: " + MT_BENCH_LIKE[0]["turns"][0], "source": "x"}
+    df = pl.DataFrame([*ROWS, leak])
+    expected, _ = cli_dedup(tmp_path, df.to_dicts(), "--near")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a file was written")
+
+    for module, name in ((pq, "write_table"), (pq, "ParquetWriter"), (tempfile, "mkdtemp"),
+                         (tempfile, "mkstemp"), (tempfile, "NamedTemporaryFile")):  # fmt: skip
+        monkeypatch.setattr(module, name, refuse)
+    assert plamo_fast.dedup(df, near=True).to_dicts() == expected
+    assert plamo_fast.dedup(df, near=True, clusters=True)["kept"].sum() == len(expected)
+    kept, removed = plamo_fast.decontaminate(df, bench)
+    assert kept["id"].to_list() == [0, 1, 2, 3, 4] and removed["index"].to_list() == [5]
+    assert list(scratch.iterdir()) == []
+
+
 def test_a_bad_row_is_named_by_its_row():
     df = pl.DataFrame([{"prompt": "ok"}, {"prompt": None}])
     with pytest.raises(BadRecordError, match=r"^row 2: no user text"):

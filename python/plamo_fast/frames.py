@@ -4,17 +4,18 @@ interface), a 🤗 ``datasets.Dataset``, or a path, and return the same kind of 
 polars out; Arrow in, Arrow out; a Dataset in, a Dataset out).
 
 They run the very code of ``plamo-fast dedup`` / ``decontaminate`` / ``pack`` on the same
-records, so the results are the CLI's. The table goes to that code as a temporary Parquet file
-(Arrow to Parquet, no Python object per row on the way out; the CLI's Parquet path then reads it
-back a batch at a time), and the result comes back from the Parquet file the CLI writes. A bad
-record is named by its row (``row N``, 1-based) instead of the temporary file.
+records, so the results are the CLI's. :func:`dedup` and :func:`decontaminate` hand the table to
+that code in memory (:class:`plamo_fast.data.curation_io.TableInput`: a polars frame's Arrow
+data as ``to_arrow`` gives it, without a copy; read a batch at a time) and take the kept rows
+from it by index (``Table.take``): nothing is written (near dedup's n-gram sets aside, in a file
+unlinked as soon as it is open). :func:`pack` goes through a temporary Parquet file and reads
+back the one the CLI writes. A bad record is named by its row (``row N``, 1-based).
 
 polars (the ``[polars]`` extra) and datasets are imported only when such an object is given.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from contextlib import contextmanager
@@ -50,24 +51,23 @@ def dedup(
     for a record without duplicates; null for a row dropped for another reason) and
     ``jaccard`` (a removed duplicate's lowest key Jaccard in its cluster, 1.0 exact; null
     otherwise)."""
-    from plamo_fast.data.dedup import dedup as run
+    from plamo_fast.data.dedup import dedup_table
 
     if clusters and skip_bad:
         raise UsageError(
             "clusters=True places every row, so it needs every row readable: drop the bad "
             "rows first, or leave skip_bad off to have the first one named"
         )
-    with _staged(data) as (source, folder):
-        out, report = _kept_path(source, folder), folder / "clusters.jsonl"
-        with _named_by_row(source):
-            run(
-                [source], out, near=near, threshold=threshold, key=key, keep=keep,
-                keep_column=keep_column, ngram=ngram, num_perm=num_perm, seed=seed,
-                fields=tuple(fields), report_path=report if clusters else None,
-                skip_bad=skip_bad, guard=guard, progress=False, allow_empty=allow_empty,
-            )  # fmt: skip
-        table = to_arrow(out) if not clusters else _with_clusters(source, report)
-        return _like(data, table)
+    table = to_arrow(data)
+    taken = [name for name in CLUSTER_COLUMNS if name in table.column_names]
+    if clusters and taken:
+        raise UsageError(f"the data has a column {taken[0]!r}, which clusters=True adds")
+    kept, report, _ = dedup_table(
+        table, clusters=clusters, near=near, threshold=threshold, key=key, keep=keep,
+        keep_column=keep_column, ngram=ngram, num_perm=num_perm, seed=seed,
+        fields=tuple(fields), skip_bad=skip_bad, guard=guard, allow_empty=allow_empty,
+    )  # fmt: skip
+    return _like(data, _with_clusters(table, report) if clusters else table.take(kept))
 
 
 def decontaminate(
@@ -86,25 +86,21 @@ def decontaminate(
     ``params``: a :class:`plamo_fast.data.decontaminate.LeakParams`), and one report row per
     removed record: ``index`` (its 0-based row) and the CLI report's fields (benchmark, item,
     kind of match, score, ... or the provenance reason)."""
-    from plamo_fast.data.decontaminate import LeakParams
-    from plamo_fast.data.decontaminate import decontaminate as run
+    from plamo_fast.data.decontaminate import LeakParams, decontaminate_table
 
     if isinstance(benchmarks, str | os.PathLike):
         benchmarks = [benchmarks]
-    with _staged(data) as (source, folder):
-        out, report = _kept_path(source, folder), folder / "report.jsonl"
-        with _named_by_row(source):
-            run(
-                [source], [str(b) for b in benchmarks], out, report_path=report,
-                fields=tuple(fields), bench_field=bench_field, skip_bad=skip_bad, guard=guard,
-                params=params or LeakParams(), progress=False, allow_empty=allow_empty,
-            )  # fmt: skip
-        removed = [_indexed(json.loads(x)) for x in report.read_text("utf-8").splitlines()]
-        return _like(data, to_arrow(out)), _like(data, _rows_table(removed))
+    table = to_arrow(data)
+    kept, report, _ = decontaminate_table(
+        table, [str(b) for b in benchmarks], fields=tuple(fields), bench_field=bench_field,
+        skip_bad=skip_bad, guard=guard, params=params or LeakParams(), allow_empty=allow_empty,
+    )  # fmt: skip
+    removed = [_indexed(entry) for entry in report]
+    return _like(data, table.take(kept)), _like(data, _rows_table(removed))
 
 
 def _indexed(entry: dict) -> dict:
-    """A report line with the row's 0-based ``index`` for its file and number."""
+    """A report entry with the row's 0-based ``index`` for its file and number."""
     index = _number(entry) - 1
     rest = {k: v for k, v in entry.items() if k not in ("file", *NUMBER_KEYS)}
     return {"index": index, **rest}
@@ -224,12 +220,6 @@ def _staged(data):
         yield source, folder
 
 
-def _kept_path(source: Path, folder: Path) -> Path:
-    """Where the CLI code writes the kept records: a file of the input's format (a saved
-    dataset's: Parquet)."""
-    return folder / ("kept" + (".parquet" if source.is_dir() else source.suffix))
-
-
 @contextmanager
 def _named_by_row(source: Path):
     """Messages name ``row N`` rather than the temporary file's ``FILE:N``."""
@@ -248,23 +238,19 @@ def _read_parquet(path: Path):
     return pq.read_table(path)
 
 
-def _with_clusters(source: Path, report: Path):
-    """Every row of ``source`` with the ``kept``, ``cluster_id`` and ``jaccard`` columns of the
-    dedup report (one line per cluster with duplicates; one per record otherwise dropped)."""
+def _with_clusters(table, report: list[dict]):
+    """Every row of ``table`` with the ``kept``, ``cluster_id`` and ``jaccard`` columns of the
+    dedup report's entries (one per cluster with duplicates; one per record otherwise
+    dropped)."""
     import numpy as np
     import pyarrow as pa
 
-    table = to_arrow(source)
-    taken = [name for name in CLUSTER_COLUMNS if name in table.column_names]
-    if taken:
-        raise UsageError(f"the data has a column {taken[0]!r}, which clusters=True adds")
     n = table.num_rows
     kept = np.ones(n, dtype=bool)
     cluster = np.arange(n, dtype=np.int64)
     cluster_valid = np.ones(n, dtype=bool)
     jaccard = np.full(n, np.nan)
-    lines = report.read_text(encoding="utf-8").splitlines() if report.exists() else []
-    for entry in map(json.loads, lines):
+    for entry in report:
         if "reason" in entry:  # dropped, not as a duplicate (provenance)
             i = _number(entry) - 1
             kept[i], cluster_valid[i] = False, False

@@ -56,6 +56,18 @@ ALLOW_EMPTY = typer.Option(
     False, help="Write the output even when no record is kept (else an error that says why)."
 )
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+OUTPUT = typer.Option(
+    ...,
+    "--output",
+    "-o",
+    help="Output file (one input, same suffix) or folder (see --output-format).",
+)
+OUTPUT_FORMAT = typer.Option(
+    None,
+    "--output-format",
+    help="hf: the kept records as a 🤗 datasets save_to_disk folder (-o names it; several "
+    "inputs: a folder of them, one per input, named after it). Default: each input's format.",
+)
 
 
 def decontaminate(
@@ -67,9 +79,7 @@ def decontaminate(
         "Rakuda, llm-jp-eval JSON, JGLUE/JSQuAD/JEMHopQA/NIILC sources); NAME=PATH names it. "
         "Repeatable.",
     ),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="Output file (one input, same suffix) or folder."
-    ),
+    output: Path = OUTPUT,
     report: Optional[Path] = typer.Option(None, help="JSONL report: one line per removed record."),
     fields: Optional[str] = typer.Option(None, help=_FIELDS_HELP),
     bench_field: Optional[str] = typer.Option(
@@ -99,6 +109,7 @@ def decontaminate(
     skip_bad: bool = SKIP_BAD,
     allow_empty: bool = ALLOW_EMPTY,
     overwrite: bool = OVERWRITE,
+    output_format: Optional[str] = OUTPUT_FORMAT,
     quiet: bool = QUIET,
 ) -> None:
     """Remove training records that contain benchmark questions (exact, case/width/space
@@ -125,6 +136,7 @@ def decontaminate(
         ),
         progress=not quiet,
         allow_empty=allow_empty,
+        output_format=output_format,
     )
     skipped = result.pop("benchmark_files_skipped")
     result["benchmark_files_skipped"] = len(skipped)
@@ -137,9 +149,7 @@ def dedup(
     inputs: List[Path] = typer.Argument(
         ..., help="JSONL or Parquet files (deduplicated together)."
     ),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="Output file (one input, same suffix) or folder."
-    ),
+    output: Path = OUTPUT,
     near: bool = typer.Option(False, help="Also remove near duplicates (MinHash LSH + Jaccard)."),
     threshold: float = typer.Option(0.8, help="Near duplicates: Jaccard of character n-grams."),
     key: str = typer.Option(
@@ -167,6 +177,7 @@ def dedup(
     skip_bad: bool = SKIP_BAD,
     allow_empty: bool = ALLOW_EMPTY,
     overwrite: bool = OVERWRITE,
+    output_format: Optional[str] = OUTPUT_FORMAT,
     quiet: bool = QUIET,
 ) -> None:
     """Remove exact duplicates (normalized text) and, with --near, near duplicates, within and
@@ -195,5 +206,6 @@ def dedup(
         guard=_guard(sources, licenses, commercial_only, proprietary_models, keep_proprietary),
         progress=not quiet,
         allow_empty=allow_empty,
+        output_format=output_format,
     )
     _summary(result, output)

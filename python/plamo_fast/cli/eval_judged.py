@@ -9,28 +9,19 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.generation.fleet import base_url_option
+from plamo_fast.cli.options import fleet_option, fleet_url
 
 BACKEND_HELP = (
     "vllm, hf (transformers; runs on a CPU) or openai; auto: openai with a base URL, else vllm "
     "when installed with a GPU, else hf."
 )
 
-FLEET = (
-    "Several: URLs separated by commas, or @FILE (one URL a line); requests go to the least "
-    "busy server, a failing one is rested."
-)
-
 # Options that mt-bench, rakuda and compare declare alike.
 BACKEND = typer.Option("auto", help=BACKEND_HELP)
-BASE_URL = typer.Option(
-    None, callback=base_url_option, help="Server(s) of --model (openai backend). " + FLEET
-)
+BASE_URL = fleet_option("Server(s) of --model (openai backend).")
 API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
-JUDGE_BASE_URL = typer.Option(
-    None,
-    callback=base_url_option,
-    help="Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1. " + FLEET,
+JUDGE_BASE_URL = fleet_option(
+    "Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1."
 )
 JUDGE_API_KEY = typer.Option(None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url.")
 CONCURRENCY = typer.Option(8, help="Requests in flight per server (openai backend).")
@@ -84,10 +75,10 @@ def mt_bench(
     max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
     model_id: Optional[str] = typer.Option(None, help="Model name in the answer/judgement files."),
     backend: str = BACKEND,
-    base_url: Optional[str] = BASE_URL,
+    base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
     judge_backend: str = BACKEND,
-    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_base_url: Optional[List[str]] = JUDGE_BASE_URL,
     judge_api_key: Optional[str] = JUDGE_API_KEY,
     concurrency: int = CONCURRENCY,
     tensor_parallel_size: int = TENSOR_PARALLEL,
@@ -122,10 +113,17 @@ def mt_bench(
     result = run.run_mt_bench(
         questions,
         output,
-        judge=run.Endpoint(judge, judge_backend, judge_base_url, judge_api_key, **common),
+        judge=run.Endpoint(
+            judge, judge_backend, fleet_url(judge_base_url), judge_api_key, **common
+        ),
         judge_prompts=judge_prompts,
         model=run.Endpoint(
-            model, backend, base_url, api_key, tensor_parallel_size=tensor_parallel_size, **common
+            model,
+            backend,
+            fleet_url(base_url),
+            api_key,
+            tensor_parallel_size=tensor_parallel_size,
+            **common,
         )
         if model
         else None,
@@ -169,10 +167,10 @@ def rakuda(
     max_new_tokens: Optional[int] = MAX_NEW_TOKENS,
     model_id: Optional[str] = typer.Option(None, help="Name of --model in the results."),
     backend: str = BACKEND,
-    base_url: Optional[str] = BASE_URL,
+    base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
     judge_backend: str = BACKEND,
-    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_base_url: Optional[List[str]] = JUDGE_BASE_URL,
     judge_api_key: Optional[str] = JUDGE_API_KEY,
     concurrency: int = CONCURRENCY,
     tensor_parallel_size: int = TENSOR_PARALLEL,
@@ -195,9 +193,16 @@ def rakuda(
     result = run_rakuda(
         questions,
         output,
-        judge=run.Endpoint(judge, judge_backend, judge_base_url, judge_api_key, **common),
+        judge=run.Endpoint(
+            judge, judge_backend, fleet_url(judge_base_url), judge_api_key, **common
+        ),
         model=run.Endpoint(
-            model, backend, base_url, api_key, tensor_parallel_size=tensor_parallel_size, **common
+            model,
+            backend,
+            fleet_url(base_url),
+            api_key,
+            tensor_parallel_size=tensor_parallel_size,
+            **common,
         )
         if model
         else None,
@@ -229,7 +234,7 @@ def compare(
         None, help="Pairwise judge prompts (FastChat judge_prompts.jsonl, Rakuda's)."
     ),
     judge_backend: str = BACKEND,
-    judge_base_url: Optional[str] = JUDGE_BASE_URL,
+    judge_base_url: Optional[List[str]] = JUDGE_BASE_URL,
     judge_api_key: Optional[str] = JUDGE_API_KEY,
     concurrency: int = typer.Option(8, help="Judge requests in flight (openai backend)."),
     judge_retries: int = typer.Option(2, help="Re-asks of a judgement that cannot be parsed."),
@@ -246,7 +251,11 @@ def compare(
     endpoint = None
     if judge:
         endpoint = run.Endpoint(
-            judge, judge_backend, judge_base_url, judge_api_key, concurrency=concurrency
+            judge,
+            judge_backend,
+            fleet_url(judge_base_url),
+            judge_api_key,
+            concurrency=concurrency,
         )
     result = run_compare(
         folders,

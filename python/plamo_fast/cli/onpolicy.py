@@ -8,19 +8,20 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.generation.fleet import base_url_option
+from plamo_fast.cli.options import fleet_option, fleet_url
 
 BACKEND = typer.Option(
     "auto",
     help="vllm, hf (transformers; runs on a CPU) or openai; auto: vllm "
     "when installed with a GPU, else hf.",
 )
+BASE_URL = fleet_option("OpenAI-compatible server, e.g. http://localhost:8000/v1.")
+# The help of `eval jaster --base-url`, which declares its own option (commas and @FILE only).
 BASE_URL_HELP = (
     "OpenAI-compatible server, e.g. http://localhost:8000/v1. Several (a fleet): URLs "
     "separated by commas, or @FILE with one URL a line; each request goes to the least busy "
     "server, and a failing server is rested while its requests go to the others."
 )
-BASE_URL = typer.Option(None, callback=base_url_option, help=BASE_URL_HELP)
 API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
 OVERWRITE = typer.Option(
     False, help="Replace an existing output file (never an input, never a folder)."
@@ -50,7 +51,7 @@ def sample(
     top_p: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(512),
     seed: int = typer.Option(0, help="Per-prompt seeds derive from it (reproducible per backend)."),
-    base_url: Optional[str] = BASE_URL,
+    base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
     concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
     tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
@@ -81,7 +82,7 @@ def sample(
         output,
         backend=backend,
         options=options,
-        base_url=base_url,
+        base_url=fleet_url(base_url),
         api_key=api_key,
         concurrency=concurrency,
         tensor_parallel_size=tensor_parallel_size,
@@ -121,7 +122,7 @@ def score(
         8, help="Judge requests in flight per server (openai backend)."
     ),
     backend: str = BACKEND,
-    base_url: Optional[str] = BASE_URL,
+    base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
     allow_empty: bool = typer.Option(
         False, help="Write the output even when no candidate can be scored (else an error)."
@@ -143,7 +144,7 @@ def score(
             output,
             judge=judge,
             backend=backend,
-            base_url=base_url,
+            base_url=fleet_url(base_url),
             api_key=api_key,
             judge_template=judge_template,
             retries=retries,
@@ -162,7 +163,7 @@ def score(
             reward_model=reward_model,
             verifier=verifier,
             backend=backend,
-            base_url=base_url,
+            base_url=fleet_url(base_url),
             api_key=api_key,
             judge_template=judge_template,
             retries=retries,

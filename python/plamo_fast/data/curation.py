@@ -72,16 +72,16 @@ def curation_outputs(
     output: Path,
     report: Path | None,
     *,
-    single: bool,
+    folder: bool,
     command: str,
     inputs: Iterable[str | os.PathLike],
     overwrite: bool,
 ) -> Iterator[tuple[Path, Path | None]]:
-    """Partial paths of the output (a file when ``single``, else a folder) and of the report
+    """Partial paths of the output (a folder when ``folder``, else a file) and of the report
     (None without one), each checked against ``inputs`` first and published when the block
     ends without error (see :func:`plamo_fast.outputs.atomic_output`)."""
     options = {"command": command, "inputs": list(inputs), "overwrite": overwrite}
-    with atomic_output(output, folder=not single, **options) as out:
+    with atomic_output(output, folder=folder, **options) as out:
         if report is None:
             yield out, None
             return
@@ -103,6 +103,19 @@ class ReportWriter:
     def close(self) -> None:
         if self._file:
             self._file.close()
+
+
+class ReportList:
+    """The report's entries kept in memory (the Python API's reports)."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    def write(self, entry: dict) -> None:
+        self.entries.append(entry)
+
+    def close(self) -> None:
+        pass
 
 
 def good_rows(

@@ -3,24 +3,31 @@
 
 An input is JSONL (``.jsonl``, ``.json``, ``.ndjson``: one object a line), a JSON array of
 objects (a ``.json``/``.jsonl`` file whose first non-blank character is ``[``, as Alpaca and
-Dolly ship), Parquet, or a 🤗 datasets folder written by ``Dataset.save_to_disk`` (its
+Dolly ship), Parquet, a 🤗 datasets folder written by ``Dataset.save_to_disk`` (its
 ``state.json``, ``dataset_info.json`` and ``.arrow`` files; read with ``datasets.load_from_disk``,
-memory-mapped, so the ``datasets`` package of the ``[train]`` extra is needed). Every problem
+memory-mapped, so the ``datasets`` package of the ``[train]`` extra is needed), or a 🤗 hub
+dataset's name (``NAME``, ``ORG/NAME``, ``ORG/NAME:SPLIT``) that is no path, read from the local
+cache in offline mode (``HF_HUB_OFFLINE=1``; :func:`hub_dataset`, never downloaded). The
+Python API also hands in Arrow tables held in memory (:class:`TableInput`). Every problem
 names where it is: ``FILE:N`` for line N of JSONL or row N of Parquet, ``FILE:record N`` for the
 Nth element of a JSON array (1-based: ``jq '.[N-1]'``), ``FOLDER:row N`` for row N of a saved
-dataset (1-based: ``dataset[N-1]``).
+or cached dataset (1-based: ``dataset[N-1]``), ``row N`` for a table's.
 A JSON array is read as a stream, one element at a time, so a big array never stands in memory
 as Python objects (only its current element, and 1 MiB of text).
 
-Kept records are written unchanged: JSONL lines are copied byte for byte, Parquet rows are
-re-written with the input's own schema; a JSON array's elements are written as JSON lines. A
-saved dataset's rows are written as Parquet with the dataset's Arrow schema (features kept), or
-as JSON lines when the output is named ``.jsonl``.
+Kept records are written (:class:`RecordWriter`, :func:`copy_records`) in the format the caller
+names (:func:`output_paths` decides it from the output's name and ``--output-format``): by
+default the input's own, JSONL lines copied byte for byte, Parquet rows re-written with the
+input's own schema, a JSON array's elements as JSON lines, a dataset's rows as Parquet with its
+Arrow schema (features kept) or as JSON lines when the output is named ``.jsonl``; with
+``--output-format hf``, a ``save_to_disk`` folder.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +57,21 @@ DATASET_DICT_FILE = "dataset_dict.json"
 TEXT_FIELDS = ("prompt", "instruction", "input", "question", "query")
 
 
+class TableInput:
+    """Rows held in memory, a ``pyarrow.Table``, read by :func:`iter_input` like an input file:
+    the Python API (:mod:`plamo_fast.frames`) hands a data frame's Arrow data to the commands'
+    code this way, with nothing written anywhere. Its rows are numbered 1, 2, ... (unit
+    ``row``) and named ``row N`` in messages (:func:`where`)."""
+
+    name = "data"  # what a provenance registry's file pattern is matched against
+
+    def __init__(self, table):
+        self.table = table
+
+    def __str__(self) -> str:
+        return "the data"
+
+
 @dataclass
 class Row:
     """One input record: its 1-based line (Parquet, saved dataset: row; JSON array: element),
@@ -69,11 +91,17 @@ class Row:
 
 
 def input_format(path: Path) -> str:
-    """``"jsonl"`` (JSON lines or a JSON array), ``"parquet"`` or ``"hf"`` (a saved dataset
-    folder); anything else is refused, saying what is accepted."""
+    """``"jsonl"`` (JSON lines or a JSON array), ``"parquet"``, ``"hf"`` (a saved dataset
+    folder, or a 🤗 hub dataset in the local cache: :func:`hub_dataset`) or ``"table"`` (a
+    :class:`TableInput`); anything else is refused, saying what is accepted."""
+    if isinstance(path, TableInput):
+        return "table"
     path = Path(path)
     if path.is_dir():
         return _folder_format(path)
+    if _is_hub_name(path):
+        hub_dataset(path)  # found in the cache, or an error that says where it was looked for
+        return "hf"
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         return "parquet"
@@ -102,10 +130,14 @@ def _folder_format(path: Path) -> str:
 
 
 def check_input(path: Path) -> Path:
-    """``path`` when it is a readable input (a file, or a saved dataset folder); a missing one
-    raises :class:`FileNotFoundError`, a folder of another kind :class:`UsageError`."""
+    """``path`` when it is a readable input (a file, a saved dataset folder, or a hub dataset's
+    name found in the local cache); a missing one
+    raises :class:`FileNotFoundError`, a folder of another kind :class:`UsageError`. A
+    :class:`TableInput` is returned as it is."""
+    if isinstance(path, TableInput):
+        return path
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() or _is_hub_name(path):
         input_format(path)
     elif not path.is_file():
         raise FileNotFoundError(f"input {path} does not exist")
@@ -114,28 +146,87 @@ def check_input(path: Path) -> Path:
 
 def input_size(path: Path) -> int:
     """The bytes of an input, for progress bars: a file's size, a saved dataset's ``.arrow``
-    shards."""
+    shards; a table's Arrow buffers."""
+    if isinstance(path, TableInput):
+        return path.table.nbytes
     path = Path(path)
     if path.is_dir():
         return sum(p.stat().st_size for p in path.glob("*.arrow"))
+    if _is_hub_name(path):
+        return sum(Path(f["filename"]).stat().st_size for f in hub_dataset(path).cache_files)
     return path.stat().st_size
 
 
 def load_dataset_folder(path: Path):
     """The ``datasets.Dataset`` saved in ``path`` (memory-mapped, not read into memory; a
-    DatasetDict's folder is refused before, by :func:`input_format`)."""
-    try:
-        import datasets
-    except ImportError:
-        raise UsageError(
-            f"{path} is a 🤗 datasets folder: reading it needs the datasets package "
-            "(pip install 'plamo-fast[train]', or pip install datasets)"
-        ) from None
+    DatasetDict's folder is refused before, by :func:`input_format`), or named by ``path``
+    (:func:`hub_dataset`)."""
+    if not Path(path).is_dir():
+        return hub_dataset(path)
+    datasets = _datasets(f"{path} is a 🤗 datasets folder: reading it")
     try:
         dataset = datasets.load_from_disk(str(path))
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadRecordError(f"{path}: unreadable datasets folder: {exc}") from None
     return dataset
+
+
+# A 🤗 hub dataset's name, NAME or ORG/NAME, and optionally :SPLIT.
+HUB_NAME = re.compile(r"(?P<name>[A-Za-z0-9][\w.-]*(?:/[\w.-]+)?)(?::(?P<split>[\w.-]+))?")
+
+
+def _is_hub_name(path: Path) -> bool:
+    """Whether ``path`` is read as a hub dataset's name: it is no existing path, has no input
+    file suffix, and is spelled like one."""
+    return (
+        not path.exists()
+        and path.suffix.lower() not in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES)
+        and HUB_NAME.fullmatch(str(path)) is not None
+    )
+
+
+def hub_dataset(path: Path):
+    """The ``datasets.Dataset`` that ``datasets.load_dataset(NAME)`` finds in the local cache
+    in offline mode (``HF_HUB_OFFLINE=1``; a dataset loaded once before, online): its ``train``
+    split, its only one, or ``SPLIT`` of ``NAME:SPLIT``. Never downloads: without offline mode
+    the name is refused, saying how to read it."""
+    datasets = _datasets(f"{path} (a 🤗 hub dataset's name)")
+    config = datasets.config
+    return _hub_dataset(str(path), str(config.HF_DATASETS_CACHE), bool(config.HF_HUB_OFFLINE))
+
+
+@functools.lru_cache(maxsize=8)
+def _hub_dataset(given: str, cache: str, offline: bool):
+    """(Looked up once per name, cache folder and mode: every step asks for the input.)"""
+    import datasets
+
+    match = HUB_NAME.fullmatch(given)
+    name, split = match["name"], match["split"]
+    if not offline:
+        raise UsageError(
+            f"{given}: not a file and not a saved dataset; a 🤗 hub dataset's name is read from "
+            "the local cache only, in offline mode (HF_HUB_OFFLINE=1; plamo-fast never "
+            "downloads: load it once with datasets.load_dataset)"
+        )
+    verbosity = datasets.logging.get_verbosity()
+    datasets.logging.set_verbosity_error()  # not the cache's "using the latest version" notes
+    try:
+        found = datasets.load_dataset(name)
+    except (ConnectionError, OSError, ValueError) as exc:
+        raise UsageError(
+            f"{given}: not a file, not a saved dataset, not in the hub cache "
+            f"(HF_HUB_OFFLINE=1; looked in {cache}): {exc}"
+        ) from None
+    finally:
+        datasets.logging.set_verbosity(verbosity)
+    splits = sorted(found)
+    split = split or ("train" if "train" in found or len(splits) != 1 else splits[0])
+    if split not in found:
+        raise UsageError(
+            f"{given}: the cached 🤗 dataset {name} has the splits {', '.join(splits)}; "
+            f"name one, e.g. {name}:{splits[0]}"
+        )
+    return found[split]
 
 
 def dataset_batches(dataset, batch_size: int = 4096):
@@ -163,13 +254,25 @@ def _batch_records(path: Path, batch, number: int) -> list[dict]:
         ) from None
 
 
+def _table_rows(source: TableInput) -> Iterator[Row]:
+    number = 0
+    for batch in source.table.to_batches(max_chunksize=4096):
+        for record in _batch_records(source, batch, number):
+            number += 1
+            yield Row(number, None, record, unit="row")
+
+
 def iter_input(path: Path) -> Iterator[Row]:
     """Every record of a JSONL or Parquet file or a saved dataset folder; an input without
     records yields one error row."""
-    path = Path(path)
-    any_row = False
     form = input_format(path)
-    if form == "hf":
+    path = path if form == "table" else Path(path)
+    any_row = False
+    if form == "table":
+        for row in _table_rows(path):
+            any_row = True
+            yield row
+    elif form == "hf":
         for row in _dataset_rows(path):
             any_row = True
             yield row
@@ -337,18 +440,33 @@ def _array_row(number: int, source: str) -> Row:
     return Row(number, raw, record, unit="record")
 
 
-def copy_records(path: Path, target: Path, numbers, advance=lambda n: None) -> None:
-    """Writes the records of a JSONL or JSON-array file or a saved dataset numbered
-    ``numbers`` (1-based, as :func:`iter_input` numbers them) to ``target``: JSONL lines byte
-    for byte, a JSON array's elements as JSON lines, a dataset's rows as ``target``'s format
-    says (:class:`RecordWriter`). ``advance(n)`` is told of each ``n`` input bytes read."""
+def copy_records(path: Path, target: Target, numbers, advance=lambda n: None) -> None:
+    """Writes the records of an input numbered ``numbers`` (1-based, as :func:`iter_input`
+    numbers them) to ``target``: JSONL lines into JSON lines byte for byte (a JSON array's
+    elements as JSON lines), Parquet rows and a saved dataset's filtered in Arrow a batch at a
+    time, anything else through :class:`RecordWriter`. ``advance(n)`` is told of each ``n``
+    input bytes read."""
     numbers = np.asarray(numbers, dtype=np.int64)
     wanted = np.zeros(int(numbers.max()) + 1 if len(numbers) else 1, dtype=bool)
     wanted[numbers] = True
-    if input_format(path) == "hf":
-        _copy_dataset_rows(path, target, wanted)
-        advance(input_size(path))
+    form = input_format(path)
+    if form == "jsonl" and target.format == "jsonl":
+        _copy_lines(path, target.path, wanted, advance)
         return
+    writer = RecordWriter(path, target)
+    try:
+        if form == "jsonl":  # into a saved dataset
+            for row in iter_input(path):
+                if row.number < len(wanted) and wanted[row.number]:
+                    writer.write(row)
+        else:
+            _copy_batches(_batches(path), writer, wanted)
+    finally:
+        writer.close()
+    advance(input_size(path))
+
+
+def _copy_lines(path: Path, target: Path, wanted: np.ndarray, advance) -> None:
     with open(target, "wb") as dst:
         if _is_json_array(path):
             for row in _array_rows(path):
@@ -361,6 +479,24 @@ def copy_records(path: Path, target: Path, numbers, advance=lambda n: None) -> N
                 advance(len(raw))
                 if number < len(wanted) and wanted[number]:
                     dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
+
+
+def _batches(path: Path):
+    """The Arrow record batches of a Parquet file or a saved dataset."""
+    if input_format(path) == "parquet":
+        return parquet_batches(path, batch_size=65536)
+    return dataset_batches(load_dataset_folder(path), batch_size=65536)
+
+
+def _copy_batches(batches, writer: RecordWriter, wanted: np.ndarray) -> None:
+    """The rows of ``batches`` whose 1-based numbers are set in ``wanted``."""
+    start = 1
+    for batch in batches:
+        mask = np.zeros(batch.num_rows, dtype=bool)
+        here = wanted[start : start + batch.num_rows]
+        mask[: len(here)] = here
+        start += batch.num_rows
+        writer.write_batch(batch.filter(mask))
 
 
 def _parse_line(number: int, raw: bytes) -> Row:
@@ -405,9 +541,12 @@ def _json_line(record: dict) -> bytes:
 
 def where(path: Path, row: Row) -> str:
     """Where a row is, for messages: ``FILE:N`` (line or Parquet row), ``FILE:record N`` (JSON
-    array element), ``FOLDER:row N`` (saved dataset row), or ``FILE`` (the input as a whole)."""
+    array element), ``FOLDER:row N`` (saved dataset row), ``row N`` (a :class:`TableInput`'s),
+    or ``FILE`` (the input as a whole)."""
     if not row.number:
         return str(path)
+    if isinstance(path, TableInput):
+        return f"row {row.number}"
     return f"{path}:{row.unit} {row.number}" if row.unit else f"{path}:{row.number}"
 
 
@@ -460,97 +599,122 @@ def record_text(record: dict) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
 
 
+OUTPUT_FORMATS = ("hf",)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one input's kept records are written, and how: ``"jsonl"``, ``"parquet"`` or
+    ``"hf"`` (a ``save_to_disk`` folder)."""
+
+    path: Path
+    format: str
+
+
+@dataclass(frozen=True)
+class OutputPlan:
+    """The output of a curation command: a file, or a folder (``folder``: several inputs, or
+    ``--output-format hf``), and per input its name in that folder (None: the output itself) and
+    the format its kept records are written in."""
+
+    folder: bool
+    entries: tuple[tuple[str | None, str], ...]
+
+    def targets(self, out: Path) -> list[Target]:
+        """The targets under ``out``, the output's partial path being written."""
+        return [Target(out / name if name else out, form) for name, form in self.entries]
+
+
 def output_paths(
-    inputs: list[Path], out: Path, report: Path | None = None
-) -> tuple[bool, list[Path]]:
-    """``(single_file, paths)``: one input and an ``out`` with its suffix names a file (a saved
-    dataset's: an ``out`` named ``.parquet`` or ``.jsonl``); otherwise ``out`` is a folder
-    holding each input under its own name (a saved dataset's: ``NAME.parquet``). Refuses a
-    report that is the output or lies in the output folder, and inputs that would share a name
-    there.
+    inputs: list[Path], out: Path, report: Path | None = None, output_format: str | None = None
+) -> OutputPlan:
+    """How kept records go to ``out``. By default each input keeps its format: one input and an
+    ``out`` with its suffix names a file (a saved dataset's: an ``out`` named ``.parquet``, or
+    ``.jsonl`` for JSON lines); otherwise ``out`` is a folder holding each input under its own
+    name (a saved dataset's: ``NAME.parquet``). ``output_format="hf"``: ``out`` is a
+    ``save_to_disk`` folder (one input), or a folder of them named after the inputs (several).
+    Refuses a report that is the output or lies in the output folder, and inputs that would
+    share a name there.
     Whether ``out`` and the report may be written where they are named (not over an input, the
     current directory, a home directory, or a folder that is not our own output) is decided by
     :func:`plamo_fast.outputs.check_output` when they are written."""
+    if output_format not in (None, *OUTPUT_FORMATS):
+        raise UsageError(f"--output-format {output_format}: expected one of {OUTPUT_FORMATS}")
     if report is not None and report.resolve() == out.resolve():
         raise UsageError(f"report {report} is the output; name another file")
-    if len(inputs) == 1 and _names_a_file(inputs[0], out):
-        return True, [out]
-    if out.suffix.lower() in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES):
+    file_suffix = out.suffix.lower() in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES)
+    if output_format is None and len(inputs) == 1 and _names_a_file(inputs[0], out):
+        return OutputPlan(False, ((None, _kept_format(inputs[0], out)),))
+    if file_suffix:
         raise UsageError(
-            f"{len(inputs)} inputs are written to a folder, one file each: -o {out} names a "
-            "file (give a folder, or one input with the same suffix)"
+            f"-o {out} names a file, but the output is a folder: "
+            + (
+                "--output-format hf writes a saved dataset folder"
+                if output_format
+                else f"{len(inputs)} inputs are written to a folder, one file each"
+            )
+            + " (give a folder name)"
         )
     if report is not None and report.resolve().is_relative_to(out.resolve()):
         raise UsageError(f"report {report} is inside the output folder {out}; put it elsewhere")
-    names = [p.name + ".parquet" if p.is_dir() else p.name for p in inputs]
+    if output_format == "hf":
+        if len(inputs) == 1:
+            return OutputPlan(True, ((None, "hf"),))
+        names = [_name(p) if input_format(p) == "hf" else p.stem for p in inputs]
+    else:
+        names = [_name(p) + ".parquet" if input_format(p) == "hf" else p.name for p in inputs]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise UsageError(
-            f"inputs share the file name {clashes[0]!r}; the output folder would hold them "
+            f"inputs share the name {clashes[0]!r}; the output folder would hold them "
             "under the same name (rename one)"
         )
-    return False, [out / n for n in names]
+    forms = [output_format or _kept_format(p, out / n) for p, n in zip(inputs, names, strict=True)]
+    return OutputPlan(True, tuple(zip(names, forms, strict=True)))
+
+
+def _name(source: Path) -> str:
+    """An input's name in an output folder: its file or folder name (a hub dataset's name
+    without its organization and split)."""
+    return source.name.split(":")[0]
+
+
+def _kept_format(source: Path, written: Path) -> str:
+    """The format an input's kept records are written in, under the name ``written``: the
+    input's own; a saved dataset's rows as JSON lines when ``written`` is named so, else as
+    Parquet."""
+    form = input_format(source)
+    if form == "hf":
+        return "jsonl" if written.suffix.lower() in JSONL_SUFFIXES else "parquet"
+    return form
 
 
 def _names_a_file(source: Path, out: Path) -> bool:
     suffix = out.suffix.lower()
-    if source.is_dir():  # a saved dataset: written as Parquet or JSON lines
+    if input_format(source) == "hf":  # a saved dataset: written as Parquet or JSON lines
         return suffix in (*PARQUET_SUFFIXES, *JSONL_SUFFIXES)
     return suffix == source.suffix.lower()
 
 
-_PARTIAL_NAME = re.compile(r"\.(.+)\.partial-\d+-[0-9a-f]{8}")
-
-
-def _written_name(target: Path) -> Path:
-    """The path ``target`` is published as: a single output is written under the hidden
-    partial name of :func:`plamo_fast.outputs.partial_path` (``.OUT.partial-PID-HEX``), whose
-    suffix is not the output's."""
-    match = _PARTIAL_NAME.fullmatch(target.name)
-    return target.with_name(match[1]) if match else target
-
-
-def _copy_dataset_rows(path: Path, target: Path, wanted: np.ndarray) -> None:
-    """The rows of a saved dataset whose 1-based numbers are set in ``wanted``, filtered in
-    Arrow a batch at a time."""
-    writer = RecordWriter(path, target)
-    try:
-        start = 1
-        for batch in dataset_batches(load_dataset_folder(path), batch_size=65536):
-            mask = np.zeros(batch.num_rows, dtype=bool)
-            here = wanted[start : start + batch.num_rows]
-            mask[: len(here)] = here
-            start += batch.num_rows
-            writer.write_batch(batch.filter(mask))
-    finally:
-        writer.close()
-
-
 class RecordWriter:
-    """Writes kept records in the input's format: JSONL bytes as read, Parquet rows with the
-    input's schema (row groups as they come). A saved dataset's rows are written as Parquet
-    with its features' schema, or as JSON lines when ``target`` is named ``.jsonl``/``.json``/
-    ``.ndjson``."""
+    """Writes kept records read from ``source`` to ``target`` in its format: JSONL bytes as
+    read (Arrow rows as JSON lines), Parquet rows with the input's schema (a saved dataset's: its
+    features' schema), or a saved dataset folder (:class:`_DatasetWriter`)."""
 
-    def __init__(self, source: Path, target: Path):
-        self.format = input_format(source)
-        self.target = target
+    def __init__(self, source: Path, target: Target):
+        self.format = target.format
+        self.target = target.path
         self.count = 0
-        schema = None
-        if self.format == "hf":
-            if _written_name(Path(target)).suffix.lower() in JSONL_SUFFIXES:
-                self.format = "jsonl"
-            else:
-                self.format = "parquet"
-                schema = load_dataset_folder(source).features.arrow_schema
         if self.format == "parquet":
             import pyarrow.parquet as pq
 
-            self._schema = schema if schema is not None else pq.read_schema(source)
-            self._writer = pq.ParquetWriter(target, self._schema, compression="zstd")
+            self._schema = _schema_of(source)
+            self._writer = pq.ParquetWriter(target.path, self._schema, compression="zstd")
             self._pending: list[dict] = []
+        elif self.format == "hf":
+            self._dataset = _DatasetWriter(source, target.path)
         else:
-            self._file = open(target, "wb")  # noqa: SIM115 (closed by close())
+            self._file = open(target.path, "wb")  # noqa: SIM115 (closed by close())
 
     def write(self, row: Row) -> None:
         self.count += 1
@@ -558,7 +722,9 @@ class RecordWriter:
             self._pending.append(row.record)
             if len(self._pending) >= 8192:
                 self._flush()
-        elif row.raw is None:  # a saved dataset's row
+        elif self.format == "hf":
+            self._dataset.write(row.record)
+        elif row.raw is None:  # a row read from Arrow
             self._file.write(_json_line(row.record))
         else:
             raw = row.raw
@@ -572,6 +738,8 @@ class RecordWriter:
 
             self._flush()
             self._writer.write_table(pa.Table.from_batches([batch]).cast(self._schema))
+        elif self.format == "hf":
+            self._dataset.write_batch(batch)
         else:
             self._file.writelines(_json_line(r) for r in batch.to_pylist())
 
@@ -587,5 +755,74 @@ class RecordWriter:
         if self.format == "parquet":
             self._flush()
             self._writer.close()
+        elif self.format == "hf":
+            self._dataset.close()
         else:
             self._file.close()
+
+
+def _schema_of(source: Path):
+    """The Arrow schema of a Parquet file or a saved dataset (its features')."""
+    import pyarrow.parquet as pq
+
+    if input_format(source) == "hf":
+        return load_dataset_folder(source).features.arrow_schema
+    return pq.read_schema(source)
+
+
+class _DatasetWriter:
+    """Writes rows as a ``Dataset.save_to_disk`` folder ``folder``: they go to an Arrow file
+    beside it through datasets' own ``ArrowWriter`` (the features of a Parquet or saved dataset
+    source; inferred from JSON records as ``Dataset.from_list`` does), which is saved into
+    ``folder`` and removed on close."""
+
+    def __init__(self, source: Path, folder: Path):
+        datasets = _datasets(f"--output-format hf ({folder})")
+        from datasets.arrow_writer import ArrowWriter
+
+        self.folder = folder
+        self.features = None
+        if input_format(source) in ("parquet", "hf"):
+            self.features = datasets.Features.from_arrow_schema(_schema_of(source))
+        self.rows_file = folder.parent / f".{folder.name}.rows-{os.getpid()}.arrow"
+        self.writer = ArrowWriter(features=self.features, path=str(self.rows_file))
+
+    def write(self, record: dict) -> None:
+        self.writer.write(record)
+
+    def write_batch(self, batch) -> None:
+        import pyarrow as pa
+
+        self.writer.write_table(pa.Table.from_batches([batch]))
+
+    def close(self) -> None:
+        import datasets
+
+        try:
+            count, _ = self.writer.finalize()
+            self.writer.close()
+            if count:
+                dataset = datasets.Dataset.from_file(str(self.rows_file))
+            else:
+                dataset = datasets.Dataset.from_list([], features=self.features)
+            shown = datasets.is_progress_bar_enabled()
+            datasets.disable_progress_bars()
+            try:
+                dataset.save_to_disk(str(self.folder))
+            finally:
+                if shown:
+                    datasets.enable_progress_bars()
+        finally:
+            self.rows_file.unlink(missing_ok=True)
+
+
+def _datasets(what: str):
+    """The datasets package, or an error saying that ``what`` needs it."""
+    try:
+        import datasets
+    except ImportError:
+        raise UsageError(
+            f"{what} needs the datasets package (pip install 'plamo-fast[train]', or pip "
+            "install datasets)"
+        ) from None
+    return datasets

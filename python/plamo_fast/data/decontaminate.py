@@ -25,6 +25,7 @@ from plamo_fast import _native
 from plamo_fast.data.benchmarks import BenchItem, read_benchmarks, split_spec
 from plamo_fast.data.curation import (
     CurationSummary,
+    ReportList,
     ReportWriter,
     batched,
     byte_progress,
@@ -37,6 +38,7 @@ from plamo_fast.data.curation import (
 from plamo_fast.data.curation_io import (
     BadRecordError,
     RecordWriter,
+    TableInput,
     check_input,
     output_paths,
     user_texts,
@@ -132,69 +134,115 @@ def decontaminate(
     params: LeakParams = LeakParams(),
     progress: bool = True,
     allow_empty: bool = False,
+    output_format: str | None = None,
 ) -> dict:
-    inputs = [Path(p) for p in inputs]
-    for path in inputs:
-        check_input(path)
-    guard = guard or ProvenanceGuard()
+    """Filter the input files into ``output`` (see the module text; ``output_format``: None for
+    each input's own format, or ``"hf"``, :func:`~plamo_fast.data.curation_io.output_paths`)."""
+    inputs = [check_input(Path(p)) for p in inputs]
     report_path = Path(report_path) if report_path else None
-    single, targets = output_paths(inputs, Path(output), report_path)
+    plan = output_paths(inputs, Path(output), report_path, output_format)
     protected = [*inputs, *(split_spec(spec)[1] for spec in benches)]
     summary = CurationSummary()
     with curation_outputs(
-        output,
-        report_path,
-        single=single,
-        command="decontaminate",
-        inputs=protected,
+        output, report_path, folder=plan.folder, command="decontaminate", inputs=protected,
         overwrite=overwrite,
-    ) as (out, report_partial):
-        benchmarks = read_benchmarks(benches, bench_field)
-        items = benchmarks.items
-        index = build_index(items, params)
+    ) as (out, report_partial):  # fmt: skip
         report = ReportWriter(report_partial)
-        leak_filter = _Filter(index, items, fields, report, summary, skip_bad)
+        try:
+            leak_filter = _Filter.of(
+                benches, bench_field, params, fields, report, summary, skip_bad
+            )
+            writers = (RecordWriter(p, t) for p, t in zip(inputs, plan.targets(out), strict=True))
+            leak_filter.run_all(inputs, writers, guard or ProvenanceGuard(), progress)
+        finally:
+            report.close()
+        summary.check_kept("decontaminate", allow_empty)
+    return leak_filter.result(summary)
+
+
+def decontaminate_table(
+    table,
+    benches: list[str],
+    *,
+    fields: tuple[str, ...] = (),
+    bench_field: str | None = None,
+    skip_bad: bool = False,
+    guard: ProvenanceGuard | None = None,
+    params: LeakParams = LeakParams(),
+    allow_empty: bool = False,
+) -> tuple[list[int], list[dict], dict]:
+    """Filter the rows of an Arrow table in memory, as :func:`decontaminate` does a file with
+    the same records (the same code, nothing written): ``(kept, report, summary)``, with ``kept``
+    the 0-based indices of the rows kept and ``report`` the report's entries, which name a row
+    by ``row`` (1-based)."""
+    summary, report = CurationSummary(), ReportList()
+    leak_filter = _Filter.of(benches, bench_field, params, fields, report, summary, skip_bad)
+    kept = KeptRows()
+    leak_filter.run_all([TableInput(table)], [kept], guard or ProvenanceGuard(), progress=False)
+    summary.check_kept("decontaminate", allow_empty)
+    return [n - 1 for n in kept.numbers], report.entries, leak_filter.result(summary)
+
+
+class KeptRows:
+    """A record writer that notes the numbers of the rows written (a table's kept rows)."""
+
+    def __init__(self) -> None:
+        self.numbers: list[int] = []
+
+    def write(self, row) -> None:
+        self.numbers.append(row.number)
+
+    def close(self) -> None:
+        pass
+
+
+class _Filter:
+    """Filters inputs batch by batch. The native scan of a batch runs in a worker thread
+    (without the GIL) while Python parses the next batch."""
+
+    def __init__(self, benchmarks, params, fields, report, summary, skip_bad):
+        self.benchmarks, self.params = benchmarks, params
+        self.items = benchmarks.items
+        self.index = build_index(self.items, params)
+        self.fields = fields
+        self.report, self.summary, self.skip_bad = report, summary, skip_bad
+        self.removed_by: Counter = Counter()
+        self.kinds: Counter = Counter()
+
+    @classmethod
+    def of(cls, benches, bench_field, params, fields, report, summary, skip_bad) -> _Filter:
+        """A filter of the benchmarks ``benches`` (``--bench`` specs)."""
+        benchmarks = read_benchmarks(benches, bench_field)
+        return cls(benchmarks, params, fields, report, summary, skip_bad)
+
+    def run_all(self, inputs, writers, guard, progress: bool) -> None:
+        """Every input's kept records to its writer (closed afterwards, also on an error)."""
         advance, stop = byte_progress("decontaminate", inputs, progress)
         try:
-            for path, target in zip(inputs, targets, strict=True):
-                writer = RecordWriter(path, out if single else out / target.name)
+            for path, writer in zip(inputs, writers, strict=True):
                 try:
                     rows = good_rows(
-                        path,
-                        skip_bad=skip_bad,
-                        guard=guard,
-                        summary=summary,
-                        report=report,
-                        advance=advance,
-                    )
-                    leak_filter.run(path, rows, writer)
+                        path, skip_bad=self.skip_bad, guard=guard, summary=self.summary,
+                        report=self.report, advance=advance,
+                    )  # fmt: skip
+                    self.run(path, rows, writer)
                 finally:
                     writer.close()
         finally:
             stop()
-            report.close()
-        summary.check_kept("decontaminate", allow_empty)
-    result = summary.as_dict()
-    result["benchmark_files"] = len(benchmarks.files)
-    result["benchmark_files_skipped"] = [str(f) for f in benchmarks.skipped]
-    result["benchmark_items"] = len(items)
-    result["benchmark_items_too_short"] = sum(
-        index.item_len(k) < params.min_item_len for k in range(len(items))
-    )
-    result["removed_by_benchmark"] = dict(sorted(leak_filter.removed_by.items()))
-    result["removed_by_kind"] = dict(sorted(leak_filter.kinds.items()))
-    return result
 
-
-class _Filter:
-    """Filters one input batch by batch. The native scan of a batch runs in a worker thread
-    (without the GIL) while Python parses the next batch."""
-
-    def __init__(self, index, items, fields, report, summary, skip_bad):
-        self.index, self.items, self.fields = index, items, fields
-        self.report, self.summary, self.skip_bad = report, summary, skip_bad
-        self.removed_by: Counter = Counter()
-        self.kinds: Counter = Counter()
+    def result(self, summary: CurationSummary) -> dict:
+        result = summary.as_dict()
+        index, items, params = self.index, self.items, self.params
+        result["benchmark_files"] = len(self.benchmarks.files)
+        result["benchmark_files_skipped"] = [str(f) for f in self.benchmarks.skipped]
+        result["benchmark_items"] = len(items)
+        result["benchmark_items_too_short"] = sum(
+            index.item_len(k) < params.min_item_len for k in range(len(items))
+        )
+        result["removed_by_benchmark"] = dict(sorted(self.removed_by.items()))
+        result["removed_by_kind"] = dict(sorted(self.kinds.items()))
+        return result
 
     def run(self, path: Path, rows, writer: RecordWriter) -> None:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="leak-scan") as pool:

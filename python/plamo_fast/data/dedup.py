@@ -27,10 +27,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
+import os
 import re
+import tempfile
 from array import array
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from uuid import uuid4
 
 import numpy as np
 
@@ -43,6 +47,7 @@ from plamo_fast.data.conversation import (
 )
 from plamo_fast.data.curation import (
     CurationSummary,
+    ReportList,
     ReportWriter,
     batched,
     byte_progress,
@@ -54,9 +59,9 @@ from plamo_fast.data.curation import (
 )
 from plamo_fast.data.curation_io import (
     BadRecordError,
+    TableInput,
     check_input,
     copy_records,
-    input_format,
     output_paths,
     record_text,
     user_texts,
@@ -167,69 +172,152 @@ def dedup(
     guard: ProvenanceGuard | None = None,
     progress: bool = True,
     allow_empty: bool = False,
+    output_format: str | None = None,
 ) -> dict:
-    inputs = [Path(p) for p in inputs]
-    for path in inputs:
-        check_input(path)
-    if keep not in KEEP_POLICIES:
-        raise UsageError(f"--keep must be one of {', '.join(KEEP_POLICIES)}")
-    if (keep == "max") != (keep_column is not None):
-        raise UsageError("--keep max needs --keep-column (and --keep-column needs --keep max)")
-    guard = guard or ProvenanceGuard()
+    """Dedup the input files into ``output`` (see the module text; ``output_format``: None for
+    each input's own format, or ``"hf"``, :func:`~plamo_fast.data.curation_io.output_paths`)."""
+    inputs = [check_input(Path(p)) for p in inputs]
+    options = _Options(
+        near, threshold, key, keep, keep_column, tuple(exact_only), ngram, num_perm, seed,
+        tuple(fields), skip_bad, guard or ProvenanceGuard(),
+    )  # fmt: skip
     report_path = Path(report_path) if report_path else None
-    single, targets = output_paths(inputs, Path(output), report_path)
+    plan = output_paths(inputs, Path(output), report_path, output_format)
     summary = CurationSummary()
     with curation_outputs(
-        output, report_path, single=single, command="dedup", inputs=inputs, overwrite=overwrite
-    ) as (out, report_partial):
+        output, report_path, folder=plan.folder, command="dedup", inputs=inputs,
+        overwrite=overwrite,
+    ) as (out, report_partial):  # fmt: skip
         report = ReportWriter(report_partial)
-        spill = (out.parent if single else out) / f".dedup-spill-{out.name}"
         try:
-            deduper = _native.Deduper(
-                spill, near=near, threshold=threshold, ngram=ngram, num_perm=num_perm, seed=seed,
-                min_recall=LSH_MIN_RECALL,
-            )  # fmt: skip
-            origins = _sketch_inputs(
-                deduper, inputs, key, fields, near, exact_only, keep_column, keep == "longest",
-                skip_bad, guard, summary, report, progress,
-            )  # fmt: skip
-            root_b, sim_b, question_b, stats = deduper.finish()
-            exact_pairs, candidates, verified, other_question, question_edits = stats
-            root = np.frombuffer(root_b, dtype=np.uint32)
-            similarities = (
-                np.frombuffer(sim_b, dtype=np.float32),
-                np.frombuffer(question_b[0], dtype=np.float32),
-                np.frombuffer(question_b[1], dtype=np.float32),
-                np.frombuffer(question_b[2], dtype=np.bool_),
-            )
-            keep_mask = _keepers(root, keep, origins.values_array())
-            if report_path is not None:
-                _report_clusters(report, root, keep_mask, similarities, inputs, origins)
+            spill = (out if plan.folder else out.parent) / f".dedup-spill-{out.name}"
+            reported = report_path is not None
+            found = _cluster(inputs, options, spill, summary, report, reported, progress)
         finally:
             report.close()
-            spill.unlink(missing_ok=True)
-        summary.records_kept = int(keep_mask.sum())
-        removed = len(root) - summary.records_kept
-        if removed:
-            summary.dropped["duplicate"] = removed
         summary.check_kept("dedup", allow_empty)
-        _write_kept(inputs, targets, out, single, keep_mask, origins, progress)
-    result = summary.as_dict()
-    sizes = np.bincount(root) if len(root) else np.zeros(0, dtype=np.int64)
-    bands, rows = _native.Deduper.lsh_shape(threshold, num_perm, LSH_MIN_RECALL)
-    result.update(
-        {
-            "clusters_with_duplicates": int(np.count_nonzero(sizes > 1)),
-            "exact_duplicate_pairs": exact_pairs,
-            "near_candidate_pairs": candidates,
-            "near_verified_pairs": verified,
-            "near_pairs_kept_apart_by_question": other_question,
-            "near_pairs_same_question_by_edits_and_answer": question_edits,
-            "records_with_question": origins.questions,
-            "lsh": {"bands": bands, "rows": rows} if near else None,
-        }
+        _write_kept(inputs, plan.targets(out), found, progress)
+    return found.result(summary, options)
+
+
+def dedup_table(
+    table,
+    *,
+    clusters: bool = False,
+    near: bool = False,
+    threshold: float = 0.8,
+    key: str = "prompt",
+    keep: str = "first",
+    keep_column: str | None = None,
+    ngram: int = 5,
+    num_perm: int = 128,
+    seed: int = 0,
+    fields: tuple[str, ...] = (),
+    skip_bad: bool = False,
+    guard: ProvenanceGuard | None = None,
+    allow_empty: bool = False,
+) -> tuple[np.ndarray, list[dict], dict]:
+    """Dedup the rows of an Arrow table in memory, as :func:`dedup` does a file with the same
+    records (the same code; nothing is written but the near-duplicate spill, a file unlinked as
+    soon as it is open): ``(kept, report, summary)``, with ``kept`` the 0-based indices of the
+    rows kept, ``report`` the report's entries (with ``clusters``; the rows dropped by the
+    provenance guard always), which name a row by ``row`` (1-based)."""
+    source = TableInput(table)
+    options = _Options(
+        near, threshold, key, keep, keep_column, (), ngram, num_perm, seed, tuple(fields),
+        skip_bad, guard or ProvenanceGuard(),
+    )  # fmt: skip
+    summary, report = CurationSummary(), ReportList()
+    spill = Path(tempfile.gettempdir()) / f".plamo-fast-dedup-spill-{os.getpid()}-{uuid4().hex}"
+    found = _cluster([source], options, spill, summary, report, clusters, progress=False)
+    summary.check_kept("dedup", allow_empty)
+    kept = np.frombuffer(found.origins.line, dtype=np.int64)[found.keep_mask] - 1
+    return kept, report.entries, found.result(summary, options)
+
+
+@dataclass(frozen=True)
+class _Options:
+    near: bool
+    threshold: float
+    key: str
+    keep: str
+    keep_column: str | None
+    exact_only: tuple[str, ...]
+    ngram: int
+    num_perm: int
+    seed: int
+    fields: tuple[str, ...]
+    skip_bad: bool
+    guard: ProvenanceGuard
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP_POLICIES:
+            raise UsageError(f"--keep must be one of {', '.join(KEEP_POLICIES)}")
+        if (self.keep == "max") != (self.keep_column is not None):
+            raise UsageError("--keep max needs --keep-column (and --keep-column needs --keep max)")
+
+
+@dataclass
+class _Clusters:
+    """What pass 1 found: each record's cluster root, the records kept, where each came from,
+    and the deduper's pair counts."""
+
+    root: np.ndarray
+    keep_mask: np.ndarray
+    origins: _Origins
+    stats: tuple[int, int, int, int, int]
+
+    def result(self, summary: CurationSummary, options: _Options) -> dict:
+        exact_pairs, candidates, verified, other_question, question_edits = self.stats
+        result = summary.as_dict()
+        root = self.root
+        sizes = np.bincount(root) if len(root) else np.zeros(0, dtype=np.int64)
+        bands, rows = _native.Deduper.lsh_shape(options.threshold, options.num_perm, LSH_MIN_RECALL)
+        result.update(
+            {
+                "clusters_with_duplicates": int(np.count_nonzero(sizes > 1)),
+                "exact_duplicate_pairs": exact_pairs,
+                "near_candidate_pairs": candidates,
+                "near_verified_pairs": verified,
+                "near_pairs_kept_apart_by_question": other_question,
+                "near_pairs_same_question_by_edits_and_answer": question_edits,
+                "records_with_question": self.origins.questions,
+                "lsh": {"bands": bands, "rows": rows} if options.near else None,
+            }
+        )
+        return result
+
+
+def _cluster(inputs, options: _Options, spill: Path, summary, report, reported: bool,
+             progress: bool) -> _Clusters:  # fmt: skip
+    """Pass 1 and the clustering: every record's key into the deduper (its n-gram sets to
+    ``spill``, removed afterwards), one record kept per cluster, and with ``reported`` one
+    report line per cluster with duplicates. Counts the records in ``summary``."""
+    o = options
+    try:
+        deduper = _native.Deduper(
+            spill, near=o.near, threshold=o.threshold, ngram=o.ngram, num_perm=o.num_perm,
+            seed=o.seed, min_recall=LSH_MIN_RECALL,
+        )  # fmt: skip
+        origins = _sketch_inputs(deduper, inputs, o, summary, report, progress)
+        root_b, sim_b, question_b, stats = deduper.finish()
+    finally:
+        spill.unlink(missing_ok=True)
+    root = np.frombuffer(root_b, dtype=np.uint32)
+    similarities = (
+        np.frombuffer(sim_b, dtype=np.float32),
+        np.frombuffer(question_b[0], dtype=np.float32),
+        np.frombuffer(question_b[1], dtype=np.float32),
+        np.frombuffer(question_b[2], dtype=np.bool_),
     )
-    return result
+    keep_mask = _keepers(root, o.keep, origins.values_array())
+    if reported:
+        _report_clusters(report, root, keep_mask, similarities, inputs, origins)
+    summary.records_kept = int(keep_mask.sum())
+    removed = len(root) - summary.records_kept
+    if removed:
+        summary.dropped["duplicate"] = removed
+    return _Clusters(root, keep_mask, origins, stats)
 
 
 class _Origins:
@@ -251,10 +339,7 @@ class _Origins:
         return np.frombuffer(self.values, dtype=np.float64) if self.values else np.zeros(0)
 
 
-def _sketch_inputs(
-    deduper, inputs, key, fields, near, exact_only, keep_column, keep_longest, skip_bad, guard,
-    summary, report, progress,
-) -> _Origins:  # fmt: skip
+def _sketch_inputs(deduper, inputs, o: _Options, summary, report, progress) -> _Origins:
     """Pass 1: every record's key text into the deduper. The native sketch of a batch runs in a
     worker thread (without the GIL) while Python parses the next batch; batches are added in
     order."""
@@ -264,15 +349,15 @@ def _sketch_inputs(
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedup-sketch") as pool:
             pending = None
             for file_index, path in enumerate(inputs):
-                near_here = near and not any(fnmatch.fnmatch(path.name, g) for g in exact_only)
+                near_here = o.near and not any(fnmatch.fnmatch(path.name, g) for g in o.exact_only)
                 rows = good_rows(
-                    path, skip_bad=skip_bad, guard=guard, summary=summary, report=report,
+                    path, skip_bad=o.skip_bad, guard=o.guard, summary=summary, report=report,
                     advance=advance,
                 )  # fmt: skip
                 for batch in batched(rows):
                     origins.number_keys[file_index] = number_key(batch[0])
                     texts, questions, answers = [], [], []
-                    keyed = _keyed(batch, path, key, fields, skip_bad, summary)
+                    keyed = _keyed(batch, path, o.key, o.fields, o.skip_bad, summary)
                     for row, text, question, answer in keyed:
                         texts.append(text)
                         questions.append(question)
@@ -280,9 +365,9 @@ def _sketch_inputs(
                         origins.questions += question is not None
                         origins.file.append(file_index)
                         origins.line.append(row.number)
-                        if keep_column is not None:
-                            origins.values.append(_numeric(row.record.get(keep_column)))
-                        elif keep_longest:
+                        if o.keep_column is not None:
+                            origins.values.append(_numeric(row.record.get(o.keep_column)))
+                        elif o.keep == "longest":
                             origins.values.append(_record_size(row))
                     if pending is not None:
                         pending.result()
@@ -350,38 +435,18 @@ def _similarity(key: float, question: float, same: float, by_answer: bool) -> di
     }
 
 
-def _write_kept(inputs, targets, out, single, keep_mask, origins, progress) -> None:
-    """Pass 2: copy the kept records, found by line (JSONL, raw bytes; nothing is parsed again;
-    a JSON array's elements as JSON lines)
-    or row number (Parquet, filtered in Arrow with the input's schema)."""
-    file_of = np.frombuffer(origins.file, dtype=np.uint32)
-    line_of = np.frombuffer(origins.line, dtype=np.int64)
+def _write_kept(inputs, targets, found: _Clusters, progress) -> None:
+    """Pass 2: copy the kept records, found by line or row number
+    (:func:`~plamo_fast.data.curation_io.copy_records`: JSONL lines as raw bytes, nothing parsed
+    again; Parquet and saved datasets filtered in Arrow)."""
+    file_of = np.frombuffer(found.origins.file, dtype=np.uint32)
+    line_of = np.frombuffer(found.origins.line, dtype=np.int64)
     advance, stop = byte_progress("dedup: write", inputs, progress)
     try:
         for k, (path, target) in enumerate(zip(inputs, targets, strict=True)):
-            lines = line_of[(file_of == k) & keep_mask]
-            target = out if single else out / target.name
-            if input_format(path) == "parquet":
-                _copy_parquet_rows(path, target, lines)
-                advance(path.stat().st_size)
-            else:
-                copy_records(path, target, lines, advance)
+            copy_records(path, target, line_of[(file_of == k) & found.keep_mask], advance)
     finally:
         stop()
-
-
-def _copy_parquet_rows(path: Path, target: Path, rows: np.ndarray) -> None:
-    import pyarrow.parquet as pq
-
-    source = pq.ParquetFile(path)
-    keep = np.zeros(source.metadata.num_rows + 1, dtype=bool)
-    keep[rows] = True
-    with pq.ParquetWriter(target, source.schema_arrow, compression="zstd") as writer:
-        start = 1
-        for batch in source.iter_batches(batch_size=65536):
-            mask = keep[start : start + batch.num_rows]
-            start += batch.num_rows
-            writer.write_batch(batch.filter(mask))
 
 
 def _numeric(value) -> float:
