@@ -17,7 +17,7 @@ from plamo_fast.cli import main
 from plamo_fast.errors import PlamoFastError, UsageError
 from plamo_fast.generation import fleet as fleet_module
 from plamo_fast.generation.backends import SamplingOptions, load_backend, prompt_seed
-from plamo_fast.generation.fleet import Fleet, base_url_option, base_urls
+from plamo_fast.generation.fleet import Fleet, base_urls
 
 A, B, C = "http://127.0.0.1:1/v1", "http://127.0.0.1:2", "http://127.0.0.1:3/v1/"
 
@@ -47,8 +47,6 @@ def test_base_urls_from_commas_lists_and_files(tmp_path):
     listed = tmp_path / "servers.txt"
     listed.write_text(f"# the fleet\n{A}\n\n{B}  # node 2\n")
     assert base_urls(f"@{listed}") == [A, B]
-    assert base_url_option(f"@{listed}") == f"{A},{B}"
-    assert base_url_option(A) == A and base_url_option(None) is None
     listed.write_text(f"{A}\nlocalhost:8000\n")
     with pytest.raises(UsageError, match=r"servers.txt:2: 'localhost:8000' is not an http"):
         base_urls(f"@{listed}")
@@ -97,8 +95,7 @@ def test_every_base_url_option_takes_a_fleet(tmp_path):
                 "eval mt-bench base_url", "eval mt-bench judge_base_url", "eval rakuda base_url",
                 "eval rakuda judge_base_url", "eval compare judge_base_url"]  # fmt: skip
     assert {f"plamo-fast {e}" for e in expected} <= set(found), found
-    shared = [e for e in expected if not e.startswith("eval jaster")]
-    assert {f"plamo-fast {e}" for e in shared} <= set(repeatable), repeatable
+    assert {f"plamo-fast {e}" for e in expected} <= set(repeatable), repeatable
 
 
 def test_a_repeated_base_url_reaches_the_backend_as_a_fleet(monkeypatch, tmp_path):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-from plamo_fast.cli.onpolicy import BASE_URL_HELP
-from plamo_fast.generation.fleet import base_url_option
+from plamo_fast.cli.onpolicy import API_KEY, BASE_URL
+from plamo_fast.cli.options import fleet_url
 
 app = typer.Typer(
     name="eval",
@@ -47,10 +47,8 @@ def jaster(
         "/v1/completions, --chat through /v1/chat/completions); auto: vllm "
         "when installed with a GPU, else hf.",
     ),
-    base_url: Optional[str] = typer.Option(None, callback=base_url_option, help=BASE_URL_HELP),
-    api_key: Optional[str] = typer.Option(
-        None, envvar="OPENAI_API_KEY", help="Key for --base-url."
-    ),
+    base_url: Optional[List[str]] = BASE_URL,
+    api_key: Optional[str] = API_KEY,
     concurrency: int = typer.Option(8, help="Requests in flight (openai backend)."),
     tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
     timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
@@ -77,7 +75,7 @@ def jaster(
         chat=chat,
         datasets=_datasets(datasets),
         backend=backend,
-        base_url=base_url,
+        base_url=fleet_url(base_url),
         api_key=api_key,
         concurrency=concurrency,
         tensor_parallel_size=tensor_parallel_size,

@@ -16,12 +16,6 @@ BACKEND = typer.Option(
     "when installed with a GPU, else hf.",
 )
 BASE_URL = fleet_option("OpenAI-compatible server, e.g. http://localhost:8000/v1.")
-# The help of `eval jaster --base-url`, which declares its own option (commas and @FILE only).
-BASE_URL_HELP = (
-    "OpenAI-compatible server, e.g. http://localhost:8000/v1. Several (a fleet): URLs "
-    "separated by commas, or @FILE with one URL a line; each request goes to the least busy "
-    "server, and a failing server is rested while its requests go to the others."
-)
 API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
 OVERWRITE = typer.Option(
     False, help="Replace an existing output file (never an input, never a folder)."

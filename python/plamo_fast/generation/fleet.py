@@ -3,7 +3,7 @@ the openai backend as one.
 
 - :func:`base_urls` reads ``--base-url`` values: a URL, URLs separated by commas, or
   ``@FILE`` with one URL a line (blank lines and ``#`` comments skipped), or a list of such
-  values; :func:`base_url_option` is the commands' option callback.
+  values (the commands' option is :func:`plamo_fast.cli.options.fleet_option`).
 - :class:`Fleet` picks a server for each request: the one with the fewest requests
   outstanding, up to ``per_server`` at once each. A server that fails (a connection error or
   timeout at once, 5xx replies :data:`STRIKES_5XX` times in a row) is taken out for a cool-down
@@ -69,13 +69,6 @@ def _items(value: str) -> list[tuple[str, str]]:
     if not items:
         raise UsageError(f"--base-url {value}: {path} lists no URL")
     return items
-
-
-def base_url_option(value: str | None) -> str | None:
-    """The ``--base-url`` option's callback: the URLs it gives (``@FILE`` read, every URL
-    checked) as one comma-separated string, what the commands hand on (a single URL as it was
-    given), or None without the option."""
-    return ",".join(base_urls(value)) or None
 
 
 def server_url(url: str) -> str:
