@@ -14,6 +14,7 @@ __all__ = [
     "InvalidFileError",
     "ModelMismatchError",
     "PlamoFastError",
+    "RougeFilter",
     "SafetensorsModel",
     "__version__",
     "best_fit_decreasing_rows",
@@ -23,6 +24,8 @@ __all__ = [
     "merge",
     "normalize_text",
     "normalize_with_spans",
+    "rouge_l",
+    "rouge_tokens",
 ]
 __version__: str
 
@@ -139,3 +142,19 @@ class Deduper:
     def lsh_shape(
         threshold: float, num_perm: int, min_recall: float = 0.995
     ) -> tuple[int, int]: ...
+
+def rouge_l(a: str, b: str, unit: str = "auto") -> float: ...
+def rouge_tokens(text: str, unit: str = "auto") -> list[str]: ...
+
+@final
+class RougeFilter:
+    """A pool of token-id lists that texts are checked against by ROUGE-L F1."""
+
+    def __new__(cls, threshold: float = 0.7, unit: str = "auto") -> RougeFilter: ...
+    def __len__(self) -> int: ...
+    @property
+    def threshold(self) -> float: ...
+    def add(self, text: str) -> None: ...
+    def check(self, text: str) -> tuple[bool, float, int]: ...
+    def add_if_novel(self, text: str) -> tuple[bool, float, int]: ...
+    def filter(self, texts: list[str]) -> list[tuple[bool, float, int]]: ...

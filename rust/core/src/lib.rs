@@ -6,6 +6,7 @@
 //! - [`pack`]: tokenize, label responses, and best-fit-decreasing packing.
 //! - [`text`]: the matching form of a text (NFKC, case-fold, no punctuation) with spans.
 //! - [`leak`]: the benchmark leak filter; [`dedup`]: exact and MinHash near-duplicates.
+//! - [`rouge`]: ROUGE-L and the novelty filter of `synth instruct`.
 
 pub mod dedup;
 pub mod dtype;
@@ -14,6 +15,7 @@ pub mod leak;
 pub mod merge;
 pub mod model;
 pub mod pack;
+pub mod rouge;
 pub mod safetensors;
 pub mod text;
 

@@ -6,6 +6,7 @@ mod errors;
 mod leak;
 mod merge;
 mod pack;
+mod rouge;
 mod text;
 
 use pyo3::prelude::*;
@@ -34,5 +35,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(text::normalize_with_spans, m)?)?;
     m.add_class::<leak::LeakIndex>()?;
     m.add_class::<dedup::Deduper>()?;
+    m.add_class::<rouge::RougeFilter>()?;
+    m.add_function(wrap_pyfunction!(rouge::rouge_l, m)?)?;
+    m.add_function(wrap_pyfunction!(rouge::rouge_tokens, m)?)?;
     Ok(())
 }
