@@ -18,6 +18,7 @@ from plamo_fast.cli import pack as pack_command
 from plamo_fast.cli import recipe as recipe_commands
 from plamo_fast.cli import synth as synth_commands
 from plamo_fast.cli import train as train_commands
+from plamo_fast.cli import translate as translate_command
 
 app = typer.Typer(
     name="plamo-fast",
@@ -67,6 +68,7 @@ app.command("dpo", no_args_is_help=True, context_settings=train_commands.CONTEXT
 app.command("sample", no_args_is_help=True)(onpolicy_commands.sample)
 app.command("score", no_args_is_help=True)(onpolicy_commands.score)
 app.command("pairs", no_args_is_help=True)(onpolicy_commands.pairs)
+app.command("translate", no_args_is_help=True)(translate_command.translate)
 app.command("demo")(demo_command.demo)
 app.command("env")(env_command.env)
 app.add_typer(eval_commands.app, name="eval")

@@ -24,10 +24,10 @@ first reason:
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plamo_fast.data.scripts import script_share
 from plamo_fast.errors import UsageError
 
 Rejection = tuple[str, dict]  # (reason, details)
@@ -44,10 +44,6 @@ DEFAULT_BLACKLIST = (
 # Words holding a Japanese keyword that are not about pictures: 意図 (intent), 図書 (books), ...
 DEFAULT_EXCEPTIONS = ("意図", "図書", "合図", "企図", "図る", "図り", "図ら", "図れ", "図っ")
 
-CODE = re.compile(r"```.*?(```|$)|`[^`\n]*`", re.DOTALL)
-KANA = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f\u3005\u3006]")
-LATIN = re.compile(r"[A-Za-z\u00c0-\u024f\uff21-\uff3a\uff41-\uff5a]")
 CHINESE_MIN = 10  # letters from which a kanji-only text counts as Chinese
 
 
@@ -93,16 +89,6 @@ def load_blacklist(path: Path | None) -> Blacklist:
             continue
         (exceptions if word.startswith("!") else keywords).append(word.lstrip("!").strip())
     return Blacklist(tuple(keywords), tuple(e for e in exceptions if e))
-
-
-def script_share(text: str, lang: str) -> tuple[float, int, int, int]:
-    """``(share, letters, kana, han)``: the share of ``lang``'s script among the letters of
-    ``text`` outside code (1.0 for a text without letters)."""
-    prose = CODE.sub(" ", text)
-    letters = sum(1 for c in prose if unicodedata.category(c)[0] == "L")
-    kana, han = len(KANA.findall(prose)), len(HAN.findall(prose))
-    own = kana + han if lang == "ja" else len(LATIN.findall(prose))
-    return (own / letters if letters else 1.0), letters, kana, han
 
 
 @dataclass(frozen=True)
