@@ -28,6 +28,39 @@ def _synth_math(step: Step, p, progress: bool) -> dict:
     )  # fmt: skip
 
 
+def _synth_instruct(step: Step, p, progress: bool) -> dict:
+    from plamo_fast.generation.backends import SamplingOptions
+    from plamo_fast.synth.instruct.filters import FilterConfig
+    from plamo_fast.synth.instruct.run import EngineOptions, Plan, synth_instruct
+
+    sampling = SamplingOptions(n=1, temperature=p.temperature, max_new_tokens=p.max_new_tokens)
+    engine = EngineOptions(
+        backend=p.backend, base_url=p.base_url, concurrency=p.concurrency,
+        tensor_parallel_size=p.tensor_parallel_size, sampling=sampling,
+    )  # fmt: skip
+    return synth_instruct(
+        step.output(), p.model, Plan(p.n, seed=p.seed, requests=p.requests, titles=p.titles),
+        seeds=Path(p.seeds) if p.seeds else None, lang=p.lang,
+        prompts_file=Path(p.prompts) if p.prompts else None,
+        filters=FilterConfig(novelty=p.novelty), bench=list(p.benches), engine=engine,
+        progress=progress, allow_empty=p.allow_empty,
+    )  # fmt: skip
+
+
+def _translate(step: Step, p, progress: bool) -> dict:
+    from plamo_fast.translate.filters import FilterConfig
+    from plamo_fast.translate.run import translate
+
+    return translate(
+        Path(p.input), p.model, step.output(), to=p.to, source_lang=p.source_lang,
+        backend=p.backend, base_url=p.base_url, concurrency=p.concurrency,
+        tensor_parallel_size=p.tensor_parallel_size, max_new_tokens=p.max_new_tokens,
+        max_chunk_chars=p.max_chunk_chars,
+        filter_config=FilterConfig(back_translate=p.back_translate), skip_bad=p.skip_bad,
+        allow_empty=p.allow_empty, progress=progress,
+    )  # fmt: skip
+
+
 def _dedup(step: Step, p, progress: bool) -> dict:
     from plamo_fast.data.dedup import dedup
 
@@ -272,6 +305,8 @@ def _eval_rakuda(step: Step, p, progress: bool) -> dict:
 
 RUNNERS = {
     "synth_math": _synth_math,
+    "synth_instruct": _synth_instruct,
+    "translate": _translate,
     "dedup": _dedup,
     "decontaminate": _decontaminate,
     "pack": _pack,

@@ -25,6 +25,44 @@ class SynthMathParams:
 
 
 @dataclass
+class SynthInstructParams:
+    model: str = key("", "The model that writes titles, questions and answers.")
+    n: int = key(0, "Instruction records to keep.")
+    seeds: str | None = key(None, "Seed tasks (default: the shipped Japanese ones).")
+    lang: str = key("ja", "ja or en.")
+    seed: int = key(0, "Seed of the rounds.")
+    prompts: str | None = key(None, "YAML/JSON file replacing the prompts.")
+    benches: list[str] = key([], "Benchmarks as NAME=PATH: leaked questions are rejected.")
+    novelty: float = key(0.7, "ROUGE-L above which a question is not novel.")
+    requests: int = key(4, "Title requests per round.")
+    titles: int = key(8, "Titles asked for per request.")
+    temperature: float = key(0.7, "Sampling temperature.")
+    max_new_tokens: int = key(1024, "Longest reply.")
+    backend: str = key("auto", "vllm, hf or openai.")
+    base_url: str | None = key(None, "OpenAI-compatible server(s) (backend openai).")
+    tensor_parallel_size: int = key(1, "GPUs per model (vllm).")
+    concurrency: int = key(8, "Requests in flight (openai).")
+    allow_empty: bool = key(False, "Write an empty output instead of failing.")
+
+
+@dataclass
+class TranslateParams:
+    input: str = key("", "Records to translate.")
+    model: str = key("", "The translating model.")
+    to: str = key("ja", "Target language: ja or en.")
+    source_lang: str | None = key(None, "Source language, if known (ja or en).")
+    max_chunk_chars: int = key(2000, "Longest piece sent at once.")
+    back_translate: bool = key(False, "Reject translations whose back-translation drifts.")
+    max_new_tokens: int = key(1024, "Longest reply per chunk.")
+    backend: str = key("auto", "vllm, hf or openai.")
+    base_url: str | None = key(None, "OpenAI-compatible server(s) (backend openai).")
+    tensor_parallel_size: int = key(1, "GPUs per model (vllm).")
+    concurrency: int = key(8, "Requests in flight (openai).")
+    skip_bad: bool = key(False, "Skip malformed records (counted).")
+    allow_empty: bool = key(False, "Write an empty output instead of failing.")
+
+
+@dataclass
 class DedupParams:
     inputs: list[str] = key([], "JSONL/Parquet files to deduplicate together.")
     near: bool = key(False, "Also remove near duplicates (MinHash).")
@@ -200,6 +238,11 @@ def _optional(*values) -> list[str]:
     return [v for v in values if v]
 
 
+# The outputs of synth_instruct and translate: the records, the rejected ones, the report.
+SIDE_FILES = {
+    "output": "data.jsonl", "rejected": "data.rejected.jsonl", "report": "data.report.json",
+}  # fmt: skip
+
 KINDS: dict[str, Kind] = {
     k.name: k
     for k in [
@@ -209,6 +252,29 @@ KINDS: dict[str, Kind] = {
             {"output": "data.jsonl", "test": "data.test.jsonl"},
             lambda p: [],
         ),
+        Kind(
+            "synth_instruct",
+            SynthInstructParams,
+            SIDE_FILES,
+            lambda p: (
+                _optional(p.model, p.seeds, p.prompts) + [b.rpartition("=")[2] for b in p.benches]
+            ),
+            True,
+            ("data.jsonl.partial", "data.rejected.jsonl.partial", "data.jsonl.state.json"),
+        ),
+        Kind(
+            "translate",
+            TranslateParams,
+            SIDE_FILES,
+            lambda p: [p.input, p.model],
+            True,
+            (
+                "data.jsonl.partial",
+                "data.rejected.jsonl.partial",
+                "data.jsonl.settings.json",
+                "data.cache.jsonl",
+            ),
+        ),  # fmt: skip
         Kind(
             "dedup",
             DedupParams,
@@ -285,6 +351,11 @@ KINDS: dict[str, Kind] = {
 
 CHOICES = {
     ("synth_math", "lang"): ("ja", "en"),
+    ("synth_instruct", "lang"): ("ja", "en"),
+    ("synth_instruct", "backend"): ("auto", "hf", "vllm", "openai"),
+    ("translate", "to"): ("ja", "en"),
+    ("translate", "source_lang"): (None, "ja", "en"),
+    ("translate", "backend"): ("auto", "hf", "vllm", "openai"),
     ("dedup", "keep"): ("first", "longest"),
     ("pack", "kind"): ("sft", "dpo"),
     ("pack", "truncate"): ("drop", "left"),
@@ -296,6 +367,8 @@ CHOICES = {
 # Parameters that must be given (no usable default).
 REQUIRED = {
     "synth_math": ("n",),
+    "synth_instruct": ("model", "n"),
+    "translate": ("input", "model"),
     "dedup": ("inputs",),
     "decontaminate": ("inputs", "benches"),
     "pack": ("inputs", "tokenizer"),
