@@ -8,8 +8,15 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.cli.onpolicy import API_KEY, BASE_URL
-from plamo_fast.cli.options import fleet_url
+from plamo_fast.cli.options import (
+    API_KEY,
+    BASE_URL,
+    CONCURRENCY,
+    RETRIES,
+    TENSOR_PARALLEL,
+    TIMEOUT,
+    fleet_url,
+)
 
 app = typer.Typer(
     name="eval",
@@ -49,10 +56,10 @@ def jaster(
     ),
     base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
-    concurrency: int = typer.Option(8, help="Requests in flight (openai backend)."),
-    tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
-    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(4, help="Retries of a failed request (openai backend)."),
+    concurrency: int = CONCURRENCY,
+    tensor_parallel_size: int = TENSOR_PARALLEL,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     cache: Optional[Path] = typer.Option(
         None, help="Answer cache folder (default: OUTPUT.cache beside the output)."
     ),

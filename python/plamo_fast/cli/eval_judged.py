@@ -9,30 +9,33 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.cli.options import fleet_option, fleet_url
+from plamo_fast.cli.options import (
+    API_KEY,
+    CONCURRENCY,
+    QUIET,
+    RETRIES,
+    TENSOR_PARALLEL,
+    TIMEOUT,
+    fleet_option,
+    fleet_url,
+)
 
 BACKEND_HELP = (
     "vllm, hf (transformers; runs on a CPU) or openai; auto: openai with a base URL, else vllm "
     "when installed with a GPU, else hf."
 )
 
-# Options that mt-bench, rakuda and compare declare alike.
+# Options that mt-bench, rakuda and compare declare alike (the others: cli/options.py).
 BACKEND = typer.Option("auto", help=BACKEND_HELP)
 BASE_URL = fleet_option("Server(s) of --model (openai backend).")
-API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
 JUDGE_BASE_URL = fleet_option(
     "Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1."
 )
 JUDGE_API_KEY = typer.Option(None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url.")
-CONCURRENCY = typer.Option(8, help="Requests in flight per server (openai backend).")
-TENSOR_PARALLEL = typer.Option(1, help="GPUs per model (vllm backend).")
-TIMEOUT = typer.Option(600.0, help="Seconds per request (openai backend).")
-RETRIES = typer.Option(4, help="Retries of a failed request (openai backend).")
 CACHE = typer.Option(
     None, help="Answer and judgement cache folder (default: OUTPUT.cache beside the output)."
 )
 MAX_NEW_TOKENS = typer.Option(None, help="Replaces the preset's limit.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def _done(result: dict, output: Path) -> None:

@@ -8,19 +8,18 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.cli.options import fleet_option, fleet_url
-
-BACKEND = typer.Option(
-    "auto",
-    help="vllm, hf (transformers; runs on a CPU) or openai; auto: vllm "
-    "when installed with a GPU, else hf.",
+from plamo_fast.cli.options import (
+    API_KEY,
+    BACKEND,
+    BASE_URL,
+    CONCURRENCY,
+    OVERWRITE,
+    QUIET,
+    RETRIES,
+    TENSOR_PARALLEL,
+    TIMEOUT,
+    fleet_url,
 )
-BASE_URL = fleet_option("OpenAI-compatible server, e.g. http://localhost:8000/v1.")
-API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
-OVERWRITE = typer.Option(
-    False, help="Replace an existing output file (never an input, never a folder)."
-)
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def _done(result: dict, output: Path) -> None:
@@ -47,12 +46,10 @@ def sample(
     seed: int = typer.Option(0, help="Per-prompt seeds derive from it (reproducible per backend)."),
     base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
-    concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
-    tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
-    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(
-        4, help="Retries of a failed request (openai backend), beyond one try per server."
-    ),
+    concurrency: int = CONCURRENCY,
+    tensor_parallel_size: int = TENSOR_PARALLEL,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     shard: Optional[str] = typer.Option(
         None, help="K/N: take prompts with index % N == K (one process per GPU or server)."
     ),

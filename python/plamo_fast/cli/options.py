@@ -1,4 +1,6 @@
-"""Options that several commands declare alike, declared once here.
+"""Options that several commands declare alike, declared once here: the generation backend
+and how to reach it (``BACKEND``, ``BASE_URL``, ``API_KEY``, ``CONCURRENCY``,
+``TENSOR_PARALLEL``, ``TIMEOUT``, ``RETRIES``), ``OVERWRITE`` and ``QUIET``.
 
 ``--base-url`` (and ``--judge-base-url``, ...): :func:`fleet_option` makes the option, which takes
 one server or a fleet of them (:mod:`plamo_fast.generation.fleet`): the option repeated
@@ -55,3 +57,22 @@ def fleet_url(urls: str | list[str] | None) -> str | None:
     if isinstance(urls, str):
         return urls
     return ",".join(urls) if urls else None
+
+
+BACKEND = typer.Option(
+    "auto",
+    help="vllm, hf (transformers; runs on a CPU) or openai; auto: vllm "
+    "when installed with a GPU, else hf.",
+)
+BASE_URL = fleet_option("OpenAI-compatible server, e.g. http://localhost:8000/v1.")
+API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
+CONCURRENCY = typer.Option(8, help="Requests in flight per server (openai backend).")
+TENSOR_PARALLEL = typer.Option(1, help="GPUs per model (vllm backend).")
+TIMEOUT = typer.Option(600.0, help="Seconds per request (openai backend).")
+RETRIES = typer.Option(
+    4, help="Retries of a failed request (openai backend), beyond one try per server."
+)
+OVERWRITE = typer.Option(
+    False, help="Replace an existing output file (never an input, never a folder)."
+)
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")

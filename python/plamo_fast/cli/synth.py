@@ -9,8 +9,18 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.cli.onpolicy import API_KEY, BACKEND, BASE_URL, OVERWRITE, QUIET
-from plamo_fast.cli.options import fleet_url
+from plamo_fast.cli.options import (
+    API_KEY,
+    BACKEND,
+    BASE_URL,
+    CONCURRENCY,
+    OVERWRITE,
+    QUIET,
+    RETRIES,
+    TENSOR_PARALLEL,
+    TIMEOUT,
+    fleet_url,
+)
 
 app = typer.Typer(
     name="synth",
@@ -160,12 +170,10 @@ def instruct(
     backend: str = BACKEND,
     base_url: Optional[List[str]] = BASE_URL,
     api_key: Optional[str] = API_KEY,
-    concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
-    tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
-    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(
-        4, help="Retries of a failed request (openai backend), beyond one try per server."
-    ),
+    concurrency: int = CONCURRENCY,
+    tensor_parallel_size: int = TENSOR_PARALLEL,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     temperature: float = typer.Option(0.7),
     top_p: float = typer.Option(1.0),
     max_new_tokens: int = typer.Option(

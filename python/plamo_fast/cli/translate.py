@@ -7,8 +7,18 @@ from typing import List, Optional
 
 import typer
 
-from plamo_fast.cli.onpolicy import API_KEY, BACKEND, BASE_URL, OVERWRITE, QUIET
-from plamo_fast.cli.options import fleet_url
+from plamo_fast.cli.options import (
+    API_KEY,
+    BACKEND,
+    BASE_URL,
+    CONCURRENCY,
+    OVERWRITE,
+    QUIET,
+    RETRIES,
+    TENSOR_PARALLEL,
+    TIMEOUT,
+    fleet_url,
+)
 
 
 def translate(
@@ -63,10 +73,10 @@ def translate(
     cache: Optional[Path] = typer.Option(
         None, help="Translation cache (JSONL; default OUT-stem.cache.jsonl beside the output)."
     ),
-    concurrency: int = typer.Option(8, help="Requests in flight per server (openai backend)."),
-    tensor_parallel_size: int = typer.Option(1, help="GPUs per model (vllm backend)."),
-    timeout: float = typer.Option(600.0, help="Seconds per request (openai backend)."),
-    retries: int = typer.Option(4, help="Retries of a failed request (openai backend)."),
+    concurrency: int = CONCURRENCY,
+    tensor_parallel_size: int = TENSOR_PARALLEL,
+    timeout: float = TIMEOUT,
+    retries: int = RETRIES,
     skip_bad: bool = typer.Option(
         False, help="Put malformed records in the rejected file (counted) instead of failing."
     ),
