@@ -13,6 +13,10 @@ recorded, medians reported. TRL is called as SFTTrainer calls it (``map`` batche
 
     .venv/bin/python benches/bench_pack_pretokenized.py --repeat 3
     .venv/bin/python benches/bench_pack_pretokenized.py --docs 50000 --repeat 3
+
+``--io-bound`` also times the Parquet decode of the input and the encode of pack's output
+alone (pyarrow, pack's batch size and writer options): the floor of any such pack, and the
+ratio to TRL that it would give.
 """
 
 from __future__ import annotations
@@ -64,6 +68,50 @@ wall = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"code": 0, "wall_s": wall, "maxrss_mib": rss, "rows": len(packed)}))
 """
+# The Parquet work alone, in fresh processes: decoding the input as pack reads it, and
+# encoding pack's output again (read into memory first, not timed) as pack writes it.
+DECODE = r"""
+import json, sys, time
+from pathlib import Path
+cfg = json.loads(sys.argv[1])
+from plamo_fast.data import pack
+from plamo_fast.data.curation_io import parquet_batches
+t0 = time.perf_counter(); c0 = time.process_time()
+path = Path(cfg["data"])
+for batch in parquet_batches(path, ["input_ids", "labels"], pack._batch_rows(path)):
+    pass
+print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}))
+"""
+ENCODE = r"""
+import json, sys, time
+import pyarrow.parquet as pq
+cfg = json.loads(sys.argv[1])
+from plamo_fast.data import pack
+source = pq.ParquetFile(cfg["packed"])
+groups = [source.read_row_group(g) for g in range(source.metadata.num_row_groups)]
+t0 = time.perf_counter(); c0 = time.process_time()
+with pq.ParquetWriter(cfg["out"], groups[0].schema, **pack.PARQUET_OPTIONS) as writer:
+    for group in groups:
+        writer.write_table(group)
+print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}))
+"""
+
+
+def io_bound(data: Path, workdir: Path, max_length: int, repeat: int) -> dict:
+    """Median seconds of the Parquet decode and encode alone (the floor of any pack that reads
+    and writes Parquet with pyarrow)."""
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        packed = Path(tmp) / "packed"
+        run(PLAMO, {"data": str(data), "L": max_length, "out": str(packed)})
+        cfg = {"data": str(data), "packed": str(packed / "data.parquet"), "out": f"{tmp}/x.pq"}
+        runs = {"decode": [], "encode": []}
+        for _ in range(repeat):
+            runs["decode"].append(run(DECODE, cfg))
+            runs["encode"].append(run(ENCODE, cfg))
+    return {
+        step: {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "cpu_s")}
+        for step, rs in runs.items()
+    }
 
 
 def make_data(path: Path, docs: int, max_length: int, seed: int) -> int:
@@ -109,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-peer", action="store_true", help="plamo-fast only")
     p.add_argument("--trl-global", action="store_true", help="one BFD over the whole dataset")
+    p.add_argument(
+        "--io-bound", action="store_true", help="also time the Parquet decode and encode alone"
+    )
     p.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "pack_pretokenized")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -170,10 +221,24 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer:
         ratio = summary["TRL pack_dataset (datasets I/O)"]["wall_s"] / plamo["wall_s"]
         print(f"plamo-fast vs TRL end to end: {ratio:.2f}x (target >= {TARGETS['speedup']:g}x)")
+    bound = None
+    if args.io_bound:
+        bound = io_bound(data, args.workdir, args.max_length, args.repeat)
+        floor = bound["decode"]["wall_s"] + bound["encode"]["wall_s"]
+        for step, value in bound.items():
+            print(f"Parquet {step} alone: {value['wall_s']:.2f} s ({value['cpu_s']:.2f} s CPU)")
+        print(f"plamo-fast spends {plamo['wall_s'] - floor:.2f} s beyond them", end="")
+        if ratio is not None:
+            trl = summary["TRL pack_dataset (datasets I/O)"]["wall_s"]
+            print(f"; with nothing beyond them: {trl / floor:.2f}x TRL", end="")
+        print()
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"summary": summary, "ratio": ratio, "tokens": tokens}, indent=2)
+            json.dumps(
+                {"summary": summary, "ratio": ratio, "tokens": tokens, "io_bound": bound},
+                indent=2,
+            )
         )
     return 0
 

@@ -86,3 +86,62 @@ def test_spill_files_are_checked_against_the_offsets(tmp_path):
         )
     with pytest.raises(FileNotFoundError, match="missing"):
         _native.gather_spilled(tmp_path / "missing", paths[1], OFFSETS, ORDER, *outputs())
+
+
+def reference_trained(ids, ids_off, labels, lab_off, limit):
+    """The counts the checks of ``tokenized_batch`` allow, or None when a row is refused."""
+    counts = []
+    for r in range(len(ids_off) - 1):
+        row_ids = ids[ids_off[r] : ids_off[r + 1]]
+        row_labels = labels[lab_off[r] : lab_off[r + 1]]
+        targets = row_labels != -100
+        if (
+            not len(row_ids)
+            or len(row_ids) != len(row_labels)
+            or ((row_ids < 0) | (row_ids >= limit)).any()
+            or ((row_labels[targets] < 0) | (row_labels[targets] >= limit)).any()
+        ):
+            return None
+        counts.append(int(targets[1:].sum()))
+    return counts
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_pretokenized_counts_match_the_checks(dtype):
+    """Trained tokens per row read straight from flat values and offsets (int32 or int64, as
+    Arrow holds them); any refused row turns the whole batch away (the caller names it)."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 50, 300)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = rng.integers(0, 100, int(offsets[-1])).astype(dtype)
+    labels = np.where(rng.random(len(ids)) < 0.5, ids, -100).astype(dtype)
+
+    def counts(ids, labels, lab_off=offsets, limit=100):
+        got = _native.pretokenized_trained_counts(ids, offsets, labels, lab_off, limit)
+        return None if got is None else np.frombuffer(got, dtype="<i8").tolist()
+
+    expected = reference_trained(ids, offsets, labels, offsets, 100)
+    assert expected is not None and counts(ids, labels) == expected
+    assert counts(ids, labels, limit=50) is None  # an id at or past the vocabulary
+    for position, value in ((5, -1), (7, 100)):
+        bad = ids.copy()
+        bad[position] = value
+        assert counts(bad, labels) is None
+    for value in (-5, -101, 100):
+        bad = labels.copy()
+        bad[int(offsets[3]) + 1] = value
+        assert counts(ids, bad) is None
+    empty = offsets.copy()
+    empty[1] = empty[0]  # row 0 empty, row 1 longer: labels rows differ in length too
+    assert counts(ids, labels, lab_off=empty) is None
+
+
+def test_pretokenized_counts_refuse_mixed_or_misshapen_buffers():
+    ids = np.array([1, 2, 3], dtype=np.int32)
+    offsets = np.array([0, 3], dtype=np.int64)
+    with pytest.raises(BufferError):
+        _native.pretokenized_trained_counts(ids, offsets, ids.astype(np.int64), offsets, 10)
+    with pytest.raises(ValueError, match="offsets"):
+        _native.pretokenized_trained_counts(ids, offsets, ids, offsets[:1], 10)
+    past = np.array([0, 9], dtype=np.int64)  # a row past the values: refused, not read
+    assert _native.pretokenized_trained_counts(ids, past, ids, past, 10) is None

@@ -70,6 +70,14 @@ def test_batches_pack_like_records(tmp_path: Path, monkeypatch, mask, id_type):
         return checked[-1]
 
     monkeypatch.setattr(pack_module, "tokenized_batch", spy)
+    native = []
+    checked_natively = pack_module._checked_natively
+
+    def native_spy(*args):
+        native.append(checked_natively(*args))
+        return native[-1]
+
+    monkeypatch.setattr(pack_module, "_checked_natively", native_spy)
     rng = np.random.default_rng(len(tmp_path.name))
     rows = random_rows(rng, 120, mask, id_type == "int64")
     rows[50] = {"input_ids": None, (mask or "labels"): None}  # a null: read record by record
@@ -88,7 +96,10 @@ def test_batches_pack_like_records(tmp_path: Path, monkeypatch, mask, id_type):
     options = {"max_length": 64, "skip_bad": True, "tokenizer": None}
     by_record = pack([lines], output=tmp_path / "a", **options)
     by_batch = pack([parquet], output=tmp_path / "b", **options)
-    assert len(checked) == 18 and sum(c is None for c in checked) == 1  # one batch by record
+    # 18 batches: those with a refused row (or a mask) checked by tokenized_batch, which
+    # names the refusals, one of them (the null) record by record; the others natively.
+    assert len(native) == 18 and sum(c is None for c in checked) == 1
+    assert len(checked) == sum(n is None for n in native) < (18 if mask is None else 19)
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
     assert by_record["dropped"]["too_long"] and by_record["dropped"]["no_trainable_token"]
     assert by_record["dropped"]["malformed"] > 5
@@ -154,3 +165,77 @@ def test_tokenized_batches_are_added_like_one_document_at_a_time(tmp_path: Path,
     assert together["dropped"]["too_long"] and together["dropped"]["no_trainable_token"]
     assert outputs(tmp_path / "a") == outputs(tmp_path / "b")
     assert together["bad_records"] == apart["bad_records"] == []
+
+
+def good_rows(rng: np.random.Generator, n: int) -> list[dict]:
+    rows = []
+    for _ in range(n):
+        ids = rng.integers(0, VOCAB, int(rng.integers(2, 60))).tolist()
+        labels = [t if rng.random() < 0.7 else -100 for t in ids]
+        labels[-1] = ids[-1]  # a target after the first token: every row packs
+        rows.append({"input_ids": ids, "labels": labels})
+    return rows
+
+
+@pytest.mark.parametrize("id_type", ["int32", "int64"])
+def test_streamed_multi_row_group_file_packs_like_in_memory(tmp_path: Path, monkeypatch, id_type):
+    """A file of many row groups read in record batches that straddle them, checked natively
+    (no batch through the per-batch numpy checks), packs to exactly the rows of the in-memory
+    packer over all documents at once, and to those of the numpy-checked path."""
+    from plamo_fast.data.packing import pack_documents
+
+    rows = good_rows(np.random.default_rng(7), 400)
+    kind = pa.list_(pa.int32() if id_type == "int32" else pa.int64())
+    table = pa.table(
+        {name: pa.array([r[name] for r in rows], kind) for name in ("input_ids", "labels")}
+    )
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(table, parquet, row_group_size=37)
+    assert pq.ParquetFile(parquet).metadata.num_row_groups == 11
+    monkeypatch.setattr(pack_module, "_batch_rows", lambda path: 16)
+    monkeypatch.setattr(pack_module, "CHUNK_TOKENS", 300)  # many output row groups too
+
+    def refuse(*args):
+        raise AssertionError("a clean batch went through the numpy checks")
+
+    monkeypatch.setattr(pack_module, "tokenized_batch", refuse)
+    options = {"max_length": 128, "tokenizer": None}
+    report = pack([parquet], output=tmp_path / "streamed", **options)
+    assert report["examples_packed"] == 400
+    streamed = pq.read_table(tmp_path / "streamed" / "data.parquet")
+    assert pq.ParquetFile(tmp_path / "streamed" / "data.parquet").metadata.num_row_groups > 10
+
+    lengths = [len(r["input_ids"]) for r in rows]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    flat = {k: np.concatenate([r[k] for r in rows]).astype(np.int32) for k in table.column_names}
+    in_memory = pack_documents(flat["input_ids"], flat["labels"], offsets, 128)
+    assert streamed.schema == in_memory.schema
+    assert streamed.to_pylist() == in_memory.to_pylist()
+
+    monkeypatch.setattr(pack_module, "tokenized_batch", pack_module_tokenized_batch)
+    monkeypatch.setattr(pack_module, "_checked_natively", lambda *args: None)
+    pack([parquet], output=tmp_path / "numpy", **options)
+    assert outputs(tmp_path / "numpy") == outputs(tmp_path / "streamed")
+
+
+def test_packing_pretokenized_parquet_imports_no_pandas(tmp_path: Path):
+    """pyarrow's numpy conversions (``pa.array``, ``to_numpy``) import pandas, about 45 MiB of
+    peak RSS and a quarter of a second: the pre-tokenized path reads and builds Arrow buffers
+    without them."""
+    import subprocess
+    import sys
+
+    rows = good_rows(np.random.default_rng(1), 50)
+    parquet = tmp_path / "rows.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    script = (
+        "import sys\n"
+        "from plamo_fast.data.pack import pack\n"
+        f"pack([{str(parquet)!r}], None, {str(tmp_path / 'out')!r}, max_length=64)\n"
+        "print('pandas' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False"
+    assert pq.read_table(tmp_path / "out" / "data.parquet").num_rows > 0

@@ -24,6 +24,7 @@ __all__ = [
     "merge",
     "normalize_text",
     "normalize_with_spans",
+    "pretokenized_trained_counts",
     "rouge_l",
     "rouge_tokens",
 ]
@@ -58,7 +59,7 @@ def merge(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, object]: ...
 def best_fit_decreasing_rows(
-    lengths: list[int], capacity: int, seed: int
+    lengths: Buffer, capacity: int, seed: int
 ) -> tuple[bytes, bytes]: ...
 
 @final
@@ -90,6 +91,13 @@ def gather_spilled(
     out_positions: Buffer,
 ) -> None: ...
 def normalize_text(text: str) -> str: ...
+def pretokenized_trained_counts(
+    ids: Buffer,
+    ids_offsets: Buffer,
+    labels: Buffer,
+    label_offsets: Buffer,
+    limit: int,
+) -> bytes | None: ...
 def normalize_with_spans(text: str) -> tuple[str, list[tuple[int, int]]]: ...
 
 @final

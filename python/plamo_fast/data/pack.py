@@ -40,7 +40,7 @@ from plamo_fast.data.packing import (
     row_chunks,
 )
 from plamo_fast.data.records import (
-    COLUMNAR_BATCH,
+    TOKEN_ID_LIMIT,
     Tokenized,
     TokenizedBatch,
     columnar_fields,
@@ -53,10 +53,21 @@ from plamo_fast.outputs import atomic_output
 
 BATCH = 2048
 # Tokens gathered and written per Parquet row group (two such chunks are in memory at once,
-# 12 MiB each: one being gathered, one being encoded).
-CHUNK_TOKENS = 1 << 20
-# Token ids gain little from dictionaries; zstd is as fast here and smaller than snappy.
-PARQUET_OPTIONS = {"use_dictionary": False, "compression": "zstd"}
+# 3 MiB each: one being gathered, one being encoded).
+CHUNK_TOKENS = 1 << 18
+# Tokens per record batch read from a pre-tokenized Parquet file: the decoder's memory grows
+# with the batch (1M tokens: about 50 MiB more than 128K tokens), and the rows of a batch are
+# checked natively in one call, so small batches cost little.
+READ_TOKENS = 1 << 17
+# Token ids gain little from dictionaries, and page statistics of token lists serve no reader.
+# snappy (as datasets writes): encoding 113M tokens' rows alone takes 2.7 s of CPU, against
+# 3.0 s with zstd, which would write half the bytes (0.45 GB instead of 0.85 GB).
+PARQUET_OPTIONS = {
+    "use_dictionary": False,
+    "compression": "snappy",
+    "write_statistics": False,
+    "write_batch_size": 1 << 16,  # values per encoder call: the default 1024 costs 10% more
+}
 REPORT_FILE = "pack_report.json"
 SPECIAL_TOKEN_KEYS = (
     "bos_token",
@@ -517,14 +528,19 @@ def _columnar_fields(path: Path, kind: str) -> list[str] | None:
 def _read_columnar(
     pipeline: _Pipeline, source: int, path: Path, fields: list[str], vocab_size, *, update
 ) -> int:
-    """A pre-tokenized Parquet file, a record batch at a time: no Python object per record
-    (a batch holding a null is read record by record). Returns the rows read."""
+    """A pre-tokenized Parquet file, a record batch at a time: no Python object per record.
+    A batch is checked natively over its Arrow buffers; one with a row to refuse goes through
+    the vectorised checks (which name it), one holding a null record by record. Returns the
+    rows read."""
     report = pipeline.report
     number = 0
     pipeline.drain()  # keep input order
     for batch in _prefetched(parquet_batches(path, fields, _batch_rows(path))):
-        checked = tokenized_batch(batch, fields, vocab_size)
-        if checked is None:
+        rows = _checked_natively(batch, fields, vocab_size)
+        checked = tokenized_batch(batch, fields, vocab_size) if rows is None else None
+        if rows is not None:
+            pipeline.add_checked(source, number, rows)
+        elif checked is None:
             for i, record in enumerate(batch.to_pylist(), start=number + 1):
                 _read_record(pipeline, source, i, f"{path}:{i}", record, vocab_size)
         else:
@@ -533,6 +549,49 @@ def _read_columnar(
         report.examples_read += batch.num_rows
         update(report.examples_read)
     return number
+
+
+def _checked_natively(batch, fields: list[str], vocab_size: int | None) -> tuple | None:
+    """``(ids, labels, lengths, trained)`` of a record batch whose rows all pass the checks of
+    :func:`plamo_fast.data.records.tokenized_batch`, scanned natively over the Arrow buffers
+    (ids and labels as int32 views of them where they are int32); None when that batch needs
+    the vectorised checks instead: a label mask, a null, values other than int32 or int64 (both
+    the same), or a row to refuse (they name it)."""
+    if fields[1] != "labels":
+        return None
+    parts = [_list_buffers(batch.column(name)) for name in fields]
+    if None in parts or parts[0][1].dtype != parts[1][1].dtype:
+        return None
+    (ids_off, ids), (lab_off, labels) = parts
+    counts = _native.pretokenized_trained_counts(
+        ids, ids_off, labels, lab_off, vocab_size or TOKEN_ID_LIMIT
+    )
+    if counts is None:
+        return None
+    ids, labels = ids[ids_off[0] : ids_off[-1]], labels[lab_off[0] : lab_off[-1]]
+    return (
+        ids.astype(np.int32, copy=False),
+        labels.astype(np.int32, copy=False),
+        np.diff(ids_off),
+        np.frombuffer(counts, dtype="<i8"),
+    )
+
+
+def _list_buffers(column) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(offsets, values)`` of an Arrow list array as views of its buffers (no copy, and not
+    through ``to_numpy``, which imports pandas): int64 offsets into the values (int32 or
+    int64); None when it holds a null or other values."""
+    import pyarrow as pa
+
+    values = column.values
+    kinds = {pa.int32(): np.int32, pa.int64(): np.int64}
+    if column.null_count or values.null_count or values.type not in kinds:
+        return None
+    offset_kind = np.int64 if pa.types.is_large_list(column.type) else np.int32
+    offsets = np.frombuffer(column.buffers()[1], dtype=offset_kind)
+    offsets = offsets[column.offset : column.offset + len(column) + 1].astype(np.int64)
+    flat = np.frombuffer(values.buffers()[1], dtype=kinds[values.type])
+    return offsets, flat[values.offset : values.offset + len(values)]
 
 
 def _prefetched(items):
@@ -546,7 +605,7 @@ def _prefetched(items):
 
 
 def _batch_rows(path: Path) -> int:
-    """Rows per record batch so that a batch holds about ``COLUMNAR_BATCH`` tokens (from the
+    """Rows per record batch so that a batch holds about ``READ_TOKENS`` tokens (from the
     file's mean row length)."""
     import pyarrow.parquet as pq
 
@@ -560,7 +619,7 @@ def _batch_rows(path: Path) -> int:
         metadata.row_group(g).column(leaf).num_values for g in range(metadata.num_row_groups)
     )
     mean = values / metadata.num_rows if metadata.num_rows else 1
-    return max(1, min(COLUMNAR_BATCH, int(COLUMNAR_BATCH / max(mean, 1))))
+    return max(1, min(READ_TOKENS, int(READ_TOKENS / max(mean, 1))))
 
 
 def parse_input(spec: str | os.PathLike) -> tuple[Path, str | None]:
@@ -705,6 +764,18 @@ def _pad_id(bundle: TokenizerBundle) -> int:
     return ids[0]
 
 
+def _trained_counts(labels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each document's targets after its first token (which is never one, see
+    :meth:`_Pipeline._add`); an empty document has none."""
+    starts = np.cumsum(lengths) - lengths
+    targets = labels != IGNORE_INDEX
+    trained = np.zeros(len(lengths), dtype=np.int64)
+    filled = starts[lengths > 0]
+    if len(filled):
+        trained[lengths > 0] = np.add.reduceat(targets, filled, dtype=np.int64) - targets[filled]
+    return trained
+
+
 @dataclass
 class _Pending:
     """A rendered record waiting for the tokenizer."""
@@ -778,6 +849,13 @@ class _Pipeline:
         self.drain()  # keep input order
         self._add(source, doc_id, [(example.input_ids, example.labels)], None)
 
+    def add_checked(self, source: int, before: int, rows: tuple) -> None:
+        """The rows of a record batch that passed the native checks (``before`` rows of the
+        file precede it): ``(ids, labels, lengths, trained)`` from :func:`_checked_natively`."""
+        ids, labels, lengths, trained = rows
+        doc_ids = before + np.arange(len(lengths), dtype=np.int64)
+        self._add_documents(source, doc_ids, ids, labels, lengths, trained)
+
     def add_batch(self, source: int, before: int, path: Path, batch: TokenizedBatch) -> None:
         """The rows of a checked record batch (``before`` rows of the file precede it): the
         refused ones named and refused (or counted), the others through the length and label
@@ -787,20 +865,13 @@ class _Pipeline:
         doc_ids = before + np.flatnonzero(batch.good)
         self._add_documents(source, doc_ids, batch.input_ids, batch.labels, batch.lengths)
 
-    def _add_documents(self, sources, doc_ids, ids, labels, lengths) -> None:
+    def _add_documents(self, sources, doc_ids, ids, labels, lengths, trained=None) -> None:
         """Adds one-document examples stored back to back (``lengths`` long) after the length
-        and label checks of :meth:`_add`, vectorised; ``sources`` is one input or one each."""
+        and label checks of :meth:`_add`, vectorised; ``sources`` is one input or one each;
+        ``trained``: each document's targets after its first token, when already counted."""
         report = self.report
-        starts = np.cumsum(lengths) - lengths
-        targets = labels != IGNORE_INDEX
-        # Targets after each document's first token (which is never one, see _add); an empty
-        # document has none.
-        trained = np.zeros(len(lengths), dtype=np.int64)
-        filled = starts[lengths > 0]
-        if len(filled):
-            trained[lengths > 0] = (
-                np.add.reduceat(targets, filled, dtype=np.int64) - targets[filled]
-            )
+        if trained is None:
+            trained = _trained_counts(labels, lengths)
         too_long = lengths > self.packer.max_length
         untrained = ~too_long & (trained == 0)
         for reason, mask in (("too_long", too_long), ("no_trainable_token", untrained)):

@@ -17,6 +17,15 @@ def pack_lengths(
     """Rows of item indices: every item (1..=max_length long) in exactly one row, no row longer
     than ``max_length``, deterministic for a given ``seed`` (which orders items of equal length).
     """
+    order, starts = _best_fit_decreasing(lengths, max_length, seed)
+    return [order[starts[r] : starts[r + 1]] for r in range(len(starts) - 1)]
+
+
+def _best_fit_decreasing(
+    lengths: Sequence[int] | np.ndarray, max_length: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pack_lengths` as two flat arrays, ``(order, row_starts)``: row ``r`` holds
+    ``order[row_starts[r]:row_starts[r + 1]]`` (no Python object per item or row)."""
     if max_length <= 0:
         raise ValueError(f"max_length must be positive, got {max_length}")
     array = np.asarray(lengths, dtype=np.int64)
@@ -24,11 +33,10 @@ def pack_lengths(
         bad = int(np.flatnonzero((array < 1) | (array > max_length))[0])
         raise ValueError(f"item {bad} has length {int(array[bad])}, outside 1..={max_length}")
     items, starts = _native.best_fit_decreasing_rows(
-        array.astype(np.uint32).tolist(), max_length, seed
+        np.ascontiguousarray(array, dtype=np.uint32), max_length, seed
     )
     order = np.frombuffer(items, dtype="<u4").astype(np.int64)
-    bounds = np.frombuffer(starts, dtype="<u8").astype(np.int64)
-    return [order[bounds[r] : bounds[r + 1]] for r in range(len(bounds) - 1)]
+    return order, np.frombuffer(starts, dtype="<u8").astype(np.int64)
 
 
 def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -41,13 +49,23 @@ def concat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + offsets
 
 
+def _int_array(values: np.ndarray):
+    """A ``pyarrow`` int32 or int64 array viewing ``values`` (no copy; unlike ``pa.array``,
+    which imports pandas to inspect numpy input, a quarter of a second)."""
+    import pyarrow as pa
+
+    values = np.ascontiguousarray(values)
+    kind = {np.dtype(np.int32): pa.int32(), np.dtype(np.int64): pa.int64()}[values.dtype]
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
 def _list_array(values, offsets: np.ndarray):
     """An Arrow list column from flat values and row offsets (large_list past 2**31 values)."""
     import pyarrow as pa
 
     if offsets[-1] < 2**31:
-        return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
-    return pa.LargeListArray.from_arrays(pa.array(offsets.astype(np.int64)), values)
+        return pa.ListArray.from_arrays(_int_array(offsets.astype(np.int32)), values)
+    return pa.LargeListArray.from_arrays(_int_array(offsets.astype(np.int64)), values)
 
 
 def plan_rows(
@@ -68,16 +86,11 @@ def plan_rows(
     group_lengths = (
         np.add.reduceat(lengths, group_starts) if len(lengths) else np.zeros(0, dtype=np.int64)
     )
-    rows = pack_lengths(group_lengths, max_length, seed=seed)
-    group_order = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    group_order, row_starts = _best_fit_decreasing(group_lengths, max_length, seed)
     order = concat_ranges(group_starts[group_order], sizes[group_order])
-    groups_per_row = np.array([len(r) for r in rows], dtype=np.int64)
-    docs_per_row = (
-        np.add.reduceat(sizes[group_order], np.concatenate([[0], np.cumsum(groups_per_row)[:-1]]))
-        if len(rows)
-        else groups_per_row
-    )
-    return order, np.concatenate([[0], np.cumsum(docs_per_row)]).astype(np.int64)
+    # Documents before each row: the group sizes summed up to each row's first group.
+    docs_before = np.concatenate([[0], np.cumsum(sizes[group_order])]).astype(np.int64)
+    return order, docs_before[row_starts]
 
 
 def row_chunks(
@@ -139,12 +152,12 @@ def gather_table(
         )
 
     def per_doc(values: np.ndarray, dtype) -> pa.Array:
-        return _list_array(pa.array(np.asarray(values).astype(dtype)), row_doc_offsets)
+        return _list_array(_int_array(np.asarray(values).astype(dtype)), row_doc_offsets)
 
     columns = {
-        "input_ids": _list_array(pa.array(out_ids), row_token_offsets),
-        "labels": _list_array(pa.array(out_labels), row_token_offsets),
-        "position_ids": _list_array(pa.array(out_positions), row_token_offsets),
+        "input_ids": _list_array(_int_array(out_ids), row_token_offsets),
+        "labels": _list_array(_int_array(out_labels), row_token_offsets),
+        "position_ids": _list_array(_int_array(out_positions), row_token_offsets),
         "seq_lengths": per_doc(ordered_lengths, np.int32),
         "doc_ids": per_doc(np.asarray(doc_ids)[order], np.int64),
     }
@@ -218,7 +231,7 @@ def pad_rows(table, max_length: int, pad_id: int):
             mask = np.ones(rows * max_length, dtype=bool)
             mask[new_index] = False
             out[mask] = pad_pos
-        return pa.ListArray.from_arrays(pa.array(new_offsets.astype(np.int32)), pa.array(out))
+        return pa.ListArray.from_arrays(_int_array(new_offsets.astype(np.int32)), _int_array(out))
 
     def with_pad_segment(name: str, pad_value, dtype) -> pa.Array:
         column = table[name].combine_chunks()
@@ -234,7 +247,7 @@ def pad_rows(table, max_length: int, pad_id: int):
         out[seg_index] = values
         pad_slots = seg_offsets[1:][has_pad] - 1
         out[pad_slots] = pads[has_pad] if pad_value is None else pad_value
-        return pa.ListArray.from_arrays(pa.array(seg_offsets.astype(np.int32)), pa.array(out))
+        return pa.ListArray.from_arrays(_int_array(seg_offsets.astype(np.int32)), _int_array(out))
 
     columns = {
         "input_ids": padded_tokens("input_ids", pad_id),

@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pack::ChatTokenizer>()?;
     m.add_function(wrap_pyfunction!(pack::gather_documents, m)?)?;
     m.add_function(wrap_pyfunction!(pack::gather_spilled, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::pretokenized_trained_counts, m)?)?;
     m.add_function(wrap_pyfunction!(text::normalize_text, m)?)?;
     m.add_function(wrap_pyfunction!(text::normalize_with_spans, m)?)?;
     m.add_class::<leak::LeakIndex>()?;

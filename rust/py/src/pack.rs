@@ -11,16 +11,18 @@ use pyo3::types::PyBytes;
 
 use crate::errors::to_py;
 
-/// Best-fit-decreasing over `lengths` (each 1..=capacity). Returns `(items, row_starts)` as raw
-/// little-endian bytes: `items` (uint32) lists item indices row after row, and row `r` holds
-/// `items[row_starts[r]:row_starts[r + 1]]` (`row_starts` is uint64, one longer than the rows).
+/// Best-fit-decreasing over `lengths` (a uint32 buffer, each 1..=capacity). Returns `(items,
+/// row_starts)` as raw little-endian bytes: `items` (uint32) lists item indices row after row,
+/// and row `r` holds `items[row_starts[r]:row_starts[r + 1]]` (`row_starts` is uint64, one
+/// longer than the rows).
 #[pyfunction]
 pub fn best_fit_decreasing_rows<'py>(
     py: Python<'py>,
-    lengths: Vec<u32>,
+    lengths: PyBuffer<u32>,
     capacity: u32,
     seed: u64,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let lengths = lengths.to_vec(py)?;
     let bins = py
         .detach(|| best_fit_decreasing(&lengths, capacity, seed))
         .map_err(to_py)?;
@@ -209,9 +211,13 @@ pub fn gather_documents(
 /// Like [`gather_documents`], reading the documents from the spill files `tokens_path` and
 /// `labels_path` (little-endian int32, back to back, as long as each other) with positional
 /// reads instead of from memory, so that only the outputs are resident (the files are never
-/// mapped). The reads run in parallel while this call keeps the GIL.
+/// mapped). The reads run in parallel with the GIL released (so that another thread, such as
+/// the one encoding the previous chunk, runs meanwhile): no other thread may use the outputs
+/// during the call.
 #[pyfunction]
+#[allow(clippy::too_many_arguments)] // the Python signature, plus the GIL token
 pub fn gather_spilled(
+    py: Python<'_>,
     tokens_path: std::path::PathBuf,
     labels_path: std::path::PathBuf,
     doc_offsets: PyBuffer<i64>,
@@ -252,8 +258,10 @@ pub fn gather_spilled(
     )?;
     // SAFETY: as in `gather_documents`: each buffer is held until this function returns and
     // its memory stays in place; the outputs are writable and share memory with no other
-    // argument (checked above), so each `&mut` slice is the only reference to its memory. The
-    // GIL stays held for the whole call, so no Python code runs that could write these buffers.
+    // argument (checked above), so each `&mut` slice is the only reference to its memory from
+    // this call. The inputs are read (into `spans`) while the GIL is held; the GIL is released
+    // only for the copy into the outputs, which the caller keeps to itself meanwhile (the
+    // contract of numpy functions that release the GIL).
     let (offsets_s, order_s, ids, labs, pos) = unsafe {
         (
             offsets_m.as_ref(),
@@ -264,5 +272,65 @@ pub fn gather_spilled(
         )
     };
     let spans = document_spans(tokens, offsets_s, order_s).map_err(to_py)?;
-    gather_from_files(&tokens_path, &labels_path, &spans, ids, labs, pos).map_err(to_py)
+    py.detach(|| gather_from_files(&tokens_path, &labels_path, &spans, ids, labs, pos))
+        .map_err(to_py)
+}
+
+/// The checked rows' trained-token counts, from `input_ids` and `labels` list buffers: flat
+/// values (both int32 or both int64) and int64 row offsets. `None` when any row would be
+/// refused (see the core `trained_counts`); the caller then checks that batch row by row to
+/// name each refusal. Returns the counts as little-endian int64 bytes. Runs with the GIL
+/// released over read-only buffers.
+#[pyfunction]
+pub fn pretokenized_trained_counts<'py>(
+    py: Python<'py>,
+    ids: &Bound<'py, PyAny>,
+    ids_offsets: PyBuffer<i64>,
+    labels: &Bound<'py, PyAny>,
+    label_offsets: PyBuffer<i64>,
+    limit: i64,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let ids_off = ids_offsets.to_vec(py)?;
+    let lab_off = label_offsets.to_vec(py)?;
+    let counts = if let (Ok(i), Ok(l)) = (PyBuffer::<i32>::get(ids), PyBuffer::<i32>::get(labels)) {
+        trained_of(py, &i, &ids_off, &l, &lab_off, limit)?
+    } else {
+        let i = PyBuffer::<i64>::get(ids)?;
+        let l = PyBuffer::<i64>::get(labels)?;
+        trained_of(py, &i, &ids_off, &l, &lab_off, limit)?
+    };
+    Ok(counts.map(|c| {
+        let bytes: Vec<u8> = c.iter().flat_map(|v| v.to_le_bytes()).collect();
+        PyBytes::new(py, &bytes)
+    }))
+}
+
+/// [`pretokenized_trained_counts`] for one value type.
+fn trained_of<T>(
+    py: Python<'_>,
+    ids: &PyBuffer<T>,
+    ids_offsets: &[i64],
+    labels: &PyBuffer<T>,
+    label_offsets: &[i64],
+    limit: i64,
+) -> PyResult<Option<Vec<i64>>>
+where
+    T: pyo3::buffer::Element + Copy + Into<i64> + Sync,
+{
+    let ids_m = contiguous(ids, "ids")?;
+    let labels_m = contiguous(labels, "labels")?;
+    // SAFETY: both buffers are held until this function returns and the buffer protocol keeps
+    // their memory in place; they are only read. The GIL is released for the scan: the callers
+    // pass buffers of immutable Arrow arrays, which nothing writes.
+    let (ids_s, labels_s) = unsafe { (ids_m.as_ref(), labels_m.as_ref()) };
+    py.detach(move || {
+        plamo_fast_core::pack::check::trained_counts(
+            ids_s,
+            ids_offsets,
+            labels_s,
+            label_offsets,
+            limit,
+        )
+    })
+    .map_err(to_py)
 }

@@ -2,5 +2,6 @@
 //! response-only labels that feeds it.
 
 pub mod bfd;
+pub mod check;
 pub mod gather;
 pub mod mask;
