@@ -5,6 +5,7 @@ output feeds ``sample``, ``score --verifier math`` and ``pack``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -17,8 +18,16 @@ from plamo_fast.cli import main
 from plamo_fast.data.conversation import prompt_messages, sft_conversation
 from plamo_fast.errors import UsageError
 from plamo_fast.sample.verify_math import verify
-from plamo_fast.synth.record import FINAL, problem_id
-from plamo_fast.synth.registry import DIFFICULTIES, LANGS, load_all
+from plamo_fast.synth.numbers import dec, frac, mixed
+from plamo_fast.synth.record import (
+    FINAL,
+    build_record,
+    features_encoder,
+    params_texts,
+    problem_id,
+    record_line,
+)
+from plamo_fast.synth.registry import DIFFICULTIES, LANGS, Problem, load_all
 from plamo_fast.synth.run import generate, holdout_path, synth_math
 
 REGISTRY = load_all()
@@ -243,3 +252,186 @@ def test_cli_refuses_an_existing_output_and_bad_options(tmp_path, capsys):
     assert not (tmp_path / "x.jsonl").exists()
     assert main(["synth", "list"]) == 0
     assert "systems.two" in capsys.readouterr().out
+
+
+# The output bytes are pinned: the same seed must give the same file across releases (a change to
+# a generator's numbers or wording bumps its version, and these digests with it). sha256, first 16
+# hex digits; per generator: 300 records in Japanese then 300 in English, seed 1, all difficulties.
+PINNED_GENERATORS = {
+    "ages.problems": "23cdcf0fd48a54ad",
+    "arithmetic.add": "806ab447527910ae",
+    "arithmetic.div": "ff006bc847b8626a",
+    "arithmetic.mul": "283b2a7418881ade",
+    "arithmetic.order": "04a4268c2a013499",
+    "arithmetic.sub": "309d82d9a1cd3817",
+    "classic.crane_turtle": "d6cc4deb6a8b81d0",
+    "classic.trees": "aa753a7dfd025d59",
+    "decimals.arith": "91ccbd0889443d28",
+    "fractions.add": "c6fa93cc44fea996",
+    "fractions.mixed": "f8cc19238c01a012",
+    "fractions.muldiv": "1a05d27a3c1e4f62",
+    "linear.both_sides": "37a3f10d6d5b43ed",
+    "linear.one_side": "1a9589f17b7178af",
+    "mixtures.salt": "903afd6cd3d5c005",
+    "percent.change": "2d6efb4d6f4dd4d0",
+    "percent.of": "5319b049f9e1db87",
+    "percent.ratio": "bc73c25ccfcde4e4",
+    "quadratics.roots": "17eb6ea187faac7c",
+    "ratios.proportion": "69af57664f6a101a",
+    "ratios.split": "9e9438537e999396",
+    "sequences.arithmetic": "09758e14e7873414",
+    "sequences.geometric": "81cb0020fb2f1fb9",
+    "shopping.budget": "aea4b7cf06fd8081",
+    "shopping.change": "369d27a0b84de5ee",
+    "speed.basic": "6274f4c59f8a0e92",
+    "speed.meet": "67ca5f51b52683b5",
+    "systems.three": "cfa81c489716b013",
+    "systems.two": "f2987dffb5851f1e",
+    "units.convert": "b8fce1119b538707",
+    "units.rate": "1fd78baa1be90499",
+    "work.together": "f4ede0e38d327810",
+}
+
+
+def test_every_generator_gives_the_pinned_bytes_for_its_seed():
+    assert sorted(PINNED_GENERATORS) == NAMES
+    got = {}
+    for name in NAMES:
+        h = hashlib.sha256()
+        for lang in LANGS:
+            for r in generate(300, seed=1, lang=lang, mix=name):
+                h.update(json.dumps(r, ensure_ascii=False).encode() + b"\n")
+        got[name] = h.hexdigest()[:16]
+    assert got == PINNED_GENERATORS
+
+
+@pytest.mark.parametrize(
+    ("options", "digests"),
+    [
+        ({"seed": 0}, ("bd21539d253805cbb9bb9a19ccfe6a295fd3fcee906f7cc4e67c492241aed312",)),
+        (
+            {"seed": 1, "lang": "en"},
+            ("1c1b21a36085296c527c62cfc44eef9e9fb567167f142cfaf3e448636959d8ac",),
+        ),
+        (
+            {"seed": 4, "lang": "en", "difficulty": "easy", "holdout": 0.2},
+            (
+                "2e7124cb2724f2fc5f25aa37e6490609b1e29a73bed809e7e044e9aa3008ef29",
+                "3b3bb74de5314c2a56b7e09a528ba1ddf667c48b3717d6da96140869c6374b87",
+            ),
+        ),
+    ],
+)
+def test_synth_math_writes_the_pinned_file_for_a_seed(tmp_path, options, digests):
+    out = tmp_path / "math.jsonl"
+    n = 5000 if "holdout" in options else 20_000
+    synth_math(out, n, **options)
+    files = [out, holdout_path(out)][: len(digests)]
+    assert tuple(hashlib.sha256(f.read_bytes()).hexdigest() for f in files) == digests
+
+
+def test_record_line_is_json_dumps_of_the_record():
+    """synth_math writes record_line, generate yields build_record: one text, even for strings
+    that need escaping (quotes, backslashes, controls, non-BMP) and for every JSON value type."""
+    gen = REGISTRY["fractions.add"]
+    tricky = 'a "quoted" \\ back\tslash\x00\x1f\u2028 漢字 😀'
+    problem = Problem(
+        params={"rows": [[1, -2, 3]], "k": tricky, "big": 10**30},
+        features={"reduces": True, "same_denominator": False, "digits": 3, "w": tricky},
+        question=tricky,
+        steps=tricky + "\n1/2",
+        answer=tricky,
+    )
+    record_id = problem_id(gen.name, gen.version, problem.params)
+    params_json = params_texts(problem.params)[0]
+    encode_features = features_encoder()
+    for lang in LANGS:
+        for _ in range(2):  # encoded, then from the cache
+            features_json = encode_features(gen.name, "hard", problem.features)
+            line = record_line(gen, problem, record_id, lang, features_json, params_json)
+            record = build_record(gen, problem, record_id, lang, "hard")
+            assert line == json.dumps(record, ensure_ascii=False)
+        assert json.loads(line)["answer"] == tricky
+    assert encode_features(gen.name, "easy", {}) == '{"difficulty": "easy"}'
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"a": 12, "b": -3, "op": "add", "rows": [[1, -2, 3], [4, 5, -6]], "big": 10**40},
+        {"from": "秒", "to": "時間", "value": "3/4", "nested": {"x": [1, []]}},
+        {"s": "it's"},  # repr switches to double quotes
+        {"s": 'say "hi"'},
+        {"s": "back\\slash"},
+        {"s": "tab\there"},
+        {"s": "line\u2028sep"},  # printable to JSON, escaped by repr
+        {"s": "nbsp\xa0"},
+        {"it's": 1},
+    ],
+)
+def test_params_texts_are_json_and_repr(params):
+    """The id hashes the repr that params_texts derives from the JSON: it must be repr exactly."""
+    assert params_texts(params) == (json.dumps(params, ensure_ascii=False), repr(params))
+
+
+def _json_shaped(value) -> bool:
+    """Str keys; ints, strings, lists and dicts of them: no bools, None, floats or tuples."""
+    if type(value) is dict:
+        return all(type(k) is str and _json_shaped(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_json_shaped(v) for v in value)
+    return type(value) in (int, str)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_params_are_json_shaped_and_the_id_hashes_their_repr(name):
+    """The contracts params_texts and features_encoder rely on, on every generator, difficulty
+    and language."""
+    gen = REGISTRY[name]
+    types: dict[str, type] = {}
+    for difficulty in DIFFICULTIES:
+        for lang in LANGS:
+            for r in generate(300, seed=13, lang=lang, mix=name, difficulty=difficulty):
+                assert _json_shaped(r["params"]), r["params"]
+                assert r["id"] == problem_id(gen.name, gen.version, r["params"])
+                for key, value in r["features"].items():  # one type per feature (the
+                    types.setdefault(key, type(value))  # features_encoder cache needs it)
+                    assert type(value) is types[key], (key, value)
+
+
+def _decimal_reference(q: Fraction) -> str | None:
+    """The exact decimal of ``q`` the slow, obvious way (None when it does not terminate)."""
+    for places in range(40):
+        scaled_q = q * 10**places
+        if scaled_q.denominator == 1:
+            sign, digits = (
+                ("-" if q < 0 else ""),
+                str(abs(scaled_q.numerator)).rjust(places + 1, "0"),
+            )
+            whole, part = digits[: len(digits) - places], digits[len(digits) - places :]
+            part = part.rstrip("0")
+            return f"{sign}{whole}.{part}" if part else f"{sign}{whole}"
+    return None
+
+
+def test_integer_rationals_agree_with_fraction():
+    """frac, mixed and dec work on integer numerators and denominators: the text is the one
+    Fraction arithmetic gives, for every sign and every reducible case."""
+    for n in range(-150, 151):
+        for d in [*range(-40, 0), *range(1, 41), 64, 80, 125, 1000, 1024, 3000]:
+            q = Fraction(n, d)
+            assert frac(n, d) == (str(q.numerator) if q.denominator == 1 else str(q)), (n, d)
+            if q.denominator != 1 and abs(q) > 1:
+                w, r = divmod(abs(q.numerator), q.denominator)
+                assert mixed(n, d) == f"{'-' if q < 0 else ''}{w} {r}/{q.denominator}", (n, d)
+            else:
+                assert mixed(n, d) == frac(n, d)
+            expected = _decimal_reference(q)
+            if expected is None:
+                with pytest.raises(ValueError, match="no terminating decimal"):
+                    dec(n, d)
+            else:
+                assert dec(n, d) == expected, (n, d)
+    with pytest.raises(ZeroDivisionError):
+        frac(1, 0)

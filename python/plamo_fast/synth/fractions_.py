@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from math import gcd
 from random import Random
 
@@ -129,17 +128,17 @@ def mixed_numbers(rng: Random, spec: Spec) -> Problem:
         b, d = rint(rng, lo, hi), rint(rng, lo, hi)
         u, v = rint(rng, w_lo, w_hi), rint(rng, w_lo, w_hi)
         a, c = _proper(rng, b), _proper(rng, d)
-        first, second = Fraction(u * b + a, b), Fraction(v * d + c, d)
-        if op == "sub" and first < second:
-            u, a, b, v, c, d, first, second = v, c, d, u, a, b, second, first
-        result = first + second if op == "add" else first - second
-        if result > 1 and result.denominator != 1:
+        if op == "sub" and (u * b + a) * d < (v * d + c) * b:  # the first is the smaller
+            u, a, b, v, c, d = v, c, d, u, a, b
+        den = lcm(b, d)
+        x, y = (u * b + a) * (den // b), (v * d + c) * (den // d)
+        n = x + y if op == "add" else x - y
+        g = gcd(n, den)
+        rn, rd = n // g, den // g  # the result in lowest terms
+        if rn > rd and rd != 1:  # more than 1, not whole
             break
     ja, sym = spec.ja, SYMBOL[op]
     expr = f"{u} {a}/{b} {sym} {v} {c}/{d}"
-    den = lcm(b, d)
-    x, y = (u * b + a) * (den // b), (v * d + c) * (den // d)
-    n = x + y if op == "add" else x - y
     lines = [
         f"帯分数を仮分数に直します: {u} {a}/{b} = {u * b + a}/{b}、{v} {c}/{d} = {v * d + c}/{d}"
         if ja
@@ -148,11 +147,12 @@ def mixed_numbers(rng: Random, spec: Spec) -> Problem:
     if b != d:
         lines.append(f"分母を {den} にそろえると {x}/{den} {sym} {y}/{den}" if ja else f"With the common denominator {den}: {x}/{den} {sym} {y}/{den}")  # fmt: skip
     lines.append(f"{x}/{den} {sym} {y}/{den} = {n}/{den}")
-    if gcd(n, den) > 1:
-        lines.append(f"約分して {frac(result)}" if ja else f"In lowest terms: {frac(result)}")
-    whole, rest = divmod(result.numerator, result.denominator)
-    answer = mixed(result)
-    lines.append(f"{frac(result)} = {whole} + {rest}/{result.denominator} = {answer}")
+    reduced = f"{rn}/{rd}"
+    if g > 1:
+        lines.append(f"約分して {reduced}" if ja else f"In lowest terms: {reduced}")
+    whole, rest = divmod(rn, rd)
+    answer = mixed(rn, rd)
+    lines.append(f"{reduced} = {whole} + {rest}/{rd} = {answer}")
     lines.append(f"よって、答えは {answer} です。" if ja else f"So the answer is {answer}.")
     templates = MIXED_JA if ja else MIXED_EN
     question = templates[int(rng.random() * len(templates))].format(e=expr)

@@ -5,10 +5,9 @@ solution is an integer or (when asked, or at random for hard ones) a fraction.""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from random import Random
 
-from plamo_fast.synth.numbers import frac, linear, num, paren, rint
+from plamo_fast.synth.numbers import frac, linear, paren, rint
 from plamo_fast.synth.registry import Problem, Spec, generator, pick
 
 SOLUTIONS = ("integer", "fraction")
@@ -28,8 +27,8 @@ def _term(k: int) -> str:
     return linear((k,), "x")
 
 
-def _solve_lines(p: int, q: int, r: int, s: int, ja: bool) -> tuple[list[str], Fraction]:
-    """Steps from ``p x + q = r x + s`` (p != r) to x."""
+def _solve_lines(p: int, q: int, r: int, s: int, ja: bool) -> tuple[list[str], str]:
+    """Steps from ``p x + q = r x + s`` (p != r) to x, and x (a reduced fraction or integer)."""
     lines = []
     left, right = linear((p,), "x", q), linear((r,), "x", s)
     if r or q:
@@ -40,16 +39,15 @@ def _solve_lines(p: int, q: int, r: int, s: int, ja: bool) -> tuple[list[str], F
         lines.append(f"{left} = {right} の x の項を左辺に、数の項を右辺に移項します: {moved}" if ja else f"Move the x terms of {left} = {right} to the left and the numbers to the right: {moved}")  # fmt: skip
     k, v = p - r, s - q
     lines.append(f"{linear((k,), 'x')} = {v}")
-    x = Fraction(v, k)
+    x = frac(v, k)
     if k != 1:
-        shown = f"x = {v} ÷ {paren(k)} = {frac(x)}"
-        lines.append(f"両辺を {num(k)} で割ると、{shown}" if ja else f"Divide both sides by {num(k)}: {shown}")  # fmt: skip
+        shown = f"x = {v} ÷ {paren(k)} = {x}"
+        lines.append(f"両辺を {k} で割ると、{shown}" if ja else f"Divide both sides by {k}: {shown}")  # fmt: skip
     return lines, x
 
 
-def _finish(rng: Random, spec: Spec, expr: str, lines: list[str], x: Fraction, params: dict, features: dict) -> Problem:  # fmt: skip
+def _finish(rng: Random, spec: Spec, expr: str, lines: list[str], answer: str, params: dict, features: dict) -> Problem:  # fmt: skip
     ja = spec.ja
-    answer = frac(x)
     lines.append(f"よって、x = {answer} です。" if ja else f"So x = {answer}.")
     templates = QUESTION_JA if ja else QUESTION_EN
     question = templates[int(rng.random() * len(templates))].format(e=expr)
@@ -112,8 +110,8 @@ def both_sides(rng: Random, spec: Spec) -> Problem:
             if (s - q) % (p - r):
                 break
     if brackets:
-        left = f"{num(a) if abs(a) != 1 else ('-' if a < 0 else '')}({linear((1,), 'x', b)})"
-        right = f"{num(c) if abs(c) != 1 else ('-' if c < 0 else '')}({linear((1,), 'x', d)}) {'+' if e > 0 else '-'} {abs(e)}"  # fmt: skip
+        left = f"{a if abs(a) != 1 else ('-' if a < 0 else '')}({linear((1,), 'x', b)})"
+        right = f"{c if abs(c) != 1 else ('-' if c < 0 else '')}({linear((1,), 'x', d)}) {'+' if e > 0 else '-'} {abs(e)}"  # fmt: skip
         expr = f"{left} = {right}"
         lines = [f"かっこを外すと、{linear((p,), 'x', q)} = {linear((r,), 'x', s)}" if spec.ja else f"Expand the brackets: {linear((p,), 'x', q)} = {linear((r,), 'x', s)}"]  # fmt: skip
         params = {"a": a, "b": b, "c": c, "d": d, "e": e}

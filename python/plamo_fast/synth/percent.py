@@ -6,7 +6,6 @@ changes (a discount or a rise, asking the new or the original price). In Japanes
 
 from __future__ import annotations
 
-from fractions import Fraction
 from math import gcd
 from random import Random
 
@@ -15,7 +14,7 @@ from plamo_fast.synth.registry import Problem, Spec, generator, pick
 
 
 def _rate(p: int) -> str:
-    return dec(Fraction(p, 100))
+    return dec(p, 100)
 
 
 OF_JA = ("{b} の {p}% はいくつですか。", "{b} g の {p}% は何 g ですか。", "{b} 人の {p}% は何人ですか。")  # fmt: skip
@@ -33,7 +32,7 @@ def of(rng: Random, spec: Spec) -> Problem:
         b = 100 // gcd(p, 100) * rint(rng, 1, 200)  # the answer is whole
     else:
         p, b = rint(rng, 1, 250), rint(rng, 10, 2000)
-    answer = dec(Fraction(p * b, 100))
+    answer = dec(p * b, 100)
     ja = spec.ja
     k = int(rng.random() * 4)
     if k == 2 and "." in answer:
@@ -59,22 +58,24 @@ RATIO_EN = ("What percent of {b} is {a}?", "{a} of {b} people took part. What pe
 def ratio(rng: Random, spec: Spec) -> Problem:
     difficulty = spec.difficulty
     if difficulty == "easy":
-        p = rint(rng, 1, 100)
+        tenths = 10 * rint(rng, 1, 100)  # the percentage in tenths of a percent
         b = 100 * rint(rng, 1, 40)
     elif difficulty == "medium":
         p = rint(rng, 1, 150)
+        tenths = 10 * p
         b = 100 // gcd(p, 100) * rint(rng, 1, 150)
     else:
-        p = Fraction(rint(rng, 1, 1500), 10)  # e.g. 12.5 %
-        b = 1000 // gcd(p.numerator, 1000) * rint(rng, 1, 20)
-    a = int(b * Fraction(p) / 100)
+        tenths = rint(rng, 1, 1500)  # e.g. 125: 12.5 %
+        top = tenths // gcd(tenths, 10)  # the percentage's numerator in lowest terms
+        b = 1000 // gcd(top, 1000) * rint(rng, 1, 20)
+    a = b * tenths // 1000
     ja = spec.ja
     k = int(rng.random() * 3)
-    if k and p > 100:
+    if k and tenths > 1000:
         k = 0  # more than everyone only makes sense for plain numbers
     question = (RATIO_JA if ja else RATIO_EN)[k].format(a=a, b=b)
-    share = dec(Fraction(a, b))
-    answer = dec(Fraction(p))
+    share = dec(a, b)
+    answer = dec(tenths, 10)
     lines = [
         f"{a} ÷ {b} = {share}" + ("（割合）" if ja else " (the proportion)"),
         f"百分率にするには 100 をかけます: {share} × 100 = {answer}"

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from fractions import Fraction
 from math import gcd
 from random import Random
 
@@ -104,7 +103,6 @@ def proportion(rng: Random, spec: Spec) -> Problem:
         if spec.difficulty == "hard" or (b * c) % a == 0:
             break
     position = int(rng.random() * 4)  # where x stands
-    x = Fraction(b * c, a)
     terms = [str(a), str(b), str(c), "x"]
     # a : b = c : x is the same as b : a = x : c, c : x = a : b and x : c = b : a
     order = ((0, 1, 2, 3), (1, 0, 3, 2), (2, 3, 0, 1), (3, 2, 1, 0))[position]
@@ -113,7 +111,7 @@ def proportion(rng: Random, spec: Spec) -> Problem:
     ja = spec.ja
     outer, inner = (t[0], t[3]), (t[1], t[2])
     known, x_with = (inner, outer[0] if outer[1] == "x" else outer[1]) if "x" in outer else (outer, inner[0] if inner[1] == "x" else inner[1])  # fmt: skip
-    answer = frac(x)
+    answer = frac(b * c, a)
     lines = [
         "比例式では、外側の項の積と内側の項の積が等しくなります。"
         if ja
@@ -125,5 +123,5 @@ def proportion(rng: Random, spec: Spec) -> Problem:
     templates = PROP_JA if ja else PROP_EN
     question = templates[int(rng.random() * len(templates))].format(e=expr)
     params = {"a": a, "b": b, "c": c, "position": position}
-    features = {"whole": x.denominator == 1}
+    features = {"whole": (b * c) % a == 0}
     return Problem(params, features, question, "\n".join(lines), answer)

@@ -23,8 +23,11 @@ LANGS = ("ja", "en")
 
 
 class Problem(NamedTuple):
-    params: dict  # JSON-able ints/strings that fix the problem (not the wording)
-    features: dict  # what kind of problem it is (carries, reduces, eliminate, ...)
+    # The numbers and choices that fix the problem (not the wording), JSON-shaped: str keys;
+    # ints, strings, and lists or dicts of them (no bools, None, floats or tuples), so that
+    # their repr, which the id hashes, follows from their JSON (record.params_texts).
+    params: dict
+    features: dict  # what kind of problem it is (carries, reduces, ...); one type per feature
     question: str
     steps: str  # the worked solution, without the final answer line
     answer: str  # the exact answer (see plamo_fast.synth.numbers.answer_text)

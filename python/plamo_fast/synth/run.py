@@ -24,7 +24,14 @@ from random import Random
 
 from plamo_fast.errors import UsageError
 from plamo_fast.outputs import atomic_output, check_output
-from plamo_fast.synth.record import build_record, id_fraction, problem_id, record_line
+from plamo_fast.synth.record import (
+    build_record,
+    features_encoder,
+    id_fraction,
+    id_hasher,
+    params_texts,
+    record_line,
+)
 from plamo_fast.synth.registry import DIFFICULTIES, LANGS, Generator, Problem, Spec, load_all
 
 EXHAUSTED_AFTER = 2000  # duplicates in a row from one generator and difficulty
@@ -120,9 +127,10 @@ def _draw(
     difficulty: str | None = None,
     features: list[str] | None = None,
     made: dict | None = None,
-) -> Iterator[tuple[Generator, Problem, str, dict]]:
-    """``n`` problems with distinct ids: ``(generator, problem, id, features)``. When the
-    draws are done, ``made`` (if given) holds the count per (generator name, difficulty)."""
+) -> Iterator[tuple[Generator, Problem, str, str, str]]:
+    """``n`` problems with distinct ids: ``(generator, problem, id, params JSON, difficulty)``.
+    When the draws are done, ``made`` (if given) holds the count per (generator name,
+    difficulty)."""
     if lang not in LANGS:
         raise UsageError(f"--lang takes {' or '.join(LANGS)}, got {lang!r}")
     if n < 0:
@@ -136,6 +144,7 @@ def _draw(
     for gen in gens:
         total += weights[gen.name]
         cum.append(total)
+    hashers = [id_hasher(gen.name, gen.version) for gen in gens]
     specs = {d: Spec(d, lang, want) for d in difficulties}
     rng = Random(seed)
     random = rng.random
@@ -146,23 +155,24 @@ def _draw(
         g = min(bisect(cum, random() * total), last)
         k = int(random() * nd)
         gen, d = gens[g], difficulties[k]
-        spec, make, name, version = specs[d], gen.make, gen.name, gen.version
+        spec, make, hash_id = specs[d], gen.make, hashers[g]
         misses = 0
         while True:
             problem = make(rng, spec)
-            rid = problem_id(name, version, problem.params)
+            params_json, params_repr = params_texts(problem.params)
+            rid = hash_id(params_repr)
             if rid not in seen:
                 break
             misses += 1
             if misses >= EXHAUSTED_AFTER:
                 raise UsageError(
-                    f"generator {name} ({d}) is exhausted: {distinct[g * nd + k]} distinct "
+                    f"generator {gen.name} ({d}) is exhausted: {distinct[g * nd + k]} distinct "
                     f"problems, then {EXHAUSTED_AFTER} duplicates in a row; ask for fewer "
                     "(-n), give it less weight (--mix) or allow more difficulties"
                 )
         seen.add(rid)
         distinct[g * nd + k] += 1
-        yield gen, problem, rid, {"difficulty": d, **problem.features}
+        yield gen, problem, rid, params_json, d
     if made is not None:
         for g, gen in enumerate(gens):
             for k, d in enumerate(difficulties):
@@ -182,8 +192,8 @@ def generate(
     """Yields ``n`` records with distinct ids (see the module text); the same records, in the
     same order, as :func:`synth_math` writes with these options."""
     draws = _draw(n, seed=seed, lang=lang, mix=mix, difficulty=difficulty, features=features)
-    for gen, problem, rid, feats in draws:
-        yield build_record(gen, problem, rid, lang, feats)
+    for gen, problem, rid, _, d in draws:
+        yield build_record(gen, problem, rid, lang, d)
 
 
 def holdout_path(out: Path) -> Path:
@@ -227,10 +237,12 @@ def synth_math(
             )
             files[split] = stack.enter_context(open(partial, "w", encoding="utf-8"))
         buffers: dict[str, list[str]] = {split: [] for split in outs}
-        for gen, problem, rid, feats in draws:
+        features_json = features_encoder()
+        for gen, problem, rid, params_json, d in draws:
             split = "test" if holdout and id_fraction(rid) < holdout else "train"
             buffer = buffers[split]
-            buffer.append(record_line(build_record(gen, problem, rid, lang, feats)))
+            features = features_json(gen.name, d, problem.features)
+            buffer.append(record_line(gen, problem, rid, lang, features, params_json))
             if len(buffer) >= WRITE_BATCH:
                 files[split].write("\n".join(buffer) + "\n")
                 buffer.clear()

@@ -5,7 +5,6 @@ two movers meeting head-on or one catching up with the other."""
 
 from __future__ import annotations
 
-from fractions import Fraction
 from random import Random
 
 from plamo_fast.synth.numbers import dec, rint
@@ -43,22 +42,21 @@ def basic(rng: Random, spec: Spec) -> Problem:
         minutes = 15 * rint(rng, 1, 40)
     else:
         minutes = 6 * rint(rng, 1, 100)  # tenths of an hour: the distance stays a decimal
-    hours = Fraction(minutes, 60)
-    d = v * hours
+    d = dec(v * minutes, 60)  # km
     ja = spec.ja
     in_minutes = minutes % 60 != 0 and spec.difficulty == "hard"
     tu = ("分" if ja else "minutes") if in_minutes else ("時間" if ja else "hours")
     t_text = _duration(minutes, ja)
-    h_text = dec(hours)
+    h_text = dec(minutes, 60)
     lines = [f"{t_text} = {h_text} 時間" if ja else f"{t_text} = {h_text} hours"] if minutes % 60 else []  # fmt: skip
     if ask == "distance":
-        answer = dec(d)
+        answer = d
         lines.append(f"道のり = 速さ × 時間 = {v} × {h_text} = {answer} km" if ja else f"distance = speed × time = {v} × {h_text} = {answer} km")  # fmt: skip
     elif ask == "speed":
         answer = str(v)
-        lines.append(f"速さ = 道のり ÷ 時間 = {dec(d)} ÷ {h_text} = {v}（時速 km）" if ja else f"speed = distance ÷ time = {dec(d)} ÷ {h_text} = {v} km/h")  # fmt: skip
+        lines.append(f"速さ = 道のり ÷ 時間 = {d} ÷ {h_text} = {v}（時速 km）" if ja else f"speed = distance ÷ time = {d} ÷ {h_text} = {v} km/h")  # fmt: skip
     else:
-        lines = [f"時間 = 道のり ÷ 速さ = {dec(d)} ÷ {v} = {h_text} 時間" if ja else f"time = distance ÷ speed = {dec(d)} ÷ {v} = {h_text} hours"]  # fmt: skip
+        lines = [f"時間 = 道のり ÷ 速さ = {d} ÷ {v} = {h_text} 時間" if ja else f"time = distance ÷ speed = {d} ÷ {v} = {h_text} hours"]  # fmt: skip
         if in_minutes:
             answer = str(minutes)
             lines.append(f"{h_text} 時間 = {h_text} × 60 = {minutes} 分" if ja else f"{h_text} hours = {h_text} × 60 = {minutes} minutes")  # fmt: skip
@@ -66,7 +64,7 @@ def basic(rng: Random, spec: Spec) -> Problem:
             answer = h_text
     unit = {"distance": " km", "speed": " km/h" if not ja else "", "time": f" {tu}"}[ask]
     lines.append(f"よって、答えは {answer}{unit if ask != 'speed' else ''} です。" if ja else f"So the answer is {answer}{unit}.")  # fmt: skip
-    question = (BASIC_JA if ja else BASIC_EN)[ask].format(v=v, t=t_text, d=dec(d), tu=tu)
+    question = (BASIC_JA if ja else BASIC_EN)[ask].format(v=v, t=t_text, d=d, tu=tu)
     params = {"v": v, "minutes": minutes, "ask": ask}
     return Problem(params, {"ask": ask}, question, "\n".join(lines), answer)
 

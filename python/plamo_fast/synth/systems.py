@@ -10,7 +10,7 @@ from __future__ import annotations
 from math import gcd
 from random import Random
 
-from plamo_fast.synth.numbers import linear, num, paren, rint
+from plamo_fast.synth.numbers import linear, paren, rint
 from plamo_fast.synth.registry import Problem, Spec, generator, pick
 
 NAMES = "①②③④⑤⑥⑦"
@@ -33,19 +33,21 @@ def _combine(e1: Eq, e2: Eq, v: int) -> tuple[int, int, bool, Eq, int]:
     """``(m1, m2, subtract, new, k)``: ``e1 × m1 ∓ e2 × m2`` cancels variable ``v``; ``new`` is
     that equation divided by ``k`` (the gcd of its numbers, negative when its first coefficient
     is, so that the first coefficient becomes positive)."""
-    a, b = e1[0][v], e2[0][v]
+    (p, p_const), (q, q_const) = e1, e2
+    a, b = p[v], q[v]
     g = gcd(a, b)
     m1, m2 = abs(b) // g, abs(a) // g
     subtract = a * b > 0
-    sign = -1 if subtract else 1
-    coefs = tuple(p * m1 + sign * q * m2 for p, q in zip(e1[0], e2[0], strict=True))
-    const = e1[1] * m1 + sign * e2[1] * m2
-    k = 0
-    for c in (*coefs, const):
-        k = gcd(k, c)
-    if next((c for c in coefs if c), 1) < 0:
-        k = -k
-    return m1, m2, subtract, (tuple(c // k for c in coefs), const // k), k
+    signed_m2 = -m2 if subtract else m2
+    coefs = [x * m1 + y * signed_m2 for x, y in zip(p, q, strict=True)]
+    const = p_const * m1 + q_const * signed_m2
+    k = gcd(*coefs, const)
+    for c in coefs:
+        if c:
+            if c < 0:
+                k = -k
+            break
+    return m1, m2, subtract, (tuple([c // k for c in coefs]), const // k), k
 
 
 def eliminate(e1: Eq, e2: Eq, v: int, n1: str, n2: str, names: str, ja: bool) -> tuple[Eq, list[str]]:  # fmt: skip
@@ -62,7 +64,7 @@ def eliminate(e1: Eq, e2: Eq, v: int, n1: str, n2: str, names: str, ja: bool) ->
     raw = (tuple(c * k for c in new[0]), new[1] * k)
     lines.append(f"{how} で {names[v]} を消去すると: {_fmt(raw, names)}" if ja else f"{how} eliminates {names[v]}: {_fmt(raw, names)}")  # fmt: skip
     if k != 1:
-        lines.append(f"両辺を {num(k)} で割って: {_fmt(new, names)}" if ja else f"Divide by {num(k)}: {_fmt(new, names)}")  # fmt: skip
+        lines.append(f"両辺を {k} で割って: {_fmt(new, names)}" if ja else f"Divide by {k}: {_fmt(new, names)}")  # fmt: skip
     return new, lines
 
 
@@ -185,10 +187,8 @@ def three(rng: Random, spec: Spec) -> Problem:
         det = (m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
                - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
                + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]))  # fmt: skip
-        if not det:
-            continue
-        e4, e5 = _combine((m[0], 0), (m[1], 0), v)[3], _combine((m[0], 0), (m[2], 0), v)[3]
-        if e4[0][u] and e5[0][u] and e4[0][w] and e5[0][w]:
+        # Eliminating v from rows 0 and i leaves u and w iff their 2×2 minors with v are nonzero.
+        if det and all(m[0][j] * m[i][v] != m[i][j] * m[0][v] for i in (1, 2) for j in (u, w)):
             break
     sol = [rint(rng, lo, hi) for _ in range(3)]
     rows = [(c, c[0] * sol[0] + c[1] * sol[1] + c[2] * sol[2]) for c in m]

@@ -5,7 +5,6 @@ fractions of an hour, always exact), and unit rates (price per item, litres per 
 
 from __future__ import annotations
 
-from fractions import Fraction
 from math import gcd
 from random import Random
 
@@ -39,12 +38,11 @@ def convert(rng: Random, spec: Spec) -> Problem:
             break
     (u, su), (w, sw) = units[i], units[j]
     places = {"easy": 0, "medium": 1, "hard": 2}[spec.difficulty]
-    value = Fraction(rint(rng, 1, 999), 10**places)
+    vn, vd = rint(rng, 1, 999), 10**places  # the value vn/vd
     if kind == "time" and su < sw:
-        value = Fraction(rint(rng, 1, 40) * (15 if spec.difficulty != "hard" else 1))
-    result = value * su / sw
+        vn, vd = rint(rng, 1, 40) * (15 if spec.difficulty != "hard" else 1), 1
     ja = spec.ja
-    v, shown = dec(value), _answer(result)
+    v, shown = dec(vn, vd), _answer(vn * su, vd * sw)
     uu, ww = _unit(u, ja), _unit(w, ja)
     if su > sw:
         factor = su // sw
@@ -65,18 +63,19 @@ def convert(rng: Random, spec: Spec) -> Problem:
     if ja and ww.isascii():
         ww = f" {ww} "
     question = templates[int(rng.random() * len(templates))].format(v=v, u=uu, w=ww)
-    params = {"value": frac(value), "from": u, "to": w}
+    params = {"value": frac(vn, vd), "from": u, "to": w}
     return Problem(params, {"kind": kind}, question, "\n".join(lines), shown)
 
 
-def _answer(q: Fraction) -> str:
-    """A terminating decimal when there is one, else a fraction (20 minutes = 1/3 hour)."""
-    d = q.denominator
-    while d % 2 == 0:
-        d //= 2
-    while d % 5 == 0:
-        d //= 5
-    return dec(q) if d == 1 else frac(q)
+def _answer(n: int, d: int) -> str:
+    """``n/d`` as a terminating decimal when there is one, else a reduced fraction (20 minutes
+    = 1/3 hour)."""
+    rest = d // gcd(n, d)  # the reduced denominator, then without its 2s and 5s
+    while rest % 2 == 0:
+        rest //= 2
+    while rest % 5 == 0:
+        rest //= 5
+    return dec(n, d) if rest == 1 else frac(n, d)
 
 
 RATE_SHAPES = ("price", "flow")
@@ -126,12 +125,10 @@ def rate(rng: Random, spec: Spec) -> Problem:
         m = rint(rng, 1, m_hi)
     if m == n:
         m += n if spec.difficulty == "hard" else 1
-    unit = Fraction(p, n)
-    total = unit * m
     ja = spec.ja
     text, counter, amount_unit = (RATE_JA if ja else RATE_EN)[shape][k]
     question = text.format(n=n, p=p, m=m)
-    amount, per = dec(total), dec(unit)
+    amount, per = dec(p * m, n), dec(p, n)
     if ja:
         lines = [
             f"1 {counter}あたり {p} ÷ {n} = {per}{amount_unit}です。",
