@@ -276,3 +276,24 @@ def test_a_moved_run_folder_keeps_every_step_done(tmp_path: Path):
     shutil.move(tmp_path / "run", moved)
     loaded = load_recipe(tmp_path / "recipe.yaml", moved)
     assert [d.action for d in plan(loaded)] == [SKIP] * 5
+
+
+def test_the_demo_never_trains_or_samples_on_its_held_out_problems(tmp_path):
+    """tiny-cpu's held-out math (what every model is scored on) shares no problem with the
+    training data or the on-policy DPO prompts."""
+    from plamo_fast.recipe import find_recipe
+    from plamo_fast.recipe.execute import run_step
+
+    loaded = load_recipe(find_recipe("tiny-cpu"), tmp_path / "run")
+    steps = {s.name: s for s in loaded.steps}
+    for name in ("math_data", "dpo_prompts"):
+        run_step(steps[name], False)
+
+    def problems(path: Path) -> list[str]:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return [json.dumps(json.loads(x)["params"], sort_keys=True) for x in lines]
+
+    held_out = set(problems(steps["math_data"].output("test")))
+    assert len(held_out) >= 40
+    assert not held_out & set(problems(steps["math_data"].output()))
+    assert not held_out & set(problems(steps["dpo_prompts"].output()))

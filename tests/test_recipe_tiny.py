@@ -44,7 +44,7 @@ def micro_recipe(path: Path, **changes) -> Path:
     by_name["sft_general"]["params"].update(max_steps=2)
     for step in by_name["round"]["steps"]:
         if step["kind"] == "sample":
-            step["params"].update(max_new_tokens=16)
+            step["params"].update(max_new_tokens=16, n=2)
         if step["kind"] == "dpo":
             step["params"].update(max_steps=2)
     by_name["dpo_spin"]["params"].update(max_steps=2)
