@@ -518,3 +518,23 @@ def test_a_copy_that_does_not_fit_on_disk_is_refused_before_writing(tmp_path, mo
     with pytest.raises(UsageError, match=r"needs about 0\.0 GiB and only 0\.0 GiB are free"):
         load_packed([str(source)], cache_dir=tmp_path / "run")
     assert not (tmp_path / "run" / CACHE_NAME).exists()
+
+
+def test_loading_uses_only_what_windows_has(tmp_path, monkeypatch):
+    """Windows has no ``fcntl``, no ``madvise`` and an ``mmap`` without ``prot``: the loader
+    still maps the copy in a run folder (each process then converts by itself)."""
+    import mmap
+
+    real_mmap = mmap.mmap
+
+    def windows_mmap(fileno, length, tagname=None, access=mmap.ACCESS_DEFAULT, offset=0):
+        return real_mmap(fileno, length, access=access, offset=offset)
+
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError
+    monkeypatch.setattr(mmap, "mmap", windows_mmap)
+    for name in ("MADV_RANDOM", "MADV_DONTNEED"):
+        monkeypatch.delattr(mmap, name, raising=False)
+    source = write_rows(tmp_path / "p" / "data.parquet", [GOOD, row([1, 2, 3], [-100, 2, 3], [3])])
+    rows = load_packed([str(source)], cache_dir=tmp_path / "out.run")
+    assert [list(r.input_ids) for r in rows] == [GOOD["input_ids"], [1, 2, 3]]
+    assert load_packed([str(source)]).digest() == rows.digest()

@@ -58,9 +58,7 @@ def merge(
     normalize: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, object]: ...
-def best_fit_decreasing_rows(
-    lengths: Buffer, capacity: int, seed: int
-) -> tuple[bytes, bytes]: ...
+def best_fit_decreasing_rows(lengths: Buffer, capacity: int, seed: int) -> tuple[bytes, bytes]: ...
 
 @final
 class ChatTokenizer:

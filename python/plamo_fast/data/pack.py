@@ -417,7 +417,7 @@ def pack(
         )
         report.seconds = time.perf_counter() - started
         result = report.to_json()
-        (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+        (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
 

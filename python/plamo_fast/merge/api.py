@@ -234,7 +234,9 @@ def merge(
             "tensors": report["tensors"],
             "linear_fallbacks": report["linear_fallbacks"],
         }
-        (partial / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+        (partial / PROVENANCE_FILE).write_text(
+            json.dumps(provenance, indent=2) + "\n", encoding="utf-8"
+        )
     return MergeResult(
         output=out,
         tensors=report["tensors"],

@@ -112,9 +112,11 @@ def write_random_model(
             weight_map[name] = file_name
             total += array.nbytes
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
-    (folder / "config.json").write_text(json.dumps(shape.config(dtype), indent=2))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps(index, indent=2), encoding="utf-8"
+    )
+    (folder / "config.json").write_text(json.dumps(shape.config(dtype), indent=2), encoding="utf-8")
     (folder / "generation_config.json").write_text(
-        json.dumps({"bos_token_id": 1, "eos_token_id": 2}, indent=2)
+        json.dumps({"bos_token_id": 1, "eos_token_id": 2}, indent=2), encoding="utf-8"
     )
     return folder

@@ -112,7 +112,9 @@ def _train(step: Step, p, progress: bool) -> dict:
     step.folder.mkdir(parents=True, exist_ok=True)
     run_config, skipped = _without_empty_raw(step, p.config)
     config = dataclasses.asdict(run_config)
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    config_path.write_text(
+        yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
     if launcher.processes * launcher.machines == 1:
         from plamo_fast.train.api import train
 
@@ -158,7 +160,9 @@ def _is_empty(spec: str) -> bool:
 def _training_metrics(model: Path) -> dict:
     """The last logged values of the stage (metrics.jsonl in the published model)."""
     path = model / "metrics.jsonl"
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     records = [r for r in records if "loss" in r]
     if not records:
         return {"steps": 0}

@@ -204,6 +204,8 @@ def _curves(recipe: Recipe, kind: str) -> dict[str, list[dict]]:
     for step in recipe.steps:
         metrics = step.folder / "model" / "metrics.jsonl"
         if step.kind.name == kind and (step.folder / rec.RECORD).is_file() and metrics.is_file():
-            rows = [json.loads(x) for x in metrics.read_text().splitlines() if x.strip()]
+            rows = [
+                json.loads(x) for x in metrics.read_text(encoding="utf-8").splitlines() if x.strip()
+            ]
             out[step.name] = rows
     return out

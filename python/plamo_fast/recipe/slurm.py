@@ -182,7 +182,7 @@ def submit(recipe: Recipe, todo: list, echo: Callable[[str], None]) -> dict[str,
         folder = step.folder / FOLDER
         folder.mkdir(parents=True, exist_ok=True)
         script = folder / "job.sh"
-        script.write_text(job_script(recipe, step))
+        script.write_text(job_script(recipe, step), encoding="utf-8")
         after = [ids[dep] for dep in step.deps if dep in ids]
         ids[step.name] = sbatch(script, after)
         jobs[step.name] = {
@@ -270,7 +270,9 @@ def _view(step: Step, job: str, state, views: dict) -> JobView:
 
 def _last_line(path: Path) -> str:
     try:
-        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
+        lines = [
+            line.strip() for line in path.read_text(errors="replace", encoding="utf-8").splitlines()
+        ]
     except OSError:
         return ""
     lines = [line for line in lines if line]

@@ -81,7 +81,9 @@ def write_char_tokenizer(folder: Path, characters: list[str]) -> int:
         },
     }
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
+    (folder / "tokenizer.json").write_text(
+        json.dumps(tokenizer, ensure_ascii=False), encoding="utf-8"
+    )
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "bos_token": "<s>",
@@ -91,7 +93,7 @@ def write_char_tokenizer(folder: Path, characters: list[str]) -> int:
         "chat_template": CHATML,
         "model_max_length": 1 << 20,
     }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return len(vocab)
 
 
@@ -121,16 +123,18 @@ def write_tiny_model(
     )
     write_random_model(folder, shape, seed=seed, dtype="F32")
     eos = SPECIAL.index("<|im_end|>")
-    config = json.loads((folder / "config.json").read_text())
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     config.update(
         max_position_embeddings=max_positions,
         bos_token_id=SPECIAL.index("<s>"),
         eos_token_id=eos,
         pad_token_id=SPECIAL.index("</s>"),
     )
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     generation = {"bos_token_id": 0, "eos_token_id": eos, "pad_token_id": 1}
-    (folder / "generation_config.json").write_text(json.dumps(generation, indent=2))
+    (folder / "generation_config.json").write_text(
+        json.dumps(generation, indent=2), encoding="utf-8"
+    )
     return {"vocab": vocab, "layers": layers, "hidden": hidden, "parameters": _count(shape)}
 
 

@@ -71,7 +71,7 @@ def read_model(folder: str | Path) -> dict[str, tuple[str, np.ndarray]]:
     folder = Path(folder)
     index = folder / "model.safetensors.index.json"
     if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        files = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
     else:
         files = ["model.safetensors"]
     tensors: dict = {}

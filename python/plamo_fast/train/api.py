@@ -132,7 +132,7 @@ def _pack_raw(stage: StageConfig, kind: str, folder: Path) -> None:
     record = folder.parent / "packed.request.json"
     request = _pack_request(stage, kind)
     if folder.is_dir():  # pack renames its output into place when complete
-        if record.is_file() and json.loads(record.read_text()) == request:
+        if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == request:
             return
         print(
             f"plamo-fast: stage {stage.name}: data.raw, its tokenizer or packing settings "

@@ -140,7 +140,7 @@ def claim_run_dir(accelerator, run_dir: Path, stage: StageConfig, current: dict)
     if accelerator.is_main_process and not stored.exists():
         write_json_atomic(stored, current)
     accelerator.wait_for_everyone()
-    previous = json.loads(stored.read_text())
+    previous = json.loads(stored.read_text(encoding="utf-8"))
     changed = differences(_with_later_keys(previous, current), _flat(current), ignore=RESUMABLE)
     if changed:
         raise PlamoFastError(
@@ -275,7 +275,7 @@ def resume(accelerator, run_dir: Path, stage: StageConfig) -> int:
     if checkpoint is None:
         return 0
     accelerator.load_state(str(checkpoint / "trainer_state"))
-    step = json.loads((checkpoint / "progress.json").read_text())["step"]
+    step = json.loads((checkpoint / "progress.json").read_text(encoding="utf-8"))["step"]
     if accelerator.is_main_process:
         print(f"plamo-fast: resuming {stage.name} from {checkpoint} (step {step})")
     return step
@@ -293,7 +293,7 @@ def save_checkpoint(accelerator, model, run_dir: Path, step: int, stage: StageCo
     accelerator.save_state(str(partial / "trainer_state"))
     accelerator.wait_for_everyone()  # every process's state is written before it counts
     if accelerator.is_main_process:
-        (partial / "progress.json").write_text(json.dumps({"step": step}))
+        (partial / "progress.json").write_text(json.dumps({"step": step}), encoding="utf-8")
         os.replace(partial, final)
         if stage.keep_checkpoints:
             for old in complete_checkpoints(run_dir)[: -stage.keep_checkpoints]:

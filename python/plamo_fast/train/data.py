@@ -332,9 +332,12 @@ def _check_space(files: list[Path], folder: Path) -> None:
 def _exclusive(lock: Path) -> Iterator[None]:
     """Holds an exclusive lock on ``lock`` (other processes wait). On a file system without
     locks every process converts by itself; the copies are identical and replace each other
-    atomically."""
-    import fcntl
-
+    atomically, as they do on Windows (no ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
     with open(lock, "a+") as handle:
         with suppress(OSError):
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -343,7 +346,7 @@ def _exclusive(lock: Path) -> Iterator[None]:
 
 def _read_json(path: Path) -> dict | None:
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
@@ -351,7 +354,7 @@ def _read_json(path: Path) -> dict | None:
 
 def _write_json(path: Path, value: dict) -> None:
     partial = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex}")
-    partial.write_text(json.dumps(value, indent=1))
+    partial.write_text(json.dumps(value, indent=1), encoding="utf-8")
     os.replace(partial, path)
 
 
@@ -366,7 +369,7 @@ class PackedRows(Sequence[PackedRow]):
         import pyarrow as pa
 
         with open(path, "rb") as handle:
-            self._map = mmap.mmap(handle.fileno(), 0, prot=mmap.PROT_READ)
+            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)  # also on Windows
         if hasattr(mmap, "MADV_RANDOM"):
             self._map.madvise(mmap.MADV_RANDOM)  # no read-around: rows are read in any order
         self._reader = pa.ipc.open_file(pa.BufferReader(pa.py_buffer(self._map)))

@@ -24,10 +24,10 @@ class MetricsLog:
         if path.exists():  # keep what the resumed run already logged, nothing after it
             kept = [
                 line
-                for line in path.read_text().splitlines()
+                for line in path.read_text(encoding="utf-8").splitlines()
                 if line and json.loads(line).get("step", 0) <= resume_step
             ]
-            path.write_text("".join(x + "\n" for x in kept))
+            path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
         if "tensorboard" in report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -143,7 +143,7 @@ def plot_curves(metrics: Path, out: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    records = [json.loads(x) for x in metrics.read_text().splitlines() if x]
+    records = [json.loads(x) for x in metrics.read_text(encoding="utf-8").splitlines() if x]
     keys = [
         k
         for k in records[0]

@@ -11,6 +11,7 @@
 pub mod dedup;
 pub mod dtype;
 pub mod error;
+pub mod fileio;
 pub mod leak;
 pub mod merge;
 pub mod model;

@@ -9,7 +9,7 @@ use std::fmt;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, UncheckedAdvice};
+use memmap2::Mmap;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 
@@ -210,6 +210,7 @@ impl SafetensorsFile {
         // truncated by another process while it is open.
         let mmap = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let header = parse_header(path, &mmap)?;
+        #[cfg(unix)]
         let _ = mmap.advise(memmap2::Advice::Sequential);
         Ok(SafetensorsFile {
             path: path.to_path_buf(),
@@ -230,7 +231,16 @@ impl SafetensorsFile {
 
     /// Drops the mapped pages behind `range` (a sub-slice of [`Self::tensor_bytes`]) from this
     /// process's resident set. The data stays in the page cache; a later read faults it back in.
+    /// Unix only (`madvise`); elsewhere a no-op, and the system trims the working set itself.
     pub fn release(&self, range: &[u8]) {
+        #[cfg(not(unix))]
+        let _ = range;
+        #[cfg(unix)]
+        self.release_pages(range);
+    }
+
+    #[cfg(unix)]
+    fn release_pages(&self, range: &[u8]) {
         let Some(mmap) = &self.mmap else { return };
         let base = mmap.as_ptr() as usize;
         let start = range.as_ptr() as usize - base;
@@ -239,7 +249,8 @@ impl SafetensorsFile {
         }
         // SAFETY: the mapping is private and read-only; dropping its pages only forces a re-read
         // from the file, which is what any reader of a page another thread released gets.
-        let _ =
-            unsafe { mmap.unchecked_advise_range(UncheckedAdvice::DontNeed, start, range.len()) };
+        let _ = unsafe {
+            mmap.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, range.len())
+        };
     }
 }

@@ -12,7 +12,6 @@ pub mod writer;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -20,6 +19,7 @@ use rayon::prelude::*;
 
 use crate::dtype::{decode_f32, encode_f32};
 use crate::error::{Error, Result};
+use crate::fileio::write_all_at;
 use crate::model::{Model, TensorLocation};
 use kernels::{block_moments, slerp_coefficients, Moments};
 use writer::{OutputPlan, OutputTensor};
@@ -196,9 +196,7 @@ impl TensorTask<'_> {
 
     fn write(&self, start: usize, bytes: &[u8]) -> Result<()> {
         let offset = self.out_offset + (start * self.dtype().size()) as u64;
-        self.out_file
-            .write_all_at(bytes, offset)
-            .map_err(|e| Error::io(self.out_path, e))?;
+        write_all_at(self.out_file, bytes, offset).map_err(|e| Error::io(self.out_path, e))?;
         if self.start_writeback {
             start_writeback(self.out_file, offset, bytes.len());
         }
@@ -573,9 +571,7 @@ mod tests {
         let plan = writer::plan_output(&tensors, 1 << 30).unwrap();
         let files = writer::create_shards(dir, &plan).unwrap();
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        files[0]
-            .write_all_at(&bytes, plan.placements[0].offset)
-            .unwrap();
+        write_all_at(&files[0], &bytes, plan.placements[0].offset).unwrap();
         writer::write_index(dir, &tensors, &plan).unwrap();
         Model::open(dir).unwrap()
     }

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
 use crate::dtype::Dtype;
 use crate::error::{Error, Result};
+use crate::fileio::write_all_at;
 use crate::model::INDEX_FILE;
 
 /// One tensor of the output model.
@@ -137,8 +137,7 @@ pub fn create_shards(dir: &Path, plan: &OutputPlan) -> Result<Vec<File>> {
                 .open(&path)
                 .map_err(|e| Error::io(&path, e))?;
             file.set_len(shard.size).map_err(|e| Error::io(&path, e))?;
-            file.write_all_at(&shard.header, 0)
-                .map_err(|e| Error::io(&path, e))?;
+            write_all_at(&file, &shard.header, 0).map_err(|e| Error::io(&path, e))?;
             Ok(file)
         })
         .collect()

@@ -4,12 +4,12 @@
 //! from memory ([`gather_into`]) or straight from spill files ([`gather_from_files`]).
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::fileio::read_exact_at;
 use crate::pack::mask::IGNORE_INDEX;
 
 /// Checks `order` against `doc_offsets` and returns each document's token range, in order.
@@ -84,8 +84,7 @@ fn read_values(file: &File, path: &Path, start: usize, out: &mut [i32]) -> Resul
     let bytes = unsafe {
         std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, std::mem::size_of_val(out))
     };
-    file.read_exact_at(bytes, (start * 4) as u64)
-        .map_err(|e| Error::io(path, e))?;
+    read_exact_at(file, bytes, (start * 4) as u64).map_err(|e| Error::io(path, e))?;
     if cfg!(target_endian = "big") {
         out.iter_mut().for_each(|v| *v = i32::from_le(*v));
     }
