@@ -20,7 +20,6 @@ the one comma-separated string the backends, caches and run records take::
 
 from __future__ import annotations
 
-import click
 import typer
 
 from plamo_fast.generation.fleet import base_urls
@@ -33,7 +32,7 @@ FLEET_HELP = (
 
 
 def _urls(
-    ctx: click.Context, param: click.Parameter, values: str | list[str] | None
+    ctx: typer.Context, param: typer.CallbackParam, values: str | list[str] | None
 ) -> str | list[str] | None:
     """The option's callback: every URL its values give, checked, in order (a parameter
     declared ``Optional[str]``, not repeatable: as one comma-separated string); None without
