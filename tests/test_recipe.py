@@ -297,3 +297,28 @@ def test_the_demo_never_trains_or_samples_on_its_held_out_problems(tmp_path):
     assert len(held_out) >= 40
     assert not held_out & set(problems(steps["math_data"].output()))
     assert not held_out & set(problems(steps["dpo_prompts"].output()))
+
+
+def test_a_large_input_is_hashed_once_per_version(tmp_path: Path, monkeypatch):
+    """Plans and runs remember the digest of a large file (RUN/.digests.json) under its size,
+    times and inode: planning again reads none of it; a changed file is hashed again."""
+    from plamo_fast import digests
+
+    big = tmp_path / "big.jsonl"
+    line = json.dumps({"prompt": "x" * 1000, "response": "y"}) + "\n"
+    big.write_text(line * (2 * digests.MEMO_MIN // len(line)))
+    step = {"name": "d", "kind": "dedup", "params": {"inputs": [str(big)]}}
+    recipe = load(tmp_path, {"name": "big", "steps": [step]})
+    hashed = []
+    real = digests.sha256_file
+    monkeypatch.setattr(digests, "sha256_file", lambda p: hashed.append(Path(p)) or real(p))
+
+    assert run_all(recipe) == ["d"]
+    assert hashed.count(big) == 1  # planned and recorded from one hashing
+    hashed.clear()
+    assert [d.action for d in plan(recipe)] == [SKIP]
+    assert big not in hashed
+    big.write_text(line * (2 * digests.MEMO_MIN // len(line)) + line)
+    decisions = plan(recipe)
+    assert hashed.count(big) == 1 and decisions[0].action == RUN
+    assert any("changed" in r for r in decisions[0].reasons), decisions[0].reasons

@@ -18,7 +18,7 @@ import json
 import os
 from pathlib import Path
 
-from plamo_fast.digests import sha256_file
+from plamo_fast.digests import DigestMemo, sha256_file
 from plamo_fast.errors import UsageError
 
 CACHE_MARKER = "cache.json"
@@ -33,48 +33,26 @@ def content_key(record: dict) -> str:
 
 def model_fingerprint(model: str, backend: str, base_url: str | None, memo: Path | None) -> dict:
     """What identifies the model under test. A local folder: the sha256 of every file in it
-    (weights, config, tokenizer, chat template), each file hashed once per (size, mtime, inode)
-    and remembered in ``memo``. Anything else (a hub id, a served model): its name, and the
-    server's URL for the openai backend; such a name cannot tell changed weights apart."""
+    (weights, config, tokenizer, chat template), each large file hashed once per version and
+    remembered in ``memo`` (:class:`plamo_fast.digests.DigestMemo`). Anything else (a hub id,
+    a served model): its name, and the server's URL for the openai backend; such a name cannot
+    tell changed weights apart."""
     folder = Path(model)
     if not folder.is_dir():
         name = {"kind": "name", "model": model}
         if backend == "openai":
             name["base_url"] = base_url
         return name
-    known = _read_memo(memo)
+    memo_file = DigestMemo(memo) if memo is not None else None
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
         if relative.startswith("."):
             continue
-        stat = path.stat()
-        stamp = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}"
-        if known.get(stamp) is None:
-            known[stamp] = sha256_file(path)
-        files[relative] = known[stamp]
+        files[relative] = memo_file.sha256(path) if memo_file else sha256_file(path)
     if not files:
         raise UsageError(f"--model {model}: the folder is empty")
-    _write_memo(memo, known)
     return {"kind": "files", "sha256": content_key(files), "files": len(files)}
-
-
-def _read_memo(memo: Path | None) -> dict:
-    if memo is None or not memo.is_file():
-        return {}
-    try:
-        value = json.loads(memo.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _write_memo(memo: Path | None, known: dict) -> None:
-    if memo is None:
-        return
-    tmp = memo.with_name(memo.name + ".tmp")
-    tmp.write_text(json.dumps(known, indent=0) + "\n", encoding="utf-8")
-    os.replace(tmp, memo)
 
 
 class AnswerCache:

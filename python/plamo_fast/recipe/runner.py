@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from plamo_fast.digests import path_digest
+from plamo_fast.digests import DigestMemo, path_digest
 from plamo_fast.errors import UsageError
 from plamo_fast.outputs import write_json_atomic
 from plamo_fast.recipe import record as rec
@@ -36,6 +36,7 @@ RUN = "run"
 SKIP = "skip"
 OUTSIDE = "outside"
 BLOCKED = "blocked"
+DIGEST_MEMO = ".digests.json"
 
 
 @dataclass
@@ -62,6 +63,12 @@ def _selected(recipe: Recipe, start, until, only) -> set[str]:
     return window & set(only) if only else window
 
 
+def _memo(step: Step) -> DigestMemo:
+    """The run's memo of file digests (``RUN/.digests.json``): a large input or output is
+    hashed once per version, not at every plan."""
+    return DigestMemo(step.folder.parent / DIGEST_MEMO)
+
+
 def input_digests(step: Step) -> dict:
     """Every input path of the step with its digest (``missing`` when absent; a hub name
     that is not a path is recorded as such)."""
@@ -69,7 +76,7 @@ def input_digests(step: Step) -> dict:
     for path in step.kind.inputs(step.params):
         if not path:
             continue
-        digest = path_digest(path)
+        digest = path_digest(path, _memo(step))
         if digest is None:
             digest = "missing" if ("/" in path or Path(path).suffix) else f"name:{path}"
         out[step.relocatable(path)] = digest
@@ -80,7 +87,7 @@ def outputs_intact(step: Step, record: dict) -> list[str]:
     """What is wrong with the recorded outputs (empty: all intact)."""
     problems = []
     for name, out in (record.get("outputs") or {}).items():
-        digest = path_digest(step.folder / out["path"])
+        digest = path_digest(step.folder / out["path"], _memo(step))
         if digest is None:
             problems.append(f"output {name} ({out['path']}) is missing")
         elif digest != out["digest"]:
@@ -208,7 +215,7 @@ def _outputs(step: Step) -> dict:
     outputs = {}
     for name, rel in step.kind.outputs.items():
         path = step.folder / rel
-        digest = path_digest(path)
+        digest = path_digest(path, _memo(step))
         if digest is not None:
             outputs[name] = {"path": rel, "digest": digest, "records": rec.count_records(path)}
     return outputs
