@@ -249,6 +249,9 @@ def publish_model(accelerator, model, stage: StageConfig, run: RunConfig, curren
             )
         except UsageError as exc:
             raise UsageError(f"stage {stage.name}: the model stays in {staging}: {exc}") from None
+        from plamo_fast.train.data import drop_copy
+
+        drop_copy(run_dir)  # the uncompressed rows: made again if the stage ever runs again
 
     on_main(accelerator, finish)
 

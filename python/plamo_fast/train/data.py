@@ -276,6 +276,14 @@ class _Digest:
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
+def drop_copy(folder: Path) -> None:
+    """Delete the mapped copy kept in ``folder`` and its manifest, once the stage is published:
+    it is 12 bytes a token, and a later run of the stage makes it again. Rows mapped from it
+    stay readable until they are freed."""
+    for name in (CACHE_NAME, f"{CACHE_NAME}.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
 def _cached(files: list[Path], columns: list[str], folder: Path, label: str) -> PackedRows:
     """The mapped copy kept in ``folder``: reused when its manifest names the same files and
     columns, else made (by one process at a time)."""
