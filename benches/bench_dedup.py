@@ -26,16 +26,22 @@ Figures per side, all against that truth:
 - wrong removals: removed records with no partner at or above the threshold anywhere;
 - chain removals: removed records none of whose true partners is kept (a record removed only
   through a chain a~b~c; allowed, reported for information);
-- wall time (median of ``--repeat``), records/s, end to end.
+- wall time and CPU time (all threads of the process), medians of ``--repeat`` rounds,
+  records/s, end to end.
+
+Timing: every side runs in a worker process of its own (imports not timed), with one untimed
+run first; then each round runs every side once, in an order rotated from round to round, so
+that load from other work on the machine falls on every side alike (the load average before
+and after the rounds is printed).
 
 Sides:
-- plamo-fast: ``plamo_fast.data.dedup.dedup(near=True, key="prompt", report=...)`` in this
-  process: read and parse the JSONL, normalize, sketch, LSH, verify every candidate pair by true
-  Jaccard, cluster, write the kept records and the cluster report.
+- plamo-fast: ``plamo_fast.data.dedup.dedup(near=True, key="prompt", report=...)``: read and
+  parse the JSONL, normalize, sketch, LSH, verify every candidate pair by true Jaccard,
+  cluster, write the kept records and the cluster report.
 - plamo-fast core: the native ``Deduper`` on the peers' input (the matching forms).
 - datasketch (``MinHashLSH(threshold, 128)``) and rensa (``RMinHashLSH``, bands dividing 128), in
-  a subprocess of this same Python, the 5-gram sets built in Python, streamed in input order: a
-  record with any LSH candidate is removed, else inserted (their usual use, no verification).
+  this same Python, the 5-gram sets built in Python, streamed in input order: a record with any
+  LSH candidate is removed, else inserted (their usual use, no verification).
   "matching forms": reading the forms this script made (one JSON string per line); "JSONL end
   to end" (rensa): reading the same planted JSONL as plamo-fast, parsing, keying (instruction
   + input), normalizing with plamo-fast's ``normalize_text`` and writing the kept lines, the
@@ -43,23 +49,23 @@ Sides:
   saying so (``pip install datasketch rensa``).
 
     .venv/bin/python benches/bench_dedup.py
-    .venv/bin/python benches/bench_dedup.py --repeat 5 --json bench-work/dedup.json
+    .venv/bin/python benches/bench_dedup.py --repeat 7 --json bench-work/dedup.json
+    .venv/bin/python benches/bench_dedup.py --peers rensa --rensa-bands 8   # quick
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib.util
 import json
 import math
+import os
 import random
 import shlex
 import statistics
 import subprocess
 import sys
 import time
-from array import array
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -67,7 +73,7 @@ from bench_common import git_commit, machine_info, package_version, print_header
 
 from plamo_fast import _native
 from plamo_fast.data.curation_io import BadRecordError, user_texts
-from plamo_fast.data.dedup import answer_of, dedup, key_text, question_of
+from plamo_fast.data.dedup import answer_of, key_text, question_of
 from plamo_fast.reference.matching import dedup_form, same_question
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,17 +83,30 @@ PLANT_RANGE = (0.75, 0.95)
 PHRASES = ("を教えてください", "について", "簡潔に", "詳しく", "ですか", "してください", "と",
            "は何", "please", "以下の")  # fmt: skip
 
-# Runs in a subprocess of this Python: argv[1] is a JSON object of settings.
-PEER_SCRIPT = r"""
+# One side of the timing, in a subprocess of this Python (argv[1]: a JSON object of settings):
+# imports, then one timed run per "run" line on stdin, answered by a JSON line of its wall and
+# CPU seconds (all threads of the process); "done" answers with what the last run removed.
+# Every side runs in a process of its own, so the bench's own objects (the ground truth) weigh
+# on none, and the driver is idle while a side runs.
+WORKER_SCRIPT = r"""
 import gc, json, sys, time
 
 cfg = json.loads(sys.argv[1])
 t0 = time.perf_counter()
-if cfg["peer"] == "datasketch":
+side = cfg["side"]
+if side == "datasketch":
     from datasketch import MinHash, MinHashLSH
-else:
+elif side == "rensa":
     from rensa import RMinHash, RMinHashLSH
-from plamo_fast._native import normalize_text
+elif side == "plamo-fast":
+    from pathlib import Path
+    from plamo_fast.data.dedup import dedup
+else:
+    from array import array
+    from pathlib import Path
+    from plamo_fast import _native
+if side in ("datasketch", "rensa"):
+    from plamo_fast._native import normalize_text
 import_s = time.perf_counter() - t0
 n, num_perm, threshold = cfg["ngram"], cfg["num_perm"], cfg["threshold"]
 
@@ -114,7 +133,7 @@ def forms():
 
 
 def sketch(form):
-    if cfg["peer"] == "datasketch":
+    if side == "datasketch":
         m = MinHash(num_perm=num_perm)
         m.update_batch([s.encode("utf-8") for s in shingles(form)])
     else:
@@ -123,8 +142,9 @@ def sketch(form):
     return m
 
 
-def run():
-    if cfg["peer"] == "datasketch":
+def run_peer():
+    # Streaming keep-first: a record with any LSH candidate is removed, else inserted.
+    if side == "datasketch":
         lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         shape = {"bands": lsh.b, "rows": lsh.r}
     else:
@@ -142,19 +162,84 @@ def run():
                 out.write(line)
     if out is not None:
         out.close()
-    return removed, shape
+    return {"removed": removed, "lsh": shape}
 
 
-times, removed, lsh = [], [], {}
-for _ in range(cfg["repeat"]):
-    removed = None
+def run_plamo():
+    # The whole command: read and parse the JSONL, key, sketch, verify, cluster, write the
+    # kept records and the report.
+    summary = dedup(
+        [Path(cfg["data"])], Path(cfg["kept"]), near=True, threshold=threshold,
+        key="prompt", report_path=Path(cfg["report"]), progress=False, overwrite=True,
+    )
+    return {"summary": summary}
+
+
+def run_core():
+    # The native Deduper on the peers' input (the matching forms).
+    with open(cfg["texts"], encoding="utf-8") as f:
+        texts = [json.loads(line) for line in f]
+    deduper = _native.Deduper(
+        Path(cfg["spill"]), near=True, threshold=threshold, ngram=n, num_perm=num_perm
+    )
+    deduper.add(texts, [True] * len(texts))
+    root = array("I", deduper.finish()[0])
+    return {"removed": [i for i, r in enumerate(root) if r != i]}
+
+
+run = {"plamo-fast": run_plamo, "plamo-fast core": run_core}.get(side, run_peer)
+result = {}
+print(json.dumps({"import_s": import_s}), flush=True)
+for command in sys.stdin:
+    if command.strip() != "run":
+        break
+    result = None
     gc.collect()
-    t0 = time.perf_counter()
-    removed, lsh = run()
-    times.append(time.perf_counter() - t0)
-with open(cfg["out"], "w") as f:
-    json.dump({"import_s": import_s, "times_s": times, "lsh": lsh, "removed": removed}, f)
+    w0, c0 = time.perf_counter(), time.process_time()
+    result = run()
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu}), flush=True)
+print(json.dumps(result, default=str), flush=True)
 """
+
+
+class Worker:
+    """One side's worker process (``WORKER_SCRIPT``)."""
+
+    def __init__(self, name: str, cfg: dict, script: Path, log: Path):
+        self.name, self.times, self.cpu = name, [], []
+        self._log = open(log, "w")  # noqa: SIM115 (closed by finish)
+        self._proc = subprocess.Popen(
+            [sys.executable, str(script), json.dumps(cfg)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._log, text=True,
+        )  # fmt: skip
+        self.import_s = self._answer()["import_s"]
+
+    def _answer(self) -> dict:
+        line = self._proc.stdout.readline()
+        if not line:
+            self._proc.wait()
+            self._log.close()
+            tail = "\n".join(Path(self._log.name).read_text().splitlines()[-20:])
+            raise SystemExit(f"{self.name} failed with exit code {self._proc.returncode}:\n{tail}")
+        return json.loads(line)
+
+    def run(self, timed: bool = True) -> None:
+        self._proc.stdin.write("run\n")
+        self._proc.stdin.flush()
+        answer = self._answer()
+        if timed:
+            self.times.append(answer["wall_s"])
+            self.cpu.append(answer["cpu_s"])
+
+    def finish(self) -> dict:
+        """What the last run found (and stops the worker)."""
+        self._proc.stdin.write("done\n")
+        self._proc.stdin.flush()
+        result = self._answer()
+        self._proc.wait()
+        self._log.close()
+        return result
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -164,8 +249,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plant", type=float, default=0.10, help="fraction of records copied")
     p.add_argument("--threshold", type=float, default=0.8, help="Jaccard threshold")
     p.add_argument("--seed", type=int, default=0, help="seed of the planted copies")
-    p.add_argument("--repeat", type=int, default=3, help="timed runs per side (median reported)")
+    p.add_argument("--repeat", type=int, default=5, help="timed rounds (median reported)")
     p.add_argument("--rensa-bands", default="8,16", help="rensa band counts (dividing 128)")
+    p.add_argument("--peers", default="datasketch,rensa", help="peers timed (comma-separated)")
     p.add_argument("--no-peer", action="store_true", help="skip datasketch and rensa")
     p.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "dedup")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
@@ -325,7 +411,8 @@ def question_rule(truth, data, threshold: float) -> list[tuple[int, int, float]]
     return kept
 
 
-def evaluate(name, times, removed: set[int], lsh, data, truth) -> dict:
+def evaluate(name, worker: Worker, removed: set[int], lsh, data, truth) -> dict:
+    times, cpu = worker.times, worker.cpu
     partners: dict[int, list[int]] = defaultdict(list)
     for i, j, _ in truth:
         partners[i].append(j)
@@ -343,6 +430,9 @@ def evaluate(name, times, removed: set[int], lsh, data, truth) -> dict:
         "name": name,
         "times_s": times,
         "wall_s": wall,
+        "cpu_times_s": cpu,
+        "cpu_s": statistics.median(cpu),
+        "import_s": worker.import_s,
         "records_per_s": data["records"] / wall,
         "lsh": lsh,
         "removed": len(removed),
@@ -356,17 +446,50 @@ def evaluate(name, times, removed: set[int], lsh, data, truth) -> dict:
     }
 
 
-def run_plamo(args, data, truth) -> tuple[dict, dict]:
+def start_workers(args, data, peers: list[tuple[str, int]]) -> list[Worker]:
+    """A worker per side: plamo-fast end to end, its core, and each peer on the matching
+    forms (rensa also on the JSONL, end to end)."""
+    script, work = args.workdir / "dedup_worker.py", args.workdir
+    script.write_text(WORKER_SCRIPT)
+    base = {"texts": str(data["texts"]), "data": str(data["data"]), "ngram": NGRAM,
+            "num_perm": NUM_PERM, "threshold": args.threshold}  # fmt: skip
+    sides = [
+        ("plamo-fast", {"side": "plamo-fast", "kept": str(work / "plamo-kept.jsonl"),
+                        "report": str(work / "plamo-report.jsonl")}),
+        ("plamo-fast core", {"side": "plamo-fast core", "spill": str(work / ".core-spill")}),
+    ]  # fmt: skip
+    runs = [(p, b, "forms") for p, b in peers]
+    runs += [(p, b, "jsonl") for p, b in peers if p == "rensa"]  # datasketch: 10x slower anyway
+    for peer, bands, source in runs:
+        tag = (peer if peer == "datasketch" else f"{peer}-b{bands}") + f"-{source}"
+        cfg = {"side": peer, "bands": bands, "input": source,
+               "kept": str(work / f"{tag}-kept.jsonl")}  # fmt: skip
+        sides.append((tag, cfg))
+    workers = []
+    for tag, cfg in sides:
+        workers.append(Worker(tag, {**base, **cfg}, script, work / f"{tag}.log"))
+    return workers
+
+
+def time_sides(workers: list[Worker], repeat: int) -> None:
+    """One untimed run per side, then ``repeat`` rounds of one timed run per side, the order
+    rotated each round (each side goes first in turn), so that load from other work on the
+    machine falls on every side alike."""
+    for w in workers:
+        w.run(timed=False)
+    for r in range(repeat):
+        k = r % len(workers)
+        for w in workers[k:] + workers[:k]:
+            w.run()
+        print(f"... round {r + 1}: " + ", ".join(f"{w.name} {w.times[-1]:.2f}" for w in workers),
+              flush=True)  # fmt: skip
+
+
+def plamo_result(args, worker: Worker, data, truth) -> tuple[dict, dict, set[int]]:
+    """plamo-fast's figures: the records its report removes, and whether the kept file is the
+    input less those lines."""
+    summary = worker.finish()["summary"]
     out, report = args.workdir / "plamo-kept.jsonl", args.workdir / "plamo-report.jsonl"
-    times, summary = [], {}
-    for _ in range(args.repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        summary = dedup(
-            [data["data"]], out, near=True, threshold=args.threshold, key="prompt",
-            report_path=report, progress=False, overwrite=True,
-        )  # fmt: skip
-        times.append(time.perf_counter() - t0)
     removed = {
         r["line"] - 1
         for line in report.read_text(encoding="utf-8").splitlines()
@@ -375,58 +498,33 @@ def run_plamo(args, data, truth) -> tuple[dict, dict]:
     source = data["data"].read_bytes().splitlines(keepends=True)
     expected = b"".join(line for i, line in enumerate(source) if i not in removed)
     summary["output_matches_report"] = out.read_bytes() == expected
-    lsh = summary["lsh"]
-    return evaluate("plamo-fast", times, removed, lsh, data, truth), summary, removed
+    result = evaluate("plamo-fast", worker, removed, summary["lsh"], data, truth)
+    return result, summary, removed
 
 
-def run_plamo_core(args, data, truth) -> dict:
-    spill = args.workdir / ".core-spill"
+def core_result(args, worker: Worker, data, truth) -> dict:
     bands, rows = _native.Deduper.lsh_shape(args.threshold, NUM_PERM)
-    times, root = [], array("I")
-    for _ in range(args.repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        with open(data["texts"], encoding="utf-8") as f:
-            forms = [json.loads(line) for line in f]
-        deduper = _native.Deduper(
-            spill, near=True, threshold=args.threshold, ngram=NGRAM, num_perm=NUM_PERM
-        )
-        deduper.add(forms, [True] * len(forms))
-        root = array("I", deduper.finish()[0])
-        times.append(time.perf_counter() - t0)
-    removed = {i for i, r in enumerate(root) if r != i}
+    removed = set(worker.finish()["removed"])
     lsh = {"bands": bands, "rows": rows}
-    return evaluate("plamo-fast core", times, removed, lsh, data, truth)
+    return evaluate("plamo-fast core", worker, removed, lsh, data, truth)
 
 
-def run_peer(args, peer: str, bands: int, source: str, data, truth) -> dict:
-    tag = (peer if peer == "datasketch" else f"{peer}-b{bands}") + f"-{source}"
-    out, script = args.workdir / f"{tag}.json", args.workdir / "dedup_peer.py"
-    script.write_text(PEER_SCRIPT)
-    cfg = {"peer": peer, "bands": bands, "input": source, "texts": str(data["texts"]),
-           "data": str(data["data"]), "kept": str(args.workdir / f"{tag}-kept.jsonl"),
-           "ngram": NGRAM, "num_perm": NUM_PERM, "threshold": args.threshold,
-           "repeat": args.repeat, "out": str(out)}  # fmt: skip
-    out.unlink(missing_ok=True)
-    proc = subprocess.run([sys.executable, str(script), json.dumps(cfg)], capture_output=True,
-                          text=True)  # fmt: skip
-    if proc.returncode != 0 or not out.is_file():
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-20:])
-        raise SystemExit(f"{tag} failed with exit code {proc.returncode}:\n{tail}")
-    res = json.loads(out.read_text())
+def peer_result(worker: Worker, data, truth) -> dict:
+    res = worker.finish()
     lsh = res["lsh"]
-    name = peer if peer == "datasketch" else f"rensa ({lsh['bands']} x {lsh['rows']})"
-    name += ", JSONL end to end" if source == "jsonl" else ", matching forms"
-    result = evaluate(name, res["times_s"], set(res["removed"]), lsh, data, truth)
-    result["import_s"] = res["import_s"]
-    return result
+    name = "datasketch" if worker.name.startswith("datasketch") else "rensa"
+    if name == "rensa":
+        name += f" ({lsh['bands']} x {lsh['rows']})"
+    name += ", JSONL end to end" if worker.name.endswith("jsonl") else ", matching forms"
+    return evaluate(name, worker, set(res["removed"]), lsh, data, truth)
 
 
 def fmt_row(s: dict) -> str:
     lsh = s["lsh"]
     return (
         f"| {s['name']} | {s['wall_s']:.2f} | {min(s['times_s']):.2f}-{max(s['times_s']):.2f} "
-        f"| {s['records_per_s']:,.0f} | {lsh['bands']} x {lsh['rows']} | {s['removed']:,} "
+        f"| {s['cpu_s']:.2f} | {s['records_per_s']:,.0f} | {lsh['bands']} x {lsh['rows']} "
+        f"| {s['removed']:,} "
         f"| **{100 * s['recall']:.2f} %** ({s['pairs_found']}/{s['true_pairs']}) "
         f"| **{s['wrongly_removed']}** | {s['chain_removed']} |"
     )
@@ -442,7 +540,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--rensa-bands: each must divide {NUM_PERM}")
     command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
     machine = machine_info()
-    peers = [] if args.no_peer else [("datasketch", 0)] + [("rensa", b) for b in rensa_bands]
+    wanted = set() if args.no_peer else {p.strip() for p in args.peers.split(",") if p.strip()}
+    if wanted - {"datasketch", "rensa"}:
+        raise SystemExit(f"--peers: unknown {sorted(wanted - {'datasketch', 'rensa'})}")
+    peers = [("datasketch", 0)] if "datasketch" in wanted else []
+    peers += [("rensa", b) for b in rensa_bands] if "rensa" in wanted else []
     absent = sorted({p for p, _ in peers if importlib.util.find_spec(p) is None})
     peers = [(p, b) for p, b in peers if p not in absent]
     versions = {"plamo-fast": package_version(sys.executable, "plamo-fast"),
@@ -476,23 +578,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"setup:   key prompt, {NGRAM}-gram shingles of the matching form, threshold "
           f"{args.threshold}, keep first; repeat {args.repeat}", flush=True)  # fmt: skip
 
-    sides = []
-    plamo, summary, removed = run_plamo(args, data, truth_rule)
-    sides.append(plamo)
-    key_only = evaluate("plamo-fast against the key-only truth", plamo["times_s"], removed,
+    workers = start_workers(args, data, peers)
+    load_before = os.getloadavg()
+    time_sides(workers, args.repeat)
+    load_after = os.getloadavg()
+    print(f"load average (1, 5, 15 min) before the timed rounds {load_before}, after "
+          f"{load_after}")  # fmt: skip
+    plamo, summary, removed = plamo_result(args, workers[0], data, truth_rule)
+    key_only = evaluate("plamo-fast against the key-only truth", workers[0], removed,
                         plamo["lsh"], data, truth)  # fmt: skip
-    sides.append(key_only)
-    sides.append(run_plamo_core(args, data, truth))
-    runs = [(p, b, "forms") for p, b in peers]
-    runs += [(p, b, "jsonl") for p, b in peers if p == "rensa"]  # datasketch: 10x slower anyway
-    for peer, bands, source in runs:
-        sides.append(run_peer(args, peer, bands, source, data, truth))
-        print(f"... {sides[-1]['name']}: {', '.join(f'{x:.2f}' for x in sides[-1]['times_s'])} s",
-              flush=True)  # fmt: skip
+    sides = [plamo, key_only, core_result(args, workers[1], data, truth)]
+    sides += [peer_result(w, data, truth) for w in workers[2:]]
     print()
-    print("| side | wall s (median) | min-max | records/s | LSH b x r | removed "
+    print("| side | wall s (median) | min-max | CPU s (median) | records/s | LSH b x r | removed "
           "| recall of true pairs | wrong removals | chain removals |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for s in sides:
         print(fmt_row(s))
     print()
@@ -504,6 +604,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {s['name']} | " + " | ".join(cells) + " |")
     ratios = {f"{s['name']} time / plamo-fast time": s["wall_s"] / plamo["wall_s"]
               for s in sides[3:]}  # fmt: skip
+    ratios.update({f"{s['name']} CPU time / plamo-fast CPU time": s["cpu_s"] / plamo["cpu_s"]
+                   for s in sides[3:]})  # fmt: skip
     for name, value in ratios.items():
         print(f"{name}: {value:.2f}x")
     print(
@@ -516,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     figures = {"bench": "dedup", "command": command, "machine": machine, "versions": versions,
                "records": data["records"], "true_pairs": len(truth), "sides": sides,
-               "plamo_summary": summary, "ratios": ratios}  # fmt: skip
+               "plamo_summary": summary, "ratios": ratios,
+               "load_average": {"before": load_before, "after": load_after}}  # fmt: skip
     print(json.dumps(figures, ensure_ascii=False, default=str))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -166,14 +166,17 @@ def batched(rows: Iterator[Row], size: int = BATCH) -> Iterator[list[Row]]:
 
 
 def byte_progress(label: str, inputs: list[Path], show: bool):
-    """``(advance(nbytes), stop())`` over the total size of the inputs."""
+    """``(advance(nbytes), stop())`` over the total size of the inputs. The bar is redrawn
+    after each 1/500 of the total (at least 64 KiB), not per record."""
     total = sum(input_size(p) for p in inputs)
     update, stop = progress_bar(label, total, transfer=True, show=show)
-    done = [0]
+    step = max(total // 500, 1 << 16)
+    done, shown = [0], [0]
 
     def advance(nbytes: int) -> None:
         done[0] += nbytes
-        if nbytes:
+        if done[0] - shown[0] >= step:
+            shown[0] = done[0]
             update(done[0])
 
     return advance, stop

@@ -33,6 +33,7 @@ import tempfile
 from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from uuid import uuid4
 
@@ -100,10 +101,16 @@ def question_of(texts: list[tuple[str, str]]) -> str | None:
         if len(questions) == 1 and any(name in CONTEXT_FIELDS for name in names):
             return questions[0]
         return None
-    if len(texts) == 1 and QUOTED_PASSAGE.search(texts[0][1]):
+    if len(texts) == 1 and _may_quote(texts[0][1]) and QUOTED_PASSAGE.search(texts[0][1]):
         question = QUOTED_PASSAGE.sub("\n", texts[0][1])
         return question if _native.normalize_text(question) else None
     return None
+
+
+def _may_quote(text: str) -> bool:
+    """Whether ``text`` has what every ``QUOTED_PASSAGE`` needs (a fence, triple quotes or
+    ">"): a quick test that spares most texts the regex search."""
+    return ">" in text or "```" in text or '"""' in text
 
 
 def answer_of(record: dict) -> str | None:
@@ -330,6 +337,16 @@ class _Origins:
         self.questions = 0  # records with a question (question + context)
         self.number_keys: dict[int, str] = {}  # per file: what its numbers are (line, record)
 
+    def add(self, file_index: int, rows: list, questions: list, o: _Options) -> None:
+        """The keyed rows of a batch (``questions``: each one's question or None)."""
+        self.questions += len(questions) - questions.count(None)
+        self.file.extend(repeat(file_index, len(rows)))
+        self.line.extend([row.number for row in rows])
+        if o.keep_column is not None:
+            self.values.extend([_numeric(row.record.get(o.keep_column)) for row in rows])
+        elif o.keep == "longest":
+            self.values.extend([_record_size(row) for row in rows])
+
     def place(self, inputs: list[Path], i: int) -> dict:
         """Where record ``i`` is, for the report (:func:`~plamo_fast.data.curation.location`)."""
         file = int(self.file[i])
@@ -356,19 +373,12 @@ def _sketch_inputs(deduper, inputs, o: _Options, summary, report, progress) -> _
                 )  # fmt: skip
                 for batch in batched(rows):
                     origins.number_keys[file_index] = number_key(batch[0])
-                    texts, questions, answers = [], [], []
-                    keyed = _keyed(batch, path, o.key, o.fields, o.skip_bad, summary)
-                    for row, text, question, answer in keyed:
-                        texts.append(text)
-                        questions.append(question)
-                        answers.append(answer)
-                        origins.questions += question is not None
-                        origins.file.append(file_index)
-                        origins.line.append(row.number)
-                        if o.keep_column is not None:
-                            origins.values.append(_numeric(row.record.get(o.keep_column)))
-                        elif o.keep == "longest":
-                            origins.values.append(_record_size(row))
+                    keyed = list(_keyed(batch, path, o.key, o.fields, o.skip_bad, summary))
+                    rows_here = [k[0] for k in keyed]
+                    texts = [k[1] for k in keyed]
+                    questions = [k[2] for k in keyed]
+                    answers = [k[3] for k in keyed]
+                    origins.add(file_index, rows_here, questions, o)
                     if pending is not None:
                         pending.result()
                     near_flags = [near_here] * len(texts)
