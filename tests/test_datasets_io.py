@@ -50,7 +50,7 @@ def test_a_saved_dataset_reads_like_the_same_records_as_lines(tmp_path: Path):
     rows = list(iter_input(folder))
     assert [r.record for r in rows] == RECORDS
     assert where(folder, rows[2]) == f"{folder}:row 3"
-    assert all(r.raw is None and not r.in_array for r in rows)
+    assert all(r.raw is None and r.unit != "record" for r in rows)
 
 
 def test_folders_that_are_not_one_saved_dataset_are_refused(tmp_path: Path, monkeypatch):
@@ -59,7 +59,7 @@ def test_folders_that_are_not_one_saved_dataset_are_refused(tmp_path: Path, monk
     with pytest.raises(UsageError, match=r"DatasetDict \(splits: test, train\); give one split"):
         list(iter_input(tmp_path / "dd"))
     (tmp_path / "plain").mkdir()
-    with pytest.raises(UsageError, match="not one written by 🤗 datasets' save_to_disk"):
+    with pytest.raises(UsageError, match="not one written by Hugging Face datasets' save_to_disk"):
         list(iter_input(tmp_path / "plain"))
     broken = save(tmp_path / "broken", RECORDS)
     next(broken.glob("*.arrow")).write_bytes(b"not arrow")

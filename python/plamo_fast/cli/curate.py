@@ -65,7 +65,7 @@ OUTPUT = typer.Option(
 OUTPUT_FORMAT = typer.Option(
     None,
     "--output-format",
-    help="hf: the kept records as a 🤗 datasets save_to_disk folder (-o names it; several "
+    help="hf: the kept records as a datasets save_to_disk folder (-o names it; several "
     "inputs: a folder of them, one per input, named after it). Default: each input's format.",
 )
 

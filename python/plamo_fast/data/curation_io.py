@@ -86,10 +86,6 @@ class Row:
     error: str | None = None
     unit: str = ""
 
-    @property
-    def in_array(self) -> bool:
-        return self.unit == "record"
-
 
 def input_format(path: Path) -> str:
     """``"jsonl"`` (JSON lines or a JSON array), ``"parquet"``, ``"hf"`` (a saved dataset
@@ -110,7 +106,7 @@ def input_format(path: Path) -> str:
         return "jsonl"
     raise UsageError(
         f"{path}: unknown input format (expected .jsonl, .json or .ndjson: JSON lines or a "
-        "JSON array; .parquet; or a folder written by 🤗 datasets' save_to_disk)"
+        "JSON array; .parquet; or a folder written by Hugging Face datasets' save_to_disk)"
     )
 
 
@@ -120,11 +116,11 @@ def _folder_format(path: Path) -> str:
     if (path / DATASET_DICT_FILE).is_file():
         splits = sorted(p.name for p in path.iterdir() if (p / DATASET_FILES[0]).is_file())
         raise UsageError(
-            f"{path}: a 🤗 DatasetDict (splits: {', '.join(splits) or 'none'}); give one split's "
+            f"{path}: a DatasetDict (splits: {', '.join(splits) or 'none'}); give one split's "
             f"folder, e.g. {path / (splits[0] if splits else 'train')}"
         )
     raise UsageError(
-        f"{path}: a folder, but not one written by 🤗 datasets' save_to_disk (no "
+        f"{path}: a folder, but not one written by Hugging Face datasets' save_to_disk (no "
         f"{' and '.join(DATASET_FILES)} with .arrow files); give such a folder or a "
         ".jsonl/.json/.parquet file"
     )
@@ -164,7 +160,7 @@ def load_dataset_folder(path: Path):
     (:func:`hub_dataset`)."""
     if not Path(path).is_dir():
         return hub_dataset(path)
-    datasets = _datasets(f"{path} is a 🤗 datasets folder: reading it")
+    datasets = _datasets(f"{path} is a Hugging Face datasets folder: reading it")
     try:
         dataset = datasets.load_from_disk(str(path))
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -191,7 +187,7 @@ def hub_dataset(path: Path):
     in offline mode (``HF_HUB_OFFLINE=1``; a dataset loaded once before, online): its ``train``
     split, its only one, or ``SPLIT`` of ``NAME:SPLIT``. Never downloads: without offline mode
     the name is refused, saying how to read it."""
-    datasets = _datasets(f"{path} (a 🤗 hub dataset's name)")
+    datasets = _datasets(f"{path} (a Hugging Face hub dataset's name)")
     config = datasets.config
     return _hub_dataset(str(path), str(config.HF_DATASETS_CACHE), bool(config.HF_HUB_OFFLINE))
 
@@ -205,7 +201,7 @@ def _hub_dataset(given: str, cache: str, offline: bool):
     name, split = match["name"], match["split"]
     if not offline:
         raise UsageError(
-            f"{given}: not a file and not a saved dataset; a 🤗 hub dataset's name is read from "
+            f"{given}: not a file and not a saved dataset; a hub dataset's name is read from "
             "the local cache only, in offline mode (HF_HUB_OFFLINE=1; plamo-fast never "
             "downloads: load it once with datasets.load_dataset)"
         )
@@ -224,7 +220,7 @@ def _hub_dataset(given: str, cache: str, offline: bool):
     split = split or ("train" if "train" in found or len(splits) != 1 else splits[0])
     if split not in found:
         raise UsageError(
-            f"{given}: the cached 🤗 dataset {name} has the splits {', '.join(splits)}; "
+            f"{given}: the cached Hugging Face dataset {name} has the splits {', '.join(splits)}; "
             f"name one, e.g. {name}:{splits[0]}"
         )
     return found[split]
