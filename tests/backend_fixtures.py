@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import importlib.machinery
 import json
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -202,3 +205,25 @@ def install_fake_vllm(monkeypatch, tmp_path: Path) -> str:
     (folder / "config.json").write_text('{"model_type": "llama"}\n')
     (folder / "tokenizer_config.json").write_text("{}\n")
     return str(folder)
+
+
+def killed_then_resumed(command: list[str], folder: Path) -> tuple[Path, Path]:
+    """Run ``command -o folder/killed.jsonl`` in a process, SIGKILL it once its
+    ``.partial`` holds two lines, run it again to the end; then run it uninterrupted to
+    ``folder/straight.jsonl``. Returns (killed, straight) for the test to compare."""
+    killed, straight = folder / "killed.jsonl", folder / "straight.jsonl"
+    partial, log = folder / "killed.jsonl.partial", folder / "killed.stderr"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([*command, "-o", str(killed)], stderr=err)
+    deadline = time.time() + 60
+    while proc.poll() is None and time.time() < deadline:
+        if partial.exists() and partial.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, f"{command[3]} ended before it was killed: {log.read_text()}"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not killed.exists()
+    subprocess.run([*command, "-o", str(killed)], check=True, capture_output=True)
+    subprocess.run([*command, "-o", str(straight)], check=True, capture_output=True)
+    return killed, straight

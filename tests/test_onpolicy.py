@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from backend_fixtures import Server, choice
+from backend_fixtures import Server, choice, killed_then_resumed
 from chat_fixtures import write_jsonl
 
 from plamo_fast.cli import main
@@ -287,9 +287,6 @@ def test_retries_reach_the_server(tmp_path):
 def test_a_killed_sample_run_resumes_to_the_same_file(tmp_path):
     """SIGKILL `plamo-fast sample` mid-run (a slow server), run it again: no prompt lost or
     repeated, and the file equals an uninterrupted run's."""
-    import os
-    import signal
-    import subprocess
     import sys
     import time
 
@@ -303,23 +300,7 @@ def test_a_killed_sample_run_resumes_to_the_same_file(tmp_path):
         prompts = write_jsonl(tmp_path / "p.jsonl", PROMPTS * 4)
         command = [sys.executable, "-m", "plamo_fast.cli", "sample", str(prompts), "--model", "m",
                    "--base-url", server.url, "--concurrency", "1", "-n", "2", "-q"]  # fmt: skip
-        killed = tmp_path / "killed.jsonl"
-        partial = tmp_path / "killed.jsonl.partial"
-        log = tmp_path / "killed.stderr"
-        with open(log, "wb") as err:
-            proc = subprocess.Popen([*command, "-o", str(killed)], stderr=err)
-        deadline = time.time() + 60
-        while proc.poll() is None and time.time() < deadline:
-            if partial.exists() and partial.read_text().count("\n") >= 2:
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, f"sample ended before it was killed: {log.read_text()}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert not killed.exists()
-        subprocess.run([*command, "-o", str(killed)], check=True, capture_output=True)
-        straight = tmp_path / "straight.jsonl"
-        subprocess.run([*command, "-o", str(straight)], check=True, capture_output=True)
+        killed, straight = killed_then_resumed(command, tmp_path)
     finally:
         server.close()
     assert [r["prompt_index"] for r in lines(killed)] == list(range(12))

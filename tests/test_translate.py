@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
-from backend_fixtures import Server, choice
+from backend_fixtures import Server, choice, killed_then_resumed
 from chat_fixtures import write_jsonl
 
 from plamo_fast.cli import main
@@ -353,9 +353,6 @@ def test_a_stopped_run_resumes_to_the_uninterrupted_output(tmp_path, server):
 def test_a_killed_run_resumes_to_the_same_file(tmp_path):
     """SIGKILL `plamo-fast translate` mid-run (a slow server), run it again: no record lost or
     repeated, and the files equal an uninterrupted run's."""
-    import os
-    import signal
-    import subprocess
     import sys
     import time
 
@@ -370,23 +367,8 @@ def test_a_killed_run_resumes_to_the_same_file(tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", records)
     command = [sys.executable, "-m", "plamo_fast.cli", "translate", str(source), "--model", "m",
                "--base-url", server.url, "--concurrency", "1", "-q"]  # fmt: skip
-    killed, partial = tmp_path / "killed.jsonl", tmp_path / "killed.jsonl.partial"
     try:
-        log = tmp_path / "killed.stderr"
-        with open(log, "wb") as err:
-            proc = subprocess.Popen([*command, "-o", str(killed)], stderr=err)
-        deadline = time.time() + 60
-        while proc.poll() is None and time.time() < deadline:
-            if partial.exists() and partial.read_text().count("\n") >= 2:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, f"translate ended before it was killed: {log.read_text()}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert not killed.exists()
-        subprocess.run([*command, "-o", str(killed)], check=True, capture_output=True)
-        straight = tmp_path / "straight.jsonl"
-        subprocess.run([*command, "-o", str(straight)], check=True, capture_output=True)
+        killed, straight = killed_then_resumed(command, tmp_path)
     finally:
         server.close()
     assert [r["source_index"] for r in lines(killed)] == [i for i in range(12) if i != 5]
