@@ -235,7 +235,9 @@ def test_japanese_prompts_without_multi_turn_use_our_own(tmp_path, judge_server)
     assert results["model"] == "m1" and results["turn_2"] == 6.0
     assert results["settings"]["judge_prompts"]["single-v1-multi-turn"] == "plamo-fast"
     assert any("--turns 1" in note for note in results["notes"])
-    turn_2 = judge_server.calls[-1]["messages"]
+    # The two turns are judged concurrently: the turn-2 judgement is the one that sees "二つ目".
+    asked = [c["messages"] for c in judge_server.calls]
+    (turn_2,) = [m for m in asked if "二つ目" in m[-1]["content"]]
     assert turn_2[-1]["content"] == fc.fill(
         fc.JA_MULTI_TURN["single-v1-multi-turn"],
         question_1=QUESTIONS[0]["turns"][0], answer_1="一つ目",
