@@ -216,6 +216,7 @@ def test_check_does_not_add_and_index_is_minus_one_without_common_tokens():
     assert novelty.add_if_novel("猫は犬が嫌い") == (True, reference.f1(2, 6, 4), 0)
     assert novelty.add_if_novel("猫が好き!") == (False, reference.f1(4, 5, 4), 0)
     assert novelty.texts == ["猫が好き", "猫は犬が嫌い"]
+    assert novelty.text(1) == "猫は犬が嫌い"  # what a rejection's nearest index names
 
 
 def test_bad_arguments():

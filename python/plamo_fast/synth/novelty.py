@@ -58,6 +58,11 @@ class NoveltyFilter:
         """The pool, in the order added (a copy)."""
         return list(self._texts)
 
+    def text(self, index: int) -> str:
+        """The pool's text number ``index`` (as ``check`` names the nearest), without copying
+        the pool as :attr:`texts` does."""
+        return self._texts[index]
+
     def __len__(self) -> int:
         return len(self._texts)
 

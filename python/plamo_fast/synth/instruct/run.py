@@ -266,23 +266,20 @@ class Synthesizer:
 
 
 class Pool:
-    """A :class:`NoveltyFilter` and its texts (to name the nearest one of a rejection without
-    copying the pool)."""
+    """A :class:`NoveltyFilter` whose rejections name the nearest pool text."""
 
     def __init__(self, threshold: float):
         self.filter = NoveltyFilter(threshold=threshold, unit="auto")
-        self.texts: list[str] = []
 
     def add(self, text: str) -> None:
         self.filter.add(text)
-        self.texts.append(text)
 
     def check(self, text: str) -> flt.Rejection | None:
         """A ``novelty`` rejection (ROUGE-L and the nearest text), or None for a novel text."""
         novel, best, nearest = self.filter.check(text)
         if novel:
             return None
-        shown = self.texts[nearest][:NEAREST_SHOWN] if nearest >= 0 else None
+        shown = self.filter.text(nearest)[:NEAREST_SHOWN] if nearest >= 0 else None
         return "novelty", {"rouge_l": round(float(best), 4), "nearest": shown}
 
 
