@@ -164,3 +164,17 @@ def test_publish_rechecks_and_fsyncs(tmp_path, monkeypatch):
     # The files were synced before the rename and the parent folder after it.
     assert str(staging / "data.txt") in synced
     assert synced[-1] == str(tmp_path)
+
+
+def test_read_appended_keeps_whole_records_and_cuts_the_rest(tmp_path):
+    from plamo_fast.outputs import read_appended
+
+    log = tmp_path / "log.jsonl"
+    log.write_bytes(b'{"k": 1}\n{"k": 2}\n{"k": 3')  # a kill tore the last line
+    assert read_appended(log, ("k",)) == [{"k": 1}, {"k": 2}]
+    assert log.read_bytes() == b'{"k": 1}\n{"k": 2}\n'
+    log.write_bytes(b'{"k": 1}\n{"j": 2}\n[3]\n{"k": 4}\n')  # a record without k ends it
+    assert read_appended(log, ("k",)) == [{"k": 1}]
+    assert log.read_bytes() == b'{"k": 1}\n'
+    log.write_bytes(b"")
+    assert read_appended(log) == []

@@ -55,6 +55,12 @@ class DigestMemo:
         return digest
 
 
+def content_key(record: dict) -> str:
+    """sha256 of ``record`` as canonical JSON (what cached answers are keyed by)."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -139,6 +139,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def read_appended(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """The complete records of an append-only JSON-lines file (a partial output, a cache),
+    which is cut after the last of them: what follows (a line torn by a kill, or one that does
+    not parse or lacks a ``required`` key) is dropped with everything after it."""
+    data, good, records = Path(path).read_bytes(), 0, []
+    for line in data.split(b"\n")[:-1]:  # the piece after the last newline is torn
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            break
+        if not isinstance(record, dict) or any(key not in record for key in required):
+            break
+        records.append(record)
+        good += len(line) + 1
+    if good != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return records
+
+
 def write_json_atomic(path: str | os.PathLike, value, *, fsync: bool = True) -> None:
     """``path`` appears complete or not at all: a temporary sibling (fsynced unless ``fsync``
     is false) renamed over it (a reader, another process included, never sees half of it)."""

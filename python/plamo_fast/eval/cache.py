@@ -13,22 +13,16 @@ remembers file hashes so that a model's weights are hashed once per version of e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
-from plamo_fast.digests import DigestMemo, sha256_file
+from plamo_fast.digests import DigestMemo, content_key, sha256_file
 from plamo_fast.errors import UsageError
+from plamo_fast.outputs import read_appended
 
 CACHE_MARKER = "cache.json"
 _KIND = "plamo-fast eval answer cache"
-
-
-def content_key(record: dict) -> str:
-    """sha256 of ``record`` as canonical JSON."""
-    text = json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def model_fingerprint(model: str, backend: str, base_url: str | None, memo: Path | None) -> dict:
@@ -79,19 +73,8 @@ class AnswerCache:
         return self.folder / "files.json"
 
     def _recover(self) -> None:
-        data = self.path.read_bytes()
-        good = 0
-        for line in data.split(b"\n")[:-1]:  # what follows the last newline is torn
-            try:
-                record = json.loads(line)
-                key = record.pop("key")
-            except (json.JSONDecodeError, KeyError, UnicodeDecodeError, AttributeError):
-                break
-            self.answers[key] = record
-            good += len(line) + 1
-        if good != len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(good)
+        for record in read_appended(self.path, ("key",)):
+            self.answers[record.pop("key")] = record
 
     def get(self, key: str) -> dict | None:
         return self.answers.get(key)

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
+from plamo_fast.digests import content_key
 from plamo_fast.errors import PlamoFastError, UsageError
 from plamo_fast.eval import jaster_metrics as metrics
-from plamo_fast.eval.cache import AnswerCache, content_key, model_fingerprint
+from plamo_fast.eval.cache import AnswerCache, model_fingerprint
 from plamo_fast.eval.charts import bar_chart
 from plamo_fast.eval.completion import complete
 from plamo_fast.eval.jaster_data import Dataset, read_datasets

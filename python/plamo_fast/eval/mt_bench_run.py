@@ -29,9 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from plamo_fast._progress import progress_bar
+from plamo_fast.digests import content_key
 from plamo_fast.errors import PlamoFastError, UsageError
 from plamo_fast.eval import mt_bench as mt
-from plamo_fast.eval.cache import AnswerCache, content_key, model_fingerprint
+from plamo_fast.eval.cache import AnswerCache, model_fingerprint
 from plamo_fast.generation.backends import Backend, SamplingOptions, resolve_backend
 from plamo_fast.judge import fastchat as fc
 

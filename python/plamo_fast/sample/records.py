@@ -10,6 +10,7 @@ from pathlib import Path
 from plamo_fast.data.conversation import BadRecordError, prompt_messages
 from plamo_fast.data.curation_io import iter_input, where
 from plamo_fast.errors import UsageError
+from plamo_fast.outputs import read_appended
 
 # Keys that sample adds to each record; an input record holding one is refused rather than
 # silently overwritten.
@@ -75,24 +76,13 @@ class ResumableJsonl:
         self._file = open(self.partial, "a", encoding="utf-8")  # noqa: SIM115 (closed in finish)
 
     def _recover(self) -> None:
-        good = 0
-        with open(self.partial, "rb") as f:
-            data = f.read()
-        for line in data.split(b"\n")[:-1]:  # the piece after the last newline is torn
-            try:
-                record = json.loads(line)
-                index = record["prompt_index"]
-            except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
-                break
+        for record in read_appended(self.partial, ("prompt_index",)):
             if record.get("sampling") != self.meta:
                 raise UsageError(
                     f"{self.partial} was started with other settings ({record.get('sampling')}); "
                     "resume with the same ones, or pass --overwrite to start over"
                 )
-            self.done.add(index)
-            good += len(line) + 1
-        with open(self.partial, "r+b") as f:
-            f.truncate(good)
+            self.done.add(record["prompt_index"])
 
     def write(self, record: dict) -> None:
         """One finished prompt, handed to the OS at once (a killed process loses nothing

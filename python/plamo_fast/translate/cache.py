@@ -8,14 +8,15 @@ the run."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from plamo_fast.digests import content_key
+from plamo_fast.outputs import read_appended
+
 
 def cache_key(text: str, settings: dict) -> str:
-    blob = json.dumps([text, settings], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return content_key({"text": text, "settings": settings})
 
 
 class Cache:
@@ -28,18 +29,8 @@ class Cache:
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close)
 
     def _load(self) -> None:
-        data = self.path.read_bytes()
-        good = 0
-        for line in data.split(b"\n")[:-1]:
-            try:
-                entry = json.loads(line)
-                self.entries[entry["key"]] = (entry["text"], entry["finish_reason"])
-            except (ValueError, KeyError, TypeError):
-                break
-            good += len(line) + 1
-        if good != len(data):
-            with open(self.path, "r+b") as f:
-                f.truncate(good)
+        for entry in read_appended(self.path, ("key", "text", "finish_reason")):
+            self.entries[entry["key"]] = (entry["text"], entry["finish_reason"])
 
     def get(self, key: str) -> tuple[str, str] | None:
         return self.entries.get(key)

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from plamo_fast.errors import UsageError
-from plamo_fast.outputs import check_output, publish, write_json_atomic
+from plamo_fast.outputs import check_output, publish, read_appended, write_json_atomic
 
 COMMAND = "translate"
 
@@ -68,21 +68,13 @@ class Store:
         for kind, path in self.partials.items():
             if not path.exists():
                 continue
-            data, good = path.read_bytes(), 0
-            for line in data.split(b"\n")[:-1]:  # the piece after the last newline is torn
-                try:
-                    record = json.loads(line)
-                    index = record["source_index"]
-                except (ValueError, KeyError, TypeError):
-                    break
-                self.done.add(index)
+            needed = ("source_index",) if kind == "kept" else ("source_index", "reason")
+            for record in read_appended(path, needed):
+                self.done.add(record["source_index"])
                 if kind == "kept":
                     self.kept += 1
                 else:
                     self.reasons[record["reason"]] += 1
-                good += len(line) + 1
-            with open(path, "r+b") as f:
-                f.truncate(good)
 
     def write(self, kind: str, record: dict) -> None:
         """One finished record (``kind``: kept or rejected), handed to the OS at once."""
