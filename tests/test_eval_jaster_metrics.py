@@ -99,6 +99,18 @@ def test_set_f1_as_llm_jp_eval_defines_it():
     assert m.set_f1(["a\nb", "q"], ["a\nb", "x"]) == 0.5
 
 
+def test_exact_match_figure_compares_numbers():
+    # W&B Nejumi's definition: float(pred) == float(gold), 0 when either is not a number.
+    assert m.exact_match_figure_item("12", "12.0") == 1.0
+    assert m.exact_match_figure_item("0.50", ".5") == 1.0
+    assert m.exact_match_figure_item("12", "13") == 0.0
+    assert m.exact_match_figure_item("1,000", "1000") == 0.0  # float() refuses the comma
+    assert m.exact_match_figure_item("答えは12", "12") == 0.0
+    assert m.exact_match_figure_item("nan", "nan") == 0.0
+    assert m.score("exact_match_figure", ["3", "3.0", "x", "4"], ["3", "3", "3", "5"]) == 0.5
+    assert m.item_scores("exact_match_figure", "7.0", "7") == 1.0
+
+
 def test_parse_float():
     assert m.parse_float("5点") == 5.0
     assert m.parse_float("だいたい2.5くらい") == 2.5

@@ -16,6 +16,13 @@ with no few-shots (0-shot only), and the run says so.
 
 Instructions, input layouts, output lengths and metrics are those of llm-jp-eval v1.x's
 ``jaster`` processors (:data:`SPECS`); see :data:`plamo_fast.eval.jaster_metrics.REFERENCE`.
+The instructions, output lengths and metrics of five of the six datasets were compared with the
+openings of llm-jp-eval's processor files as a code search shows them (JNLI, JCommonsenseQA: the
+early ``datasets/`` processors; JSQuAD, JSTS: the ``num_few_split`` ones; JEMHopQA: the
+``jaster/`` one with the YES/NO sentence): they agree; NIILC's processor was not found. Those
+excerpts come without a repository or commit, so they are not cited here. The seed-42 shuffle
+and the 90% train split were not seen in any copy (unverified); of the input layouts only the
+``質問：`` and ``文1：`` prefixes were seen.
 """
 
 from __future__ import annotations

@@ -4,10 +4,16 @@ A dataset file is JSON: ``instruction`` (str), ``output_length`` (int > 0), ``me
 from :data:`plamo_fast.eval.jaster_metrics.METRICS`), ``few_shots`` and ``samples`` (lists of
 ``{"input": str, "output": str}``); other keys are ignored. ``--data`` names one such file or a
 folder of them (``NAME.json``; JSON files holding none of these keys, such as jaster-convert's
-``SOURCES.json``, are skipped). Few-shot examples are the file's ``few_shots``; a file with too
-few of them in llm-jp-eval's own layout (``evaluation/test/NAME.json`` beside
-``evaluation/train/NAME.json``) takes them from the train file's first samples, as llm-jp-eval
-does.
+``SOURCES.json``, are skipped).
+
+Few-shot examples: a file in llm-jp-eval's own layout (``evaluation/test/NAME.json`` or
+``evaluation/dev/NAME.json`` beside ``evaluation/train/NAME.json``) takes them from the train
+file's first samples and ignores its own ``few_shots`` key, as llm-jp-eval's
+``get_few_shot_samples`` does (``parent.parent / "train" / NAME.json``, ``samples[:n]``; copies of
+it: wandb/llm-leaderboard ``scripts/evaluator/evaluate_utils/to_be_deprecated.py`` @06c718a3, and
+the llm-jp-eval evaluator that ``scripts/mmlu_eval.py`` @6e5cb557 of the same repository adapts).
+Any other file (jaster-convert's output) uses its ``few_shots`` key, which jaster-convert fills
+from the train split the same way.
 """
 
 from __future__ import annotations
@@ -84,12 +90,11 @@ def read_dataset(path: Path, shots_needed: int) -> Dataset:
         raise InvalidFileError(f"{path}: 'samples' is empty")
     few_shots, source = _pairs(path, data, "few_shots"), path
     train = path.parent.parent / "train" / path.name
-    if len(few_shots) < shots_needed and path.parent.name in ("test", "dev") and train.is_file():
-        train_data = _load_json(train)
-        few_shots, source = _pairs(train, train_data, "samples"), train
+    if path.parent.name in ("test", "dev") and train.is_file():
+        few_shots, source = _pairs(train, _load_json(train), "samples"), train
     if len(few_shots) < shots_needed:
         raise UsageError(
-            f"{path}: {shots_needed}-shot needs {shots_needed} few-shot examples, the file has "
+            f"{path}: {shots_needed}-shot needs {shots_needed} few-shot examples, {source} has "
             f"{len(few_shots)} (jaster-convert needs the upstream training file for few-shots)"
         )
     return Dataset(

@@ -1,12 +1,23 @@
 """llm-jp-eval's post-processing and metrics, reproduced (our code, their definitions).
 
-Reference: llm-jp-eval v1.x (the releases whose prompts are the Alpaca-style ``### 指示:`` layout
-and whose ``src/llm_jp_eval/utils.py`` has ``get_evaluation_result``); see :data:`REFERENCE`.
+Upstream version matched: llm-jp-eval v1.x as of its evaluator at commit ``52ff89fa`` and the
+v1.x releases after it (the Alpaca-style ``### 指示:`` prompt, ``get_few_shot_samples`` reading
+``train/NAME.json``, ``get_evaluation_result`` in ``src/llm_jp_eval/utils.py``); v1.0.0 used
+another prompt header (``以下はタスクを説明する指示と、追加の背景情報を…``, ``### 指示``) and v2
+another pipeline. llm-jp/llm-jp-eval itself could not be read here (no stored copy): the
+definitions below were checked against public copies of its code, named in :data:`REFERENCE`
+with repository, path and commit; the one point no copy shows is marked *(unverified)*.
 
 - Post-processing of a generation: the text before the first blank line (``"\\n\\n"``), NFKC
-  normalised, then stripped. The gold answer is NFKC normalised only.
+  normalised, then stripped *(the strip: unverified, from llm-jp-eval v1.3/v1.4's
+  ``normalize(output.split("\\n\\n")[0]).strip()`` as remembered; the W&B copy splits and
+  normalises the same way)*. The gold answer is NFKC normalised only.
 - ``exact_match``: the share of items whose processed prediction equals the gold answer
   (scikit-learn's ``accuracy_score``).
+- ``exact_match_figure`` (not an llm-jp-eval v1.x metric: W&B Nejumi's jaster metric for
+  MAWPS/MGSM, read so that its dataset files are accepted): per item 1 when
+  ``float(pred) == float(gold)``, 0 when either is not a number for Python's ``float``; the
+  mean over items.
 - ``char_f1``: the mean of fuzzywuzzy 0.18's ``token_sort_ratio(pred, gold) / 100`` with
   python-Levenshtein installed (llm-jp-eval depends on both). That function first *processes*
   each string (drops U+0080–U+00FF, which is what ``force_ascii`` does on Python 3; turns every
@@ -19,7 +30,10 @@ and whose ``src/llm_jp_eval/utils.py`` has ``get_evaluation_result``); see :data
   llm-jp-eval, recall's numerator counts the predicted lines found in the gold lines.
 - ``pearson`` / ``spearman``: scipy's ``pearsonr`` / ``spearmanr`` of the gold numbers and the
   predictions read by ``parse_float`` (every character but digits and ``.`` removed; -2.0 when
-  what is left is not a number); an undefined coefficient (NaN: a constant side) counts as 0.0.
+  what is left is not a number); an undefined coefficient (NaN: a constant side) counts as 0.0
+  (scipy raises on fewer than two items where llm-jp-eval would crash; here that is 0.0 too).
+- Not reproduced: bleu, bert_score, comet_wmt22, rouge, code_exec, pylint_check (MT, SUM and
+  CG datasets); a file naming them is refused before any request.
 """
 
 from __future__ import annotations
@@ -33,14 +47,31 @@ import numpy as np
 
 REFERENCE = {
     "project": "llm-jp-eval (https://github.com/llm-jp/llm-jp-eval)",
-    "matched": "v1.x evaluation: src/llm_jp_eval/utils.py get_evaluation_prompt (Alpaca-style "
-    "layout), get_evaluation_result (post-processing and metrics), post_process_score_results "
-    "(categories); src/llm_jp_eval/jaster/*.py processors (instructions, input layouts, splits)",
+    "matched": "v1.x from evaluator commit 52ff89fa on: get_evaluation_prompt (Alpaca-style "
+    "layout, few-shots from train/NAME.json samples[:n]), get_evaluation_result "
+    "(post-processing and metrics); v1.0.0 had another prompt header, v2 another pipeline",
     "char_f1": "fuzzywuzzy 0.18.0 token_sort_ratio with python-Levenshtein",
     "commit": None,
-    "note": "the llm-jp-eval repository could not be fetched where this was written; the "
-    "definitions were read from published excerpts of its source and checked against "
-    "fuzzywuzzy 0.18.0 itself (tests/test_eval_jaster_metrics.py)",
+    "upstream_commit_cited": "52ff89fa26c288074622cd052cedb48328f14032 (llm-jp-eval "
+    "src/llm_jp_eval/evaluator.py, as adapted and cited by wandb/llm-leaderboard "
+    "scripts/mmlu_eval.py @6e5cb557f44207c88df191a8688a3e6c86e85a0f)",
+    "sources": [
+        "wandb/llm-leaderboard scripts/mmlu_eval.py @6e5cb557f44207c88df191a8688a3e6c86e85a0f "
+        "(evaluator flow: get_few_shot_samples, get_evaluation_prompt, max_new_tokens = "
+        "output_length, max_num_samples)",
+        "wandb/llm-leaderboard scripts/evaluator/evaluate_utils/to_be_deprecated.py "
+        "@06c718a3d78d04560dfb11a5435c5580c7cefce1 (get_few_shot_samples, few-shot blocks)",
+        "wandb/llm-leaderboard scripts/evaluator/evaluate_utils/metrics.py "
+        "@6c7402bac725bd2ad4a76e59409f446b4cab853d (char_f1, set_f1, parse_float)",
+        "wandb/llm-leaderboard scripts/evaluator/jaster.py "
+        "@0172aa9e1986d1c24077daab8690d4958be43313 (split at the first blank line, NFKC)",
+        "github.223886.xyz/llm-jp/llm-jp-eval/pull/91.diff (PROMPTS.md: the default layout)",
+        "exact_match_figure: wandb/llm-leaderboard-korean scripts/evaluator/evaluate_utils/"
+        "metrics.py @554a37ccd88f6058de1c6fc3bb37f84d66816865 (W&B Nejumi, not llm-jp-eval)",
+    ],
+    "note": "llm-jp/llm-jp-eval has no stored copy here; the definitions come from the copies "
+    "above and were checked against fuzzywuzzy 0.18.0 and scipy themselves "
+    "(tests/test_eval_jaster_metrics.py); the strip of the prediction is unverified",
 }
 
 
@@ -108,6 +139,15 @@ def parse_float(text: str) -> float:
         return -2.0
 
 
+def exact_match_figure_item(pred: str, gold: str) -> float:
+    """1.0 when both sides read as the same number with Python's ``float``, else 0.0 (one that
+    does not read as a number counts 0)."""
+    try:
+        return float(float(pred) == float(gold))
+    except ValueError:
+        return 0.0
+
+
 def set_f1_item(pred: str, gold: str) -> float:
     gold_lines = [x.strip() for x in gold.split("\n")]
     pred_lines = {x.strip() for x in pred.split("\n")}
@@ -119,6 +159,12 @@ def set_f1_item(pred: str, gold: str) -> float:
 
 def exact_match(preds: Sequence[str], golds: Sequence[str]) -> float:
     return sum(p == g for p, g in zip(preds, golds, strict=True)) / len(golds)
+
+
+def exact_match_figure(preds: Sequence[str], golds: Sequence[str]) -> float:
+    return float(
+        np.mean([exact_match_figure_item(p, g) for p, g in zip(preds, golds, strict=True)])
+    )
 
 
 def char_f1(preds: Sequence[str], golds: Sequence[str]) -> float:
@@ -176,6 +222,7 @@ def spearman(preds: Sequence[str], golds: Sequence[str]) -> float:
 
 METRICS: dict[str, Callable[[Sequence[str], Sequence[str]], float]] = {
     "exact_match": exact_match,
+    "exact_match_figure": exact_match_figure,
     "char_f1": char_f1,
     "set_f1": set_f1,
     "pearson": pearson,
@@ -188,6 +235,8 @@ def item_scores(metric: str, pred: str, gold: str) -> float | None:
     which exist only over a dataset)."""
     if metric == "exact_match":
         return float(pred == gold)
+    if metric == "exact_match_figure":
+        return exact_match_figure_item(pred, gold)
     if metric == "char_f1":
         return token_sort_ratio(pred, gold) / 100.0
     if metric == "set_f1":

@@ -1,7 +1,20 @@
 """Jaster prompts: llm-jp-eval's layout, or the model's chat template (``--chat``).
 
-llm-jp-eval (v1.x, ``get_evaluation_prompt`` with no custom template, Japanese) sends one plain
-text prompt, no chat template::
+llm-jp-eval (v1.x from evaluator commit ``52ff89fa`` on, ``get_evaluation_prompt`` with no
+custom template, Japanese) sends one plain text prompt, no chat template: the header and
+``### 指示:``, then per few-shot example ``"\n\n### 入力:\n" + input + "\n\n### 応答:\n" +
+output``, then ``"\n\n### 入力:\n{input}\n\n### 応答:\n"``; 0-shot is the same without the
+examples. Checked against the copy of ``get_evaluation_prompt`` in wandb/llm-leaderboard
+``scripts/evaluator/evaluate_utils/to_be_deprecated.py`` @06c718a3 (its few-shot blocks and
+closing template; W&B replaced the header there) and llm-jp-eval's own PROMPTS.md (PR #91).
+llm-jp-eval builds it as a langchain ``PromptTemplate``: few-shot inputs are brace-escaped, so
+they come out as written; the instruction and few-shot outputs are not, so a doubled brace in
+them would come out single and a lone brace would stop llm-jp-eval. Here every text is taken as
+written (that llm-jp-eval quirk is not emulated). The earlier v1.0-era prompt had another
+header (``以下はタスクを説明する指示と、追加の背景情報を提供する入力の組み合わせです。…``,
+``### 指示``, ``### 入力：``/``### 回答：``; swallow-llm/swallow-evaluation
+``llm-jp-eval/src/llm_jp_eval/utils.py`` @13eacc8a, sbintuitions/flexeval
+``preset_configs/EvalSetup/ja_generation/jcommonsenseqa.jsonnet``), not reproduced::
 
     以下は、タスクを説明する指示と、文脈のある入力の組み合わせです。要求を適切に満たす応答を書きなさい。
 
