@@ -44,6 +44,26 @@ def test_demo_without_train_extra_runs_the_data_steps_and_names_the_install(
     assert main(["demo", "-o", str(out), "-q"]) == 0
     again = {n: json.loads((out / n / RECORD).read_text()) for n in DATA_STEPS}
     assert again == records
+    assert "judged set left out: no judge" in capsys.readouterr().out
+    assert "judged_merged" not in report
+
+
+def test_demo_with_a_judge_plans_the_judged_set_and_remembers_the_judge(
+    tmp_path: Path, capsys, without_train
+):
+    out = tmp_path / "demo"
+    url = "http://127.0.0.1:9/v1"
+    assert main(["demo", "-o", str(out), "-q", "--judge", "judge-7b", "--judge-base-url", url]) == 0
+    assert json.loads((out / "recipe.vars.json").read_text()) == {
+        "judge": "judge-7b", "judge_base_url": url
+    }  # fmt: skip
+    report = (out / "report.md").read_text()
+    for name in ["judged_sft_general", "judged_dpo_onpolicy", "judged_dpo_spin", "judged_merged"]:
+        assert f"| {name} | eval_mt_bench | not run |" in report
+    assert "judged set left out" not in capsys.readouterr().out
+    # The run folder remembers the judge: `recipe plan` there plans the judged steps too.
+    assert main(["recipe", "plan", "tiny-cpu", "-o", str(out)]) == 0
+    assert "judged_merged" in capsys.readouterr().out
 
 
 def test_demo_refuses_a_folder_that_is_not_its_own(tmp_path: Path, capsys, without_train):

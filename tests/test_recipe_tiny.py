@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
+from backend_fixtures import Server, choice  # noqa: E402
+
 from plamo_fast.cli import main  # noqa: E402
 from plamo_fast.recipe import find_recipe  # noqa: E402
 from plamo_fast.recipe.record import RECORD, STARTED  # noqa: E402
@@ -31,15 +34,34 @@ from plamo_fast.recipe.spec import load_recipe  # noqa: E402
 pytestmark = pytest.mark.torch
 
 
-def micro_recipe(path: Path, **changes) -> Path:
-    """tiny-cpu with fewer problems, steps and tokens (the same steps and references)."""
-    recipe = yaml.safe_load(find_recipe("tiny-cpu").read_text())
+def grading_judge(body: dict, calls: int) -> tuple[int, list[dict]]:
+    """A loopback judge (the test double of a served judge model) that grades as a competent
+    one would: [[10]] when the answer's last boxed result is the reference answer, else [[1]]."""
+    user = body["messages"][-1]["content"]
+    answer, _, reference = user.rpartition("[Reference answer]\n")
+    boxed = re.findall(r"\\boxed\{([^}]*)\}", answer)
+    right = bool(boxed) and boxed[-1] == reference.strip()
+    text = f"The final result {'matches' if right else 'does not match'}. [[{10 if right else 1}]]"
+    return 200, [choice(0, text)]
+
+
+@pytest.fixture(scope="module")
+def judge_server():
+    server = Server(reply=grading_judge)
+    yield server
+    server.close()
+
+
+def micro_recipe(path: Path, judge_url: str, **changes) -> Path:
+    """tiny-cpu with fewer problems, steps and tokens (the same steps and references), its
+    judged set graded by the loopback judge at ``judge_url``."""
     recipe_dir = str(find_recipe("tiny-cpu").parent)
+    text = find_recipe("tiny-cpu").read_text().replace("${recipe_dir}", recipe_dir)
+    recipe = yaml.safe_load(text)
+    recipe["vars"].update(judge="loopback-judge", judge_base_url=judge_url)
     by_name = {s.get("name") or s.get("repeat"): s for s in recipe["steps"]}
     by_name["math_data"]["params"].update(n=80, holdout=0.06)
     by_name["dpo_prompts"]["params"].update(n=3)
-    by_name["base"]["params"]["corpus"][1] = f"{recipe_dir}/data/general-en.jsonl"
-    by_name["general_dedup"]["params"]["inputs"] = [f"{recipe_dir}/data/general-en.jsonl"]
     by_name["sft_math"]["params"].update(epochs=1, max_steps=4, save_every=2, micro_batch_rows=2)
     by_name["sft_general"]["params"].update(max_steps=2)
     for step in by_name["round"]["steps"]:
@@ -49,7 +71,7 @@ def micro_recipe(path: Path, **changes) -> Path:
             step["params"].update(max_steps=2)
     by_name["dpo_spin"]["params"].update(max_steps=2)
     for step in recipe["steps"]:
-        if step.get("kind") == "eval_math":
+        if step.get("kind") in ("eval_math", "eval_mt_bench"):
             step["params"].update(max_new_tokens=16)
     for name, value in changes.items():
         step, _, key = name.partition("__")
@@ -72,16 +94,18 @@ def weights_and_results(run: Path) -> dict:
             out[f"{step.name}/{shard.name}"] = shard.read_bytes()
         if record["kind"] == "eval_math":
             out[step.name] = record["metrics"]
+        if record["kind"] == "eval_mt_bench":
+            out[step.name] = {k: record["metrics"][k] for k in ("average", "failed")}
         if record["kind"] == "pairs":
             out[step.name] = record["outputs"]["output"]["records"]
     return out
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> tuple[Path, Path]:
+def finished(tmp_path_factory, judge_server) -> tuple[Path, Path]:
     """One uninterrupted run of the micro recipe: (recipe file, run folder)."""
     folder = tmp_path_factory.mktemp("tiny")
-    recipe = micro_recipe(folder / "micro.yaml")
+    recipe = micro_recipe(folder / "micro.yaml", judge_server.url)
     assert main(["recipe", "run", str(recipe), "-o", str(folder / "run"), "-q"]) == 0
     return recipe, folder / "run"
 
@@ -94,6 +118,16 @@ def test_every_step_runs_and_the_report_compares_every_model(finished, capsys):
     for model in ["base", "sft_math", "sft_general", "round2_dpo", "dpo_spin", "merged"]:
         assert f"| {model} | eval_" in report
     assert "## round2_dpo (dpo)" in report
+    # The judged set: the held-out problems, answered greedily as eval_math answers them, each
+    # graded once by the judge; its mean rating agrees with the verifier's count.
+    for judged, evaluated in [("judged_sft_general", "eval_sft_general"),
+                              ("judged_merged", "eval_merged")]:  # fmt: skip
+        metrics = json.loads((run / judged / RECORD).read_text())["metrics"]
+        math = json.loads((run / evaluated / RECORD).read_text())["metrics"]
+        n, right = math["problems"], math["correct"]
+        assert metrics["judgements"] == n and metrics["failed"] == 0
+        assert metrics["average"] == pytest.approx((10 * right + (n - right)) / n)
+        assert f"| {judged} | judge's mean rating" in report
     scored = [json.loads(x) for x in (run / "eval_base" / "scored.jsonl").read_text().splitlines()]
     record = json.loads((run / "eval_base" / RECORD).read_text())
     right = sum(r["candidates"][0]["score"] == 1.0 for r in scored)
@@ -106,14 +140,15 @@ def test_every_step_runs_and_the_report_compares_every_model(finished, capsys):
     assert time.perf_counter() - started < 20
 
 
-def test_changed_parameter_reruns_exactly_its_downstream(finished, tmp_path: Path):
+def test_changed_parameter_reruns_exactly_its_downstream(finished, judge_server, tmp_path: Path):
     recipe, run = finished
-    changed = micro_recipe(tmp_path / "changed.yaml", dpo__beta=0.2)
+    changed = micro_recipe(tmp_path / "changed.yaml", judge_server.url, dpo__beta=0.2)
     loaded = load_recipe(changed, run)
     to_run = [d.step.name for d in plan(loaded) if d.action == "run"]
     assert to_run == [
         "round1_dpo", "round2_sample", "round2_score", "round2_pairs", "round2_spin",
         "round2_dpo", "dpo_spin", "merged", "eval_dpo_onpolicy", "eval_dpo_spin", "eval_merged",
+        "judged_dpo_onpolicy", "judged_dpo_spin", "judged_merged",
     ]  # fmt: skip
     first = {d.step.name: d.reasons for d in plan(loaded)}
     assert first["round1_dpo"] == ["parameters changed: beta: 0.1 -> 0.2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -21,23 +22,42 @@ def demo(
         help="CPU threads for torch. The tiny model runs 3-5x faster on one thread than on two "
         "(threads wait on each other at this size).",
     ),
+    judge: Optional[str] = typer.Option(
+        None,
+        help="A judge for the small judged set: a local model folder (run with the hf or vllm "
+        "backend), or with --judge-base-url the name a server serves. Without one (none ships: "
+        "a tiny model cannot judge) the judged steps are left out. The run folder remembers it.",
+    ),
+    judge_base_url: Optional[str] = typer.Option(
+        None, help="OpenAI-compatible server of --judge (e.g. `vllm serve`); key: OPENAI_API_KEY."
+    ),
 ) -> None:
     """Run the tiny-cpu recipe: generated math data and dedup, a tiny model, SFT (math, then
     general), two rounds of on-policy DPO scored by the math verifier (plus SPIN pairs), a
-    second DPO candidate, their SLERP merge, and held-out math accuracy of every model.
-    Without the [train] extra only the data steps run, and the command says what to install."""
+    second DPO candidate, their SLERP merge, and held-out math accuracy of every model (with
+    --judge, also graded by that judge). Without the [train] extra only the data steps run, and
+    the command says what to install."""
     from plamo_fast.cli.recipe import run_recipe
     from plamo_fast.recipe import find_recipe
     from plamo_fast.recipe.report import eval_table
-    from plamo_fast.recipe.spec import load_recipe
+    from plamo_fast.recipe.spec import load_recipe, remember_settings
 
-    recipe = load_recipe(find_recipe("tiny-cpu"), output)
+    settings = {"judge": judge} if judge is not None else {}
+    settings |= {"judge_base_url": judge_base_url} if judge_base_url is not None else {}
+    recipe = load_recipe(find_recipe("tiny-cpu"), output, settings)
+    remember_settings(recipe, settings)
     _use_threads(threads)
     code = run_recipe(recipe, quiet=quiet)
     table = eval_table(recipe)
     if table:
-        typer.echo("\nheld-out template math (greedy, checked by the math verifier):")
+        typer.echo(
+            "\nheld-out template math, greedy answers: checked by the math verifier (eval_*), "
+            "graded by the judge (judged_*)"
+        )
         typer.echo(table)
+    if recipe.off:
+        typer.echo("judged set left out: no judge (plamo-fast demo --judge MODEL_FOLDER, or "
+                   "--judge NAME --judge-base-url URL)")  # fmt: skip
     typer.echo(f"\nthe report: {recipe.run_dir / 'report.md'}")
     if code == 3:
         return  # the data steps ran; run_recipe said what to install for the rest

@@ -22,11 +22,17 @@ FROM = typer.Option(None, "--from", help="Start at this step (earlier ones must 
 UNTIL = typer.Option(None, "--until", help="Stop after this step.")
 ONLY = typer.Option(None, "--only", help="Only this step (repeatable).")
 FORCE = typer.Option(None, "--force", help="Run this step again, and its downstream (repeatable).")
+SET = typer.Option(
+    None,
+    "--set",
+    help="NAME=VALUE: a var of the recipe's `vars` for this run folder, which remembers it "
+    "(repeatable; `NAME=` empties it).",
+)
 
 
-def _load(recipe: str, run_dir: Optional[Path]):
+def _load(recipe: str, run_dir: Optional[Path], sets: Optional[List[str]] = None):
     from plamo_fast.recipe import find_recipe
-    from plamo_fast.recipe.spec import load_recipe
+    from plamo_fast.recipe.spec import load_recipe, parse_settings
 
     path = find_recipe(recipe)
     if run_dir is None:
@@ -34,7 +40,7 @@ def _load(recipe: str, run_dir: Optional[Path]):
 
         name = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("name") or path.stem
         run_dir = Path("runs") / str(name)
-    return load_recipe(path, run_dir)
+    return load_recipe(path, run_dir, parse_settings(sets))
 
 
 def _plan(loaded, start, until, only, force, missing=None):
@@ -53,18 +59,21 @@ def plan(
     until: Optional[str] = UNTIL,
     only: Optional[List[str]] = ONLY,
     force: Optional[List[str]] = FORCE,
+    sets: Optional[List[str]] = SET,
 ) -> None:
     """What `recipe run` would do with each step, and why, without running anything."""
-    loaded = _load(recipe, run_dir)
+    loaded = _load(recipe, run_dir, sets)
     for d in _plan(loaded, start, until, only, force):
         typer.echo(d.line())
 
 
-def status(recipe: str = RECIPE, run_dir: Optional[Path] = RUN_DIR) -> None:
+def status(
+    recipe: str = RECIPE, run_dir: Optional[Path] = RUN_DIR, sets: Optional[List[str]] = SET
+) -> None:
     """Each step of a run: done (with its main metric), stale (why) or pending."""
     from plamo_fast.recipe.runner import status_lines
 
-    for line in status_lines(_load(recipe, run_dir)):
+    for line in status_lines(_load(recipe, run_dir, sets)):
         typer.echo(line)
 
 
@@ -90,6 +99,7 @@ def run(
     until: Optional[str] = UNTIL,
     only: Optional[List[str]] = ONLY,
     force: Optional[List[str]] = FORCE,
+    sets: Optional[List[str]] = SET,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     wait: bool = typer.Option(
         False,
@@ -102,7 +112,10 @@ def run(
 ) -> None:
     """Run the steps that are not done (or changed), in dependency order; write report.md.
     With `launcher: {executor: slurm}` each step is submitted as one sbatch job instead."""
-    loaded = _load(recipe, run_dir)
+    from plamo_fast.recipe.spec import parse_settings, remember_settings
+
+    loaded = _load(recipe, run_dir, sets)
+    remember_settings(loaded, parse_settings(sets))
     if loaded.launcher.executor == "slurm":
         code = submit_recipe(loaded, start, until, only, force, wait=wait, poll=poll)
     else:

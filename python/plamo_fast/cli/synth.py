@@ -25,7 +25,8 @@ from plamo_fast.cli.options import (
 app = typer.Typer(
     name="synth",
     help="Synthesize training data: template math problems with worked Japanese solutions; "
-    "instructions with answers written by a model (Self-Instruct).",
+    "instructions with answers written by a model (Self-Instruct); grading exercises for a "
+    "small judge.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -76,6 +77,37 @@ def math(
         holdout=holdout,
         overwrite=overwrite,
     )
+    typer.echo(json.dumps(summary, ensure_ascii=False), err=True)
+    typer.echo(str(output))
+
+
+@app.command("judge", no_args_is_help=True)
+def judge(
+    inputs: List[Path] = typer.Argument(
+        ..., help="Records with a question, a worked solution and `answer` (`synth math`'s)."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Output JSONL of conversations."),
+    judge_prompts: Path = typer.Option(
+        ...,
+        help="FastChat judge prompt file with a reference-guided `single-math-v1` prompt (the "
+        "one `eval mt-bench --judge-prompts` will use, so the judge is trained on its prompts).",
+    ),
+    n: Optional[int] = typer.Option(None, "-n", help="Exercises to write (default: all)."),
+    wrong: float = typer.Option(0.5, help="Share of exercises given a wrong final answer."),
+    seed: int = typer.Option(0, help="Seed of the wrong answers (with each record's id)."),
+    skip_bad: bool = typer.Option(False, help="Count and skip unusable records."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output."),
+) -> None:
+    """Grading exercises for a small judge, labelled by the verifier: each record's solution,
+    right or with a near-miss final answer, in the judge prompt `eval mt-bench` sends, and the
+    judge's reply (the two answers, same or different, `Rating: [[10]]` or `[[1]]`). Train a
+    model on them (`sft`), then use it as `--judge` for reference-guided grading."""
+    from plamo_fast.synth.judge import synth_judge
+
+    summary = synth_judge(
+        inputs, output, judge_prompts, wrong=wrong, seed=seed, limit=n, skip_bad=skip_bad,
+        overwrite=overwrite,
+    )  # fmt: skip
     typer.echo(json.dumps(summary, ensure_ascii=False), err=True)
     typer.echo(str(output))
 

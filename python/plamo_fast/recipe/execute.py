@@ -28,6 +28,15 @@ def _synth_math(step: Step, p, progress: bool) -> dict:
     )  # fmt: skip
 
 
+def _synth_judge(step: Step, p, progress: bool) -> dict:
+    from plamo_fast.synth.judge import synth_judge
+
+    return synth_judge(
+        [Path(i) for i in p.inputs], step.output(), Path(p.judge_prompts), wrong=p.wrong,
+        seed=p.seed, limit=p.n,
+    )  # fmt: skip
+
+
 def _synth_instruct(step: Step, p, progress: bool) -> dict:
     from plamo_fast.generation.backends import SamplingOptions
     from plamo_fast.synth.instruct.filters import FilterConfig
@@ -262,7 +271,7 @@ def _endpoint(e):
     from plamo_fast.eval.mt_bench_run import Endpoint
 
     return Endpoint(
-        e.model, backend=e.backend, base_url=e.base_url, concurrency=e.concurrency,
+        e.model, backend=e.backend, base_url=e.base_url or None, concurrency=e.concurrency,
         tensor_parallel_size=e.tensor_parallel_size,
     )  # fmt: skip
 
@@ -290,7 +299,7 @@ def _eval_mt_bench(step: Step, p, progress: bool) -> dict:
         Path(p.questions), step.output(), judge=_endpoint(p.judge),
         judge_prompts=Path(p.judge_prompts), model=_judged_model(p),
         references=Path(p.references) if p.references else None,
-        max_new_tokens=p.max_new_tokens, progress=progress,
+        max_new_tokens=p.max_new_tokens, turns=p.turns, progress=progress,
     )  # fmt: skip
 
 
@@ -309,6 +318,7 @@ def _eval_rakuda(step: Step, p, progress: bool) -> dict:
 
 RUNNERS = {
     "synth_math": _synth_math,
+    "synth_judge": _synth_judge,
     "synth_instruct": _synth_instruct,
     "translate": _translate,
     "dedup": _dedup,

@@ -71,13 +71,24 @@ def eval_table(recipe: Recipe) -> str:
     rows = eval_rows(recipe)
     if not rows:
         return ""
-    lines = ["| model | evaluation | correct | accuracy |", "| --- | --- | ---: | ---: |"]
+    lines = ["| model | evaluation | result |", "| --- | --- | --- |"]
     for name, model, m in rows:
-        acc = m.get("accuracy")
-        shown = f"{acc:.1%}" if isinstance(acc, float) else json.dumps(m)[:60]
-        lines.append(f"| {model} | {name} | {m.get('correct', '')}/{m.get('problems', '')} "
-                     f"| {shown} |")  # fmt: skip
+        lines.append(f"| {model} | {name} | {_eval_result(m)} |")
     return "\n".join(lines)
+
+
+def _eval_result(m: dict) -> str:
+    """One evaluation's headline: accuracy (verified answers), the judge's mean rating with
+    the judgements that failed, or the metrics as they are."""
+    if isinstance(m.get("accuracy"), float):
+        return f"{m.get('correct')}/{m.get('problems')} correct = {m['accuracy']:.1%}"
+    if "average" in m and "failed" in m:
+        failed = m["failed"]
+        failed = sum(failed.values()) if isinstance(failed, dict) else failed
+        average = m["average"]
+        shown = f"{average:.2f}" if isinstance(average, int | float) else "n/a"
+        return f"judge's mean rating {shown} / 10 ({m.get('judgements')} judged, {failed} failed)"
+    return json.dumps(m)[:80]
 
 
 def write_report(recipe: Recipe) -> Path:

@@ -27,6 +27,13 @@ steps:
 References: ``${steps.NAME.output}`` (or another output of the step's kind, e.g. ``test`` of
 ``synth_math``), ``${recipe_dir}`` (the recipe file's folder), ``${run_dir}``; inside a repeat
 block ``${round.index}`` and ``${round.start}``.
+
+Variables: ``vars: {judge: "", rounds: 2}`` declares names with defaults, used as
+``${vars.NAME}`` anywhere in the steps (a value that is only the reference keeps the default's
+type); ``recipe run --set NAME=VALUE`` changes one for a run folder, which remembers it
+(:data:`VARS_FILE`) for later ``run``, ``plan`` and ``status`` there. A step (or a repeat
+block's step) with ``if: ${vars.NAME}`` is left out when that is empty, false, no, off or 0;
+a step that refers to a step left out is refused, naming it.
 """
 
 from __future__ import annotations
@@ -45,7 +52,10 @@ from plamo_fast.train.config import _build, key
 REF = re.compile(r"\$\{([^}]*)\}")
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 EXECUTORS = ("local", "slurm")
-TOP_KEYS = ("name", "description", "launcher", "steps")
+TOP_KEYS = ("name", "description", "vars", "launcher", "steps")
+VAR_REF = re.compile(r"\$\{vars\.([^}]*)\}")
+VARS_FILE = "recipe.vars.json"  # in the run folder: the --set values of its runs
+FALSE = ("", "0", "false", "no", "off")
 
 
 class RecipeError(UsageError):
@@ -93,6 +103,8 @@ class Recipe:
     run_dir: Path
     launcher: Launcher
     steps: list[Step]  # in dependency order
+    variables: dict = field(default_factory=dict)  # every var's value in this run
+    off: list[str] = field(default_factory=list)  # steps left out by their `if`
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
@@ -106,17 +118,59 @@ class Recipe:
         return [s.name for s in self.steps if s.name in found and s.name != name]
 
 
-def load_recipe(path: str | Path, run_dir: str | Path) -> Recipe:
-    """Reads and checks ``path``; step folders are ``run_dir/NAME``."""
+def load_recipe(
+    path: str | Path, run_dir: str | Path, settings: dict[str, str] | None = None
+) -> Recipe:
+    """Reads and checks ``path``; step folders are ``run_dir/NAME``. ``settings``: ``--set``
+    values, over those the run folder remembers (:func:`stored_settings`)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise RecipeError(f"{path}: malformed YAML: {exc}") from None
-    return parse_recipe(raw, path, Path(run_dir))
+    return parse_recipe(raw, path, Path(run_dir), stored_settings(run_dir) | (settings or {}))
 
 
-def parse_recipe(raw, path: Path, run_dir: Path) -> Recipe:
+def stored_settings(run_dir: str | Path) -> dict[str, str]:
+    """The ``--set`` values a run folder remembers (none for a new one)."""
+    file = Path(run_dir) / VARS_FILE
+    if not file.is_file():
+        return {}
+    try:
+        values = json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecipeError(f"{file}: malformed JSON ({exc}); remove it or fix it") from None
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise RecipeError(f"{file}: expected an object of strings")
+    return values
+
+
+def remember_settings(recipe: Recipe, settings: dict[str, str]) -> None:
+    """Keeps ``settings`` (with those remembered before) in the run folder, atomically."""
+    from plamo_fast.recipe.runner import check_run_dir
+
+    values = stored_settings(recipe.run_dir) | settings
+    if not values:
+        return
+    check_run_dir(recipe.run_dir)  # never into a folder of something else
+    file = recipe.run_dir / VARS_FILE
+    tmp = file.with_name(f".{VARS_FILE}.tmp")
+    tmp.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(file)
+
+
+def parse_settings(items: list[str] | None) -> dict[str, str]:
+    """``["judge=/models/j", "rounds=3"]`` as a mapping (``--set``)."""
+    settings = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not NAME.match(name.strip()):
+            raise RecipeError(f"--set {item!r}: expected NAME=VALUE")
+        settings[name.strip()] = value
+    return settings
+
+
+def parse_recipe(raw, path: Path, run_dir: Path, settings: dict[str, str] | None = None) -> Recipe:
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: expected a mapping with `steps` at the top level")
@@ -128,7 +182,11 @@ def parse_recipe(raw, path: Path, run_dir: Path) -> Recipe:
     if not isinstance(items, list) or not items:
         problems.append("steps: a list of steps is needed")
         items = []
+    variables = _variables(raw.get("vars"), settings or {}, problems)
+    items = _map_strings(items, _var_substitution(variables, problems))
     written = _expand(items, problems)
+    off = [w["name"] for w in written if not _on(w["if"])]
+    written = [w for w in written if w["name"] not in off]
     names = [w["name"] for w in written]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(f"steps: two steps are named {name!r}")
@@ -143,7 +201,7 @@ def parse_recipe(raw, path: Path, run_dir: Path) -> Recipe:
             problems.append(
                 f"{where}.kind: unknown step kind {w['kind']!r} (known: {', '.join(KINDS)})"
             )
-        deps = _references(w, kinds, problems)
+        deps = _references(w, kinds, problems, off)
         resolved = _substitute(w["params"], _resolver(fixed, kinds, run_dir))
         step_launcher = _launcher({**_asdict(launcher), **w["launcher"]}, f"{where}.launcher",
                                   problems)  # fmt: skip
@@ -163,8 +221,80 @@ def parse_recipe(raw, path: Path, run_dir: Path) -> Recipe:
         raise RecipeError(f"{path}: {len(problems)} problem(s) in the recipe:\n{listing}")
     return Recipe(
         str(raw.get("name") or path.stem), str(raw.get("description") or ""), path, run_dir,
-        launcher, ordered,
+        launcher, ordered, variables, off,
     )  # fmt: skip
+
+
+def _variables(raw, settings: dict[str, str], problems: list[str]) -> dict:
+    """The declared vars with ``settings`` applied (read as the default's type)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        problems.append("vars: expected a mapping of names to default values")
+        raw = {}
+    values = {}
+    for name, default in raw.items():
+        if not isinstance(name, str) or not NAME.match(name):
+            problems.append(f"vars.{name}: a name of letters, digits, _ . -")
+        elif default is not None and not isinstance(default, str | int | float | bool):
+            problems.append(f"vars.{name}: the default is a string, number or boolean")
+        else:
+            values[name] = "" if default is None else default
+    for name, text in settings.items():
+        if name not in values:
+            known = ", ".join(values) or "none"
+            problems.append(f"--set {name}: the recipe declares no such var (vars: {known})")
+            continue
+        values[name] = _typed(name, text, values[name], problems)
+    return values
+
+
+def _typed(name: str, text: str, default, problems: list[str]):
+    try:
+        if isinstance(default, bool):
+            if text.strip().lower() not in ("true", "yes", "on", "1", *FALSE):
+                raise ValueError(text)
+            return text.strip().lower() not in FALSE
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+    except ValueError:
+        wanted = {bool: "true or false", int: "an integer", float: "a number"}[type(default)]
+        problems.append(f"--set {name}={text}: expected {wanted}")
+        return default
+    return text
+
+
+def _var_substitution(variables: dict, problems: list[str]):
+    def unknown(name: str) -> None:
+        known = ", ".join(variables) or "none"
+        problems.append(f"steps: ${{vars.{name}}} is not declared (vars: {known})")
+
+    def substitute(text: str):
+        whole = VAR_REF.fullmatch(text)
+        if whole:
+            if whole.group(1) not in variables:
+                unknown(whole.group(1))
+                return ""
+            return variables[whole.group(1)]
+
+        def one(m: re.Match) -> str:
+            if m.group(1) not in variables:
+                unknown(m.group(1))
+                return ""
+            return str(variables[m.group(1)])
+
+        return VAR_REF.sub(one, text)
+
+    return substitute
+
+
+def _on(condition) -> bool:
+    """Whether a step's ``if`` lets it run."""
+    if isinstance(condition, str):
+        return condition.strip().lower() not in FALSE
+    return bool(condition)
 
 
 def _relocatable(fixed: dict):
@@ -216,7 +346,7 @@ def _expand(items: list, problems: list[str]) -> list[dict]:
     return out
 
 
-STEP_KEYS = ("name", "kind", "params", "launcher", "after")
+STEP_KEYS = ("name", "kind", "params", "launcher", "after", "if")
 REPEAT_KEYS = ("repeat", "times", "start", "carry", "steps")
 
 
@@ -240,7 +370,8 @@ def _step_dict(item: dict, where: str, problems: list[str]) -> dict | None:
         problems.append(f"steps.{name}.after: expected a list of step names")
         after = []
     launcher = item.get("launcher") or {}
-    return {"name": name, "kind": kind, "params": params, "launcher": launcher, "after": after}
+    return {"name": name, "kind": kind, "params": params, "launcher": launcher, "after": after,
+            "if": item.get("if", True)}  # fmt: skip
 
 
 def _unroll(item: dict, i: int, problems: list[str]) -> list[dict]:
@@ -322,9 +453,9 @@ def _strings(value):
             yield from _strings(v)
 
 
-def _references(w: dict, kinds: dict, problems: list[str]) -> list[str]:
+def _references(w: dict, kinds: dict, problems: list[str], off: list[str]) -> list[str]:
     """The steps ``w`` depends on (its references and ``after``); bad references are
-    problems."""
+    problems (``off``: steps left out by their ``if``)."""
     where = f"steps.{w['name']}"
     deps: list[str] = []
     for text in _strings(w["params"]):
@@ -337,6 +468,9 @@ def _references(w: dict, kinds: dict, problems: list[str]) -> list[str]:
                 problems.append(f"{where}.params: unknown reference ${{{ref}}}")
                 continue
             _, name, output = parts
+            if name in off:
+                problems.append(f"{where}.params: ${{{ref}}}: step {name} is left out (its `if`)")
+                continue
             if name not in kinds:
                 problems.append(f"{where}.params: ${{{ref}}} names no step")
                 continue
@@ -351,7 +485,9 @@ def _references(w: dict, kinds: dict, problems: list[str]) -> list[str]:
             elif name not in deps:
                 deps.append(name)
     for name in w["after"]:
-        if name not in kinds:
+        if name in off:
+            problems.append(f"{where}.after: step {name} is left out (its `if`)")
+        elif name not in kinds:
             problems.append(f"{where}.after: {name!r} names no step")
         elif name not in deps:
             deps.append(name)

@@ -25,6 +25,15 @@ class SynthMathParams:
 
 
 @dataclass
+class SynthJudgeParams:
+    inputs: list[str] = key([], "Records with a question, a worked solution and `answer`.")
+    judge_prompts: str = key("", "FastChat judge prompts with a `single-math-v1` prompt.")
+    n: int | None = key(None, "Exercises to write (default: one per input record).")
+    wrong: float = key(0.5, "Share of exercises whose final answer is made wrong.")
+    seed: int = key(0, "Seed of the wrong answers.")
+
+
+@dataclass
 class SynthInstructParams:
     model: str = key("", "The model that writes titles, questions and answers.")
     n: int = key(0, "Instruction records to keep.")
@@ -196,6 +205,7 @@ class EvalJudgedParams:
     backend: str = key("auto", "Backend of the model under test.")
     tensor_parallel_size: int = key(1, "GPUs per model (vllm).")
     max_new_tokens: int | None = key(None, "Longest answer (default: the preset's).")
+    turns: int = key(2, "Turns judged (1: first turns only).")
 
 
 @dataclass
@@ -249,8 +259,19 @@ KINDS: dict[str, Kind] = {
         Kind(
             "synth_math",
             SynthMathParams,
-            {"output": "data.jsonl", "test": "data.test.jsonl"},
+            {
+                "output": "data.jsonl",
+                "test": "data.test.jsonl",
+                "questions": "data.test.questions.jsonl",
+                "references": "data.test.references.jsonl",
+            },
             lambda p: [],
+        ),  # fmt: skip
+        Kind(
+            "synth_judge",
+            SynthJudgeParams,
+            {"output": "data.jsonl"},
+            lambda p: [*p.inputs, p.judge_prompts],
         ),
         Kind(
             "synth_instruct",
@@ -336,14 +357,16 @@ KINDS: dict[str, Kind] = {
             "eval_mt_bench",
             EvalJudgedParams,
             {"output": "results"},
-            lambda p: _optional(p.questions, p.model, p.judge_prompts, p.references),
+            lambda p: _optional(p.questions, p.model, p.judge_prompts, p.references, p.judge.model),
             True,
         ),
         Kind(
             "eval_rakuda",
             EvalJudgedParams,
             {"output": "results"},
-            lambda p: _optional(p.questions, p.model, p.judge_prompts, p.pair_prompts, p.baseline),
+            lambda p: _optional(
+                p.questions, p.model, p.judge_prompts, p.pair_prompts, p.baseline, p.judge.model
+            ),
             True,
         ),
     ]
@@ -367,6 +390,7 @@ CHOICES = {
 # Parameters that must be given (no usable default).
 REQUIRED = {
     "synth_math": ("n",),
+    "synth_judge": ("inputs", "judge_prompts"),
     "synth_instruct": ("model", "n"),
     "translate": ("input", "model"),
     "dedup": ("inputs",),
@@ -404,6 +428,10 @@ def build_params(kind: Kind, raw: dict, where: str, output: Path, problems: list
 def _check_values(name: str, params, where: str, problems: list[str]) -> None:
     if name == "synth_math" and not 0.0 <= params.holdout < 1.0:
         problems.append(f"{where}.holdout: a fraction in [0, 1)")
+    if name == "synth_judge" and not 0.0 <= params.wrong <= 1.0:
+        problems.append(f"{where}.wrong: a share in [0, 1]")
+    if name == "eval_mt_bench" and params.turns not in (1, 2):
+        problems.append(f"{where}.turns: 1 or 2")
     if name in ("sample",) and params.n < 1:
         problems.append(f"{where}.n: must be at least 1")
     if name in ("sample", "eval_math") and params.max_new_tokens < 1:

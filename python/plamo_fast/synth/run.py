@@ -9,11 +9,15 @@ requested count and the run stops with an error naming it, writing nothing.
 
 ``--holdout F`` sends the records whose id hash falls below F (:func:`id_fraction`) to a sibling
 file ``OUT-stem.test.jsonl``; train and test never share an id, and the split of a problem does
-not depend on the seed, ``-n`` or the mix.
+not depend on the seed, ``-n`` or the mix. The held-out problems are also written as an MT-Bench
+question set for ``plamo-fast eval mt-bench`` (:func:`bench_paths`: FastChat's ``question.jsonl``
+layout, category ``math``, and reference answers holding the exact ``answer``), so that a judge
+can grade models on them with reference-guided prompts.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from bisect import bisect
 from collections import Counter
@@ -36,6 +40,7 @@ from plamo_fast.synth.registry import DIFFICULTIES, LANGS, Generator, Problem, S
 
 EXHAUSTED_AFTER = 2000  # duplicates in a row from one generator and difficulty
 WRITE_BATCH = 4096  # lines per write
+BENCH_FILES = ("questions", "references")
 
 
 def parse_mix(text: str | None, registry: dict[str, Generator]) -> dict[str, float]:
@@ -202,6 +207,23 @@ def holdout_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.test{out.suffix or '.jsonl'}")
 
 
+def bench_paths(out: Path) -> tuple[Path, Path]:
+    """The held-out split as MT-Bench files: ``math.test.questions.jsonl`` and
+    ``math.test.references.jsonl`` beside ``math.jsonl``."""
+    test = holdout_path(out)
+    return test.with_suffix(".questions.jsonl"), test.with_suffix(".references.jsonl")
+
+
+def _bench_lines(line: str) -> tuple[str, str]:
+    """A held-out record's FastChat question line and reference-answer line."""
+    record = json.loads(line)
+    qid, question = record["id"], record["messages"][0]["content"]
+    q = {"question_id": qid, "category": "math", "turns": [question]}
+    ref = {"question_id": qid, "model_id": "synth-math", "choices": [{"index": 0, "turns": [
+        record["answer"]]}]}  # fmt: skip
+    return json.dumps(q, ensure_ascii=False), json.dumps(ref, ensure_ascii=False)
+
+
 def synth_math(
     output: Path,
     n: int,
@@ -229,20 +251,25 @@ def synth_math(
         outs = {"train": output}
         if holdout > 0:
             outs["test"] = holdout_path(output)
-            check_output(outs["test"], command="synth-math", overwrite=overwrite, folder=False)
+            outs["questions"], outs["references"] = bench_paths(output)
+            for path in list(outs.values())[1:]:
+                check_output(path, command="synth-math", overwrite=overwrite, folder=False)
         files = {}
         for split, path in outs.items():
             partial = stack.enter_context(
                 atomic_output(path, command="synth-math", overwrite=overwrite, folder=False)
             )
             files[split] = stack.enter_context(open(partial, "w", encoding="utf-8"))
-        buffers: dict[str, list[str]] = {split: [] for split in outs}
+        buffers: dict[str, list[str]] = {split: [] for split in outs if split not in BENCH_FILES}
         features_json = features_encoder()
         for gen, problem, rid, params_json, d in draws:
             split = "test" if holdout and id_fraction(rid) < holdout else "train"
             buffer = buffers[split]
             features = features_json(gen.name, d, problem.features)
             buffer.append(record_line(gen, problem, rid, lang, features, params_json))
+            if split == "test":
+                for name, bench_line in zip(BENCH_FILES, _bench_lines(buffer[-1]), strict=True):
+                    files[name].write(bench_line + "\n")
             if len(buffer) >= WRITE_BATCH:
                 files[split].write("\n".join(buffer) + "\n")
                 buffer.clear()
@@ -267,4 +294,6 @@ def synth_math(
     if holdout > 0:
         summary["test"] = counts["test"]
         summary["test_output"] = str(outs["test"])
+        summary["questions_output"] = str(outs["questions"])
+        summary["references_output"] = str(outs["references"])
     return summary
