@@ -11,12 +11,15 @@ Sides, each the median wall time of ``--repeat`` runs:
 - CLI: ``plamo-fast dedup rows.jsonl -o kept.jsonl -q --overwrite`` in a subprocess, end to
   end as a user runs it (start-up, parse, key, sketch, cluster, write the kept lines).
 - DataFrame: ``plamo_fast.dedup(df)`` in this process (the frame's Arrow data to the same code
-  in memory; the kept rows taken from it).
-Both must keep the same ids (checked). The ratio is CLI / DataFrame (above 1: the DataFrame path
-is faster). ``--near`` runs near dedup on both sides.
+  in memory, the keys read from its string columns in Rust; the kept rows taken from it).
+- With ``--records``, also the DataFrame read the way it was before the columnar keys: every
+  row made a record (a dict) in Python (``dedup_table(..., columnar=False)``), the rest as
+  ``plamo_fast.dedup``.
+All must keep the same ids (checked). The ratio is CLI / DataFrame (above 1: the DataFrame path
+is faster). ``--near`` runs near dedup on every side.
 
     .venv/bin/python benches/bench_dedup_frames.py                  # 1M rows, exact
-    .venv/bin/python benches/bench_dedup_frames.py --rows 200000 --repeat 5 --near
+    .venv/bin/python benches/bench_dedup_frames.py --rows 200000 --repeat 5 --near --records
 """
 
 from __future__ import annotations
@@ -79,12 +82,27 @@ def run_frame(df, near: bool) -> tuple[float, list[int]]:
     return seconds, kept["id"].to_list()
 
 
+def run_records(df, near: bool) -> tuple[float, list[int]]:
+    import polars as pl
+
+    from plamo_fast.data.dedup import dedup_table
+    from plamo_fast.frames import to_arrow
+
+    start = time.perf_counter()
+    table = to_arrow(df)
+    kept, _, _ = dedup_table(table, near=near, columnar=False)
+    kept = pl.from_arrow(table.take(kept))
+    seconds = time.perf_counter() - start
+    return seconds, kept["id"].to_list()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--near", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--records", action="store_true", help="Also time the records path.")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
 
@@ -103,14 +121,19 @@ def main() -> None:
         data, out = Path(scratch) / "rows.jsonl", Path(scratch) / "kept.jsonl"
         write_rows(data, args.rows, args.seed)
         df = pl.read_ndjson(data)
-        cli_times, frame_times = [], []
-        for _ in range(args.repeat):  # interleaved, so both see the same machine load
+        cli_times, frame_times, record_times = [], [], []
+        for _ in range(args.repeat):  # interleaved, so every side sees the same machine load
             seconds, cli_ids = run_cli(data, out, args.near)
             cli_times.append(seconds)
             seconds, frame_ids = run_frame(df, args.near)
             frame_times.append(seconds)
             if frame_ids != cli_ids:
                 raise SystemExit("the DataFrame path kept other rows than the CLI")
+            if args.records:
+                seconds, record_ids = run_records(df, args.near)
+                record_times.append(seconds)
+                if record_ids != cli_ids:
+                    raise SystemExit("the records path kept other rows than the CLI")
     cli, frame = statistics.median(cli_times), statistics.median(frame_times)
     figures = {
         "rows": args.rows,
@@ -123,10 +146,19 @@ def main() -> None:
         "frame_median": round(frame, 3),
         "ratio_cli_over_frame": round(cli / frame, 2),
     }
+    if record_times:
+        records = statistics.median(record_times)
+        figures.update({
+            "records_seconds": [round(t, 3) for t in record_times],
+            "records_median": round(records, 3),
+            "ratio_cli_over_records": round(cli / records, 2),
+        })  # fmt: skip
     mode = "near" if args.near else "exact"
     print(f"{args.rows} rows, {len(cli_ids)} kept, {mode} dedup, medians of {args.repeat}:")
     print(f"  CLI on JSONL       {cli:8.2f} s   {args.rows / cli:10,.0f} rows/s")
     print(f"  DataFrame (polars) {frame:8.2f} s   {args.rows / frame:10,.0f} rows/s")
+    if record_times:
+        print(f"  DataFrame, records {records:8.2f} s   {args.rows / records:10,.0f} rows/s")
     print(f"  ratio CLI / DataFrame: {cli / frame:.2f}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

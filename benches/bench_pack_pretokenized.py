@@ -15,8 +15,8 @@ recorded, medians reported. TRL is called as SFTTrainer calls it (``map`` batche
     .venv/bin/python benches/bench_pack_pretokenized.py --docs 50000 --repeat 3
 
 ``--io-bound`` also times the Parquet decode of the input and the encode of pack's output
-alone (pyarrow, pack's batch size and writer options): the floor of any such pack, and the
-ratio to TRL that it would give.
+alone (pyarrow's decode at pack's batch size; pack's own Parquet writer): the floor of any
+such pack, and the ratio to TRL that it would give.
 """
 
 from __future__ import annotations
@@ -90,16 +90,18 @@ from plamo_fast.data import pack
 source = pq.ParquetFile(cfg["packed"])
 groups = [source.read_row_group(g) for g in range(source.metadata.num_row_groups)]
 t0 = time.perf_counter(); c0 = time.process_time()
-with pq.ParquetWriter(cfg["out"], groups[0].schema, **pack.PARQUET_OPTIONS) as writer:
-    for group in groups:
-        writer.write_table(group)
+from pathlib import Path
+writer = pack._parquet_writer(Path(cfg["out"]), groups[0])  # pack's own writer (native)
+for group in groups:
+    writer.write_table(group)
+writer.close()
 print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}))
 """
 
 
 def io_bound(data: Path, workdir: Path, max_length: int, repeat: int) -> dict:
-    """Median seconds of the Parquet decode and encode alone (the floor of any pack that reads
-    and writes Parquet with pyarrow)."""
+    """Median seconds of the Parquet decode (pyarrow) and encode (pack's own writer) alone:
+    the floor of a pack that reads and writes Parquet this way."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         packed = Path(tmp) / "packed"
         run(PLAMO, {"data": str(data), "L": max_length, "out": str(packed)})

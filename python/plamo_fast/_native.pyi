@@ -9,10 +9,12 @@ from typing_extensions import Buffer
 
 __all__ = [
     "ChatTokenizer",
+    "ColumnKeys",
     "Deduper",
     "LeakIndex",
     "InvalidFileError",
     "ModelMismatchError",
+    "ParquetListWriter",
     "PlamoFastError",
     "RougeFilter",
     "SafetensorsModel",
@@ -96,6 +98,24 @@ def pretokenized_trained_counts(
     label_offsets: Buffer,
     limit: int,
 ) -> bytes | None: ...
+
+@final
+class ParquetListWriter:
+    """A Parquet file of non-null list<int32>/list<int64> columns being written (pack's output):
+    one row group per ``write_row_group`` (none for no rows), then ``close`` (footer, fsync)."""
+
+    def __new__(
+        cls,
+        path: str | PathLike[str],
+        columns: list[tuple[str, str]],
+        *,
+        compression: str = "snappy",
+        key_value_metadata: list[tuple[str, str]] = ...,
+        page_bytes: int = ...,
+    ) -> ParquetListWriter: ...
+    def write_row_group(self, columns: list[tuple[Buffer, Buffer]]) -> None: ...
+    def close(self) -> None: ...
+
 def normalize_with_spans(text: str) -> tuple[str, list[tuple[int, int]]]: ...
 
 @final
@@ -148,6 +168,29 @@ class Deduper:
     def lsh_shape(
         threshold: float, num_perm: int, min_recall: float = 0.995
     ) -> tuple[int, int]: ...
+
+@final
+class ColumnKeys:
+    """How dedup's key text of a row is built from a record batch's Arrow string columns, read
+    in place (``plamo_fast.data.dedup._TableKeys``)."""
+
+    def __new__(
+        cls,
+        *,
+        prompt: bool,
+        plain: list[int],
+        alpaca: list[int],
+        roles: list[int],
+        answers: list[int],
+        near: bool,
+    ) -> ColumnKeys: ...
+    def add(
+        self,
+        deduper: Deduper,
+        columns: list[tuple[Buffer, Buffer, tuple[Buffer, int] | None]],
+        alpaca_rows: tuple[Buffer, int] | None,
+        quoted: Callable[[str], str | None],
+    ) -> tuple[list[int], int]: ...
 
 def rouge_l(a: str, b: str, unit: str = "auto") -> float: ...
 def rouge_tokens(text: str, unit: str = "auto") -> list[str]: ...

@@ -6,10 +6,13 @@ polars out; Arrow in, Arrow out; a Dataset in, a Dataset out).
 They run the very code of ``plamo-fast dedup`` / ``decontaminate`` / ``pack`` on the same
 records, so the results are the CLI's. :func:`dedup` and :func:`decontaminate` hand the table to
 that code in memory (:class:`plamo_fast.data.curation_io.TableInput`: a polars frame's Arrow
-data as ``to_arrow`` gives it, without a copy; read a batch at a time) and take the kept rows
-from it by index (``Table.take``): nothing is written (near dedup's n-gram sets aside, in a file
-unlinked as soon as it is open). :func:`pack` goes through a temporary Parquet file and reads
-back the one the CLI writes. A bad record is named by its row (``row N``, 1-based).
+data as ``to_arrow`` gives it, without a copy; dedup reads its key columns straight from the
+Arrow buffers where it can, :mod:`plamo_fast.data.columns`, other records a batch at a time) and
+select the kept rows by a mask: nothing is written (near dedup's n-gram sets aside, in a file
+unlinked as soon as it is open). :func:`pack` reads the table in memory the same way (a
+pre-tokenized one a record batch at a time over its Arrow buffers) and returns the rows the CLI
+would write, which it packs in a scratch folder (the token spill and the packed Parquet file,
+removed on return). A bad record is named by its row (``row N``, 1-based).
 
 polars (the ``[polars]`` extra) and datasets are imported only when such an object is given.
 """
@@ -17,11 +20,9 @@ polars (the ``[polars]`` extra) and datasets are imported only when such an obje
 from __future__ import annotations
 
 import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-from plamo_fast.errors import PlamoFastError, UsageError
+from plamo_fast.errors import UsageError
 
 CLUSTER_COLUMNS = ("kept", "cluster_id", "jaccard")
 # How reports number records (plamo_fast.data.curation.location).
@@ -67,7 +68,9 @@ def dedup(
         keep_column=keep_column, ngram=ngram, num_perm=num_perm, seed=seed,
         fields=tuple(fields), skip_bad=skip_bad, guard=guard, allow_empty=allow_empty,
     )  # fmt: skip
-    return _like(data, _with_clusters(table, report) if clusters else table.take(kept))
+    if clusters:
+        return _like(data, _with_clusters(table, report))
+    return _rows_at(data, table, kept)
 
 
 def decontaminate(
@@ -96,7 +99,7 @@ def decontaminate(
         skip_bad=skip_bad, guard=guard, params=params or LeakParams(), allow_empty=allow_empty,
     )  # fmt: skip
     removed = [_indexed(entry) for entry in report]
-    return _like(data, table.take(kept)), _like(data, _rows_table(removed))
+    return _rows_at(data, table, kept), _like(data, _rows_table(removed))
 
 
 def _indexed(entry: dict) -> dict:
@@ -130,19 +133,17 @@ def pack(
 ):
     """The packed rows of ``data``'s records, as ``plamo-fast pack`` writes them to
     ``data.parquet`` (same options, same meaning; ``tokenizer`` None when every record is
-    pre-tokenized)."""
-    from plamo_fast.data.pack import pack as run
+    pre-tokenized). A table is read in memory, never written."""
+    from plamo_fast.data.curation_io import TableInput
+    from plamo_fast.data.pack import pack_rows
 
-    with _staged(data) as (source, folder):
-        out = folder / "packed"
-        with _named_by_row(source):
-            run(
-                [source], tokenizer, out, max_length=max_length, kind=kind,
-                chat_template=chat_template, truncate=truncate, last_turn_only=last_turn_only,
-                seed=seed, skip_bad=skip_bad, pad=pad, pad_id=pad_id,
-                trust_remote_code=trust_remote_code, progress=False, allow_empty=allow_empty,
-            )  # fmt: skip
-        return _like(data, _read_parquet(out / "data.parquet"))
+    source = Path(data) if isinstance(data, str | os.PathLike) else TableInput(to_arrow(data))
+    rows, _ = pack_rows(
+        [source], tokenizer, max_length=max_length, kind=kind, chat_template=chat_template,
+        truncate=truncate, last_turn_only=last_turn_only, seed=seed, skip_bad=skip_bad, pad=pad,
+        pad_id=pad_id, trust_remote_code=trust_remote_code, allow_empty=allow_empty,
+    )  # fmt: skip
+    return _like(data, rows)
 
 
 def to_arrow(data):
@@ -203,35 +204,6 @@ def _kind(data) -> str:
     return module if module in ("polars", "datasets") else "arrow"
 
 
-@contextmanager
-def _staged(data):
-    """``(input path, scratch folder)``: a path as given, a table as a Parquet file in the
-    scratch folder (removed afterwards)."""
-    with tempfile.TemporaryDirectory(prefix="plamo-fast-") as scratch:
-        folder = Path(scratch)
-        if isinstance(data, str | os.PathLike):
-            yield Path(data), folder
-            return
-        import pyarrow.parquet as pq
-
-        source = folder / "rows.parquet"
-        # A scratch file read once: neither compressed nor dictionary-encoded (5x faster).
-        pq.write_table(to_arrow(data), source, compression="none", use_dictionary=False)
-        yield source, folder
-
-
-@contextmanager
-def _named_by_row(source: Path):
-    """Messages name ``row N`` rather than the temporary file's ``FILE:N``."""
-    try:
-        yield
-    except PlamoFastError as exc:
-        if source.name != "rows.parquet":
-            raise
-        text = str(exc).replace(f"{source}:", "row ").replace(str(source), "the data")
-        raise type(exc)(text) from None
-
-
 def _read_parquet(path: Path):
     import pyarrow.parquet as pq
 
@@ -273,6 +245,23 @@ def _number(place: dict) -> int:
     """The 1-based number of a report's record: its ``line`` (JSONL line or Parquet row),
     ``record`` (JSON array element) or ``row`` (saved dataset row)."""
     return next(place[k] for k in NUMBER_KEYS if place.get(k) is not None)
+
+
+def _rows_at(data, table, kept):
+    """The rows ``kept`` (0-based, ascending) of ``table`` as the kind of object ``data`` is,
+    selected by a mask (a frame converted from polars comes in many chunks, over which Arrow's
+    ``take`` is several times slower; polars filters its own frame)."""
+    import numpy as np
+
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[np.asarray(kept, dtype=np.int64)] = True
+    if _kind(data) == "polars" and not isinstance(data, str | os.PathLike):
+        import polars
+
+        return polars.from_arrow(table).filter(polars.Series(mask))
+    import pyarrow as pa
+
+    return _like(data, table.filter(pa.array(mask)))
 
 
 def _like(data, table):

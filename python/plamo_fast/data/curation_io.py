@@ -26,6 +26,7 @@ Arrow schema (features kept) or as JSON lines when the output is named ``.jsonl`
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import re
@@ -150,8 +151,28 @@ def input_size(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.glob("*.arrow"))
     if _is_hub_name(path):
-        return sum(Path(f["filename"]).stat().st_size for f in hub_dataset(path).cache_files)
+        return sum(f.stat().st_size for f in _hub_files(path))
     return path.stat().st_size
+
+
+def input_digest(path: Path) -> str | None:
+    """The content digest of an input, what changes when its records do: a file's or saved
+    dataset folder's :func:`plamo_fast.digests.path_digest` (None when missing); a hub
+    dataset's name: the digest of the cached Arrow files it is read from."""
+    from plamo_fast.digests import file_digest, path_digest
+
+    path = Path(path)
+    if not _is_hub_name(path):
+        return path_digest(path)
+    digest = hashlib.sha256()
+    for file in _hub_files(path):
+        digest.update(f"{file.name}\0{file_digest(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _hub_files(path: Path) -> list[Path]:
+    """The cached Arrow files a hub dataset's name is read from."""
+    return [Path(f["filename"]) for f in hub_dataset(path).cache_files]
 
 
 def load_dataset_folder(path: Path):

@@ -33,6 +33,7 @@ import tempfile
 from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 from uuid import uuid4
@@ -40,6 +41,7 @@ from uuid import uuid4
 import numpy as np
 
 from plamo_fast import _native
+from plamo_fast.data.columns import float64_values, string_buffers, validity_bits, value_kind
 from plamo_fast.data.conversation import (
     ALPACA_OUTPUT,
     MESSAGE_FIELDS,
@@ -59,7 +61,10 @@ from plamo_fast.data.curation import (
     reject_bad,
 )
 from plamo_fast.data.curation_io import (
+    _ALPACA_TEXT_FIELDS,
+    TEXT_FIELDS,
     BadRecordError,
+    Row,
     TableInput,
     check_input,
     copy_records,
@@ -101,10 +106,18 @@ def question_of(texts: list[tuple[str, str]]) -> str | None:
         if len(questions) == 1 and any(name in CONTEXT_FIELDS for name in names):
             return questions[0]
         return None
-    if len(texts) == 1 and _may_quote(texts[0][1]) and QUOTED_PASSAGE.search(texts[0][1]):
-        question = QUOTED_PASSAGE.sub("\n", texts[0][1])
-        return question if _native.normalize_text(question) else None
+    if len(texts) == 1 and _may_quote(texts[0][1]):
+        return quoted_question(texts[0][1])
     return None
+
+
+def quoted_question(text: str) -> str | None:
+    """The question of a single user text that quotes a passage (``QUOTED_PASSAGE``): the text
+    outside the passages, when it has a matching form; None otherwise."""
+    if not QUOTED_PASSAGE.search(text):
+        return None
+    question = QUOTED_PASSAGE.sub("\n", text)
+    return question if _native.normalize_text(question) else None
 
 
 def _may_quote(text: str) -> bool:
@@ -144,10 +157,7 @@ def _key_and_question(
     if key == "prompt":
         texts = user_texts(record, fields)
         if not texts:
-            raise BadRecordError(
-                "no user text (expected messages/conversations with user turns, prompt, "
-                "instruction, input or question)"
-            )
+            raise BadRecordError(_no_key(key))
         question = question_of(texts)
         answer = answer_of(record) if question is not None else None
         return "\n".join(t for _, t in texts), question, answer
@@ -155,8 +165,18 @@ def _key_and_question(
         return record_text(record), None, None
     value = record.get(key)
     if not isinstance(value, str):
-        raise BadRecordError(f"no string field {key!r}")
+        raise BadRecordError(_no_key(key))
     return value, None, None
+
+
+def _no_key(key: str) -> str:
+    """Why a record has no ``key`` text."""
+    if key == "prompt":
+        return (
+            "no user text (expected messages/conversations with user turns, prompt, "
+            "instruction, input or question)"
+        )
+    return f"no string field {key!r}"
 
 
 def dedup(
@@ -199,7 +219,9 @@ def dedup(
         try:
             spill = (out if plan.folder else out.parent) / f".dedup-spill-{out.name}"
             reported = report_path is not None
-            found = _cluster(inputs, options, spill, summary, report, reported, progress)
+            sketch = partial(_sketch_inputs, inputs=inputs, o=options, summary=summary,
+                             report=report, progress=progress)  # fmt: skip
+            found = _cluster(inputs, options, spill, summary, report, reported, sketch)
         finally:
             report.close()
         summary.check_kept("dedup", allow_empty)
@@ -223,20 +245,45 @@ def dedup_table(
     skip_bad: bool = False,
     guard: ProvenanceGuard | None = None,
     allow_empty: bool = False,
+    columnar: bool | None = None,
 ) -> tuple[np.ndarray, list[dict], dict]:
     """Dedup the rows of an Arrow table in memory, as :func:`dedup` does a file with the same
     records (the same code; nothing is written but the near-duplicate spill, a file unlinked as
     soon as it is open): ``(kept, report, summary)``, with ``kept`` the 0-based indices of the
     rows kept, ``report`` the report's entries (with ``clusters``; the rows dropped by the
-    provenance guard always), which name a row by ``row`` (1-based)."""
+    provenance guard always), which name a row by ``row`` (1-based).
+
+    The keys are read straight from the table's Arrow string columns (:class:`_TableKeys`, no
+    Python object per row) where that gives the answer of reading the rows as records;
+    ``columnar`` False reads the records always, True by column or a :class:`UsageError`
+    saying why the table needs its records."""
     source = TableInput(table)
     options = _Options(
         near, threshold, key, keep, keep_column, (), ngram, num_perm, seed, tuple(fields),
         skip_bad, guard or ProvenanceGuard(),
     )  # fmt: skip
+    keys = _TableKeys.of(source, options) if columnar is not False else "columnar=False"
+    if isinstance(keys, _TableKeys):
+        try:
+            return _dedup_source(source, options, clusters, allow_empty, keys)
+        except _RowsNeeded as exc:  # invalid Arrow data in a column read: the reader names it
+            keys = str(exc)
+    if columnar:
+        raise UsageError(f"the keys of this table cannot be read by column: {keys}")
+    return _dedup_source(source, options, clusters, allow_empty, None)
+
+
+def _dedup_source(source: TableInput, options: _Options, clusters: bool, allow_empty: bool,
+                  keys: _TableKeys | None) -> tuple[np.ndarray, list[dict], dict]:  # fmt: skip
+    """:func:`dedup_table`, its keys read by ``keys``, or as records when None."""
     summary, report = CurationSummary(), ReportList()
+    if keys is not None:
+        sketch = partial(keys.sketch, o=options, summary=summary)
+    else:
+        sketch = partial(_sketch_inputs, inputs=[source], o=options, summary=summary,
+                         report=report, progress=False)  # fmt: skip
     spill = Path(tempfile.gettempdir()) / f".plamo-fast-dedup-spill-{os.getpid()}-{uuid4().hex}"
-    found = _cluster([source], options, spill, summary, report, clusters, progress=False)
+    found = _cluster([source], options, spill, summary, report, clusters, sketch)
     summary.check_kept("dedup", allow_empty)
     kept = np.frombuffer(found.origins.line, dtype=np.int64)[found.keep_mask] - 1
     return kept, report.entries, found.result(summary, options)
@@ -296,17 +343,18 @@ class _Clusters:
 
 
 def _cluster(inputs, options: _Options, spill: Path, summary, report, reported: bool,
-             progress: bool) -> _Clusters:  # fmt: skip
-    """Pass 1 and the clustering: every record's key into the deduper (its n-gram sets to
-    ``spill``, removed afterwards), one record kept per cluster, and with ``reported`` one
-    report line per cluster with duplicates. Counts the records in ``summary``."""
+             sketch) -> _Clusters:  # fmt: skip
+    """Pass 1 (``sketch(deduper)``: every record's key into the deduper, its n-gram sets to
+    ``spill``, removed afterwards; returns the :class:`_Origins`) and the clustering: one record
+    kept per cluster, and with ``reported`` one report line per cluster with duplicates. Counts
+    the records in ``summary``."""
     o = options
     try:
         deduper = _native.Deduper(
             spill, near=o.near, threshold=o.threshold, ngram=o.ngram, num_perm=o.num_perm,
             seed=o.seed, min_recall=LSH_MIN_RECALL,
         )  # fmt: skip
-        origins = _sketch_inputs(deduper, inputs, o, summary, report, progress)
+        origins = sketch(deduper)
         root_b, sim_b, question_b, stats = deduper.finish()
     finally:
         spill.unlink(missing_ok=True)
@@ -346,6 +394,15 @@ class _Origins:
             self.values.extend([_numeric(row.record.get(o.keep_column)) for row in rows])
         elif o.keep == "longest":
             self.values.extend([_record_size(row) for row in rows])
+
+    def add_numbers(self, file_index: int, numbers: np.ndarray, questions: int,
+                    values: np.ndarray | None) -> None:  # fmt: skip
+        """:meth:`add` for keyed rows given by number (``values``: their keep values)."""
+        self.questions += questions
+        self.file.frombytes(np.full(len(numbers), file_index, dtype=np.uint32).tobytes())
+        self.line.frombytes(numbers.astype(np.int64).tobytes())
+        if values is not None:
+            self.values.frombytes(values.astype(np.float64).tobytes())
 
     def place(self, inputs: list[Path], i: int) -> dict:
         """Where record ``i`` is, for the report (:func:`~plamo_fast.data.curation.location`)."""
@@ -401,6 +458,200 @@ def _keyed(batch, path, key, fields, skip_bad, summary):
             reject_bad(path, row, str(exc), skip_bad, summary)
             continue
         yield row, text, question, answer
+
+
+# Rows of a table keyed per native call (:class:`_TableKeys`).
+TABLE_BATCH = 1 << 15
+
+
+class _TableKeys:
+    """The keys of a table's rows read in Rust straight from its Arrow string columns
+    (:class:`plamo_fast._native.ColumnKeys`: each batch's offsets, data and validity buffers,
+    no Python object per row), giving what reading each row as a record gives: the key text
+    (``key`` a string column; or ``prompt``: the user texts of
+    :func:`~plamo_fast.data.curation_io.user_texts` from plain string columns, joined by
+    newlines), the question (:func:`question_of`: the two-field rule in Rust; a single text that
+    may quote a passage goes to :func:`quoted_question`, that row's text alone made a Python
+    string), the answer (:func:`answer_of`), the rows without a key (bad records, named as the
+    row path names them) and ``--keep max``'s values. :meth:`of` builds one only for tables
+    where that holds (else it says why not, and the rows are read as records)."""
+
+    def __init__(self, source: TableInput, names: list[str], selector: str | None, rule,
+                 values) -> None:  # fmt: skip
+        self.source = source
+        read = names + ([selector] if selector is not None and selector not in names else [])
+        self.table = source.table.select(read)  # the columns read
+        self.names = names  # the string columns, in the rule's order
+        self.selector = selector  # the column whose non-null rows read the Alpaca fields
+        self.rule = rule
+        self.values = values  # per row, the --keep-column value (None: not needed)
+
+    @classmethod
+    def of(cls, source: TableInput, o: _Options) -> _TableKeys | str:
+        """The table's column keys, or why its rows must be read as records."""
+        table = source.table
+        try:
+            if table.num_rows == 0 or len(set(table.column_names)) < table.num_columns:
+                raise _RowsNeeded("no rows, or two columns with one name")
+            if o.keep == "longest":
+                raise _RowsNeeded("keep='longest' compares whole records")
+            _guard_reads_nothing(table, o.guard, source)
+            values = _keep_values(table, o.keep_column) if o.keep_column is not None else None
+            if o.key == "record":
+                raise _RowsNeeded("key='record' is the whole record")
+            if o.key != "prompt":
+                if not _string_column(table, o.key):
+                    raise _RowsNeeded(f"no string column {o.key!r}")
+                rule = _native.ColumnKeys(
+                    prompt=False, plain=[0], alpaca=[0], roles=[0], answers=[], near=o.near
+                )
+                return cls(source, [o.key], None, rule, values)
+            return cls._prompt(source, o, values)
+        except _RowsNeeded as exc:
+            return str(exc)
+
+    @classmethod
+    def _prompt(cls, source: TableInput, o: _Options, values) -> _TableKeys:
+        """The ``prompt`` key: every field :func:`user_texts` reads is a string column (or
+        absent, null, or of a type it ignores), no messages."""
+        table = source.table
+        for name in MESSAGE_FIELDS:
+            if _has_values(table, name):
+                raise _RowsNeeded(f"column {name!r} holds messages")
+        # is_alpaca: a record whose instruction is not null reads the Alpaca fields.
+        selector = "instruction" if _has_values(table, "instruction") else None
+        orders = []
+        for own in (TEXT_FIELDS, _ALPACA_TEXT_FIELDS if selector else TEXT_FIELDS):
+            extra = tuple(f for f in dict.fromkeys(o.fields) if f not in (*MESSAGE_FIELDS, *own))
+            orders.append([f for f in own + extra if _string_column(table, f)])
+        answers = [f for f in ALPACA_OUTPUT if _string_column(table, f, lists_ignored=True)]
+        names = list(dict.fromkeys(orders[0] + orders[1] + answers))
+        if not orders[0] and not orders[1]:
+            raise _RowsNeeded("no user-text column")
+        rule = _native.ColumnKeys(
+            prompt=True,
+            plain=[names.index(f) for f in orders[0]],
+            alpaca=[names.index(f) for f in orders[1]],
+            roles=[1 if f in QUESTION_FIELDS else 2 if f in CONTEXT_FIELDS else 0 for f in names],
+            answers=[names.index(f) for f in answers],
+            near=o.near,
+        )
+        return cls(source, names, selector, rule, values)
+
+    def sketch(self, deduper, o: _Options, summary: CurationSummary) -> _Origins:
+        """Pass 1 over the table: every row's key into the deduper, a batch per native call
+        (in order); the rows without a key are bad records (``o.skip_bad``)."""
+        origins = _Origins()
+        origins.number_keys[0] = "row"
+        start = 0
+        for batch in self.table.to_batches(max_chunksize=TABLE_BATCH):
+            columns = [string_buffers(batch.column(name)) for name in self.names]
+            alpaca = validity_bits(batch.column(self.selector)) if self.selector else None
+            try:
+                bad, questions = self.rule.add(deduper, columns, alpaca, quoted_question)
+            except ValueError as exc:  # offsets outside the data, invalid UTF-8
+                raise _RowsNeeded(f"invalid Arrow data: {exc}") from None
+            numbers = np.arange(start + 1, start + batch.num_rows + 1)
+            start += batch.num_rows
+            summary.records_read += len(numbers) - len(bad)
+            for i in bad:
+                row = Row(int(numbers[i]), None, None, unit="row")
+                reject_bad(self.source, row, _no_key(o.key), o.skip_bad, summary)
+            numbers = np.delete(numbers, bad) if bad else numbers
+            values = self.values[numbers - 1] if self.values is not None else None
+            origins.add_numbers(0, numbers, questions, values)
+        return origins
+
+
+class _RowsNeeded(Exception):
+    """Why a table's keys cannot be read by column (:meth:`_TableKeys.of`)."""
+
+
+def _has_values(table, name: str) -> bool:
+    """Whether the table has a column ``name`` with a non-null value (a null value is an
+    absent field to every reader of a record)."""
+    return name in table.column_names and table.column(name).null_count < table.num_rows
+
+
+def _string_column(table, name: str, lists_ignored: bool = False) -> bool:
+    """Whether ``name`` is a string column with a value, for a reader of the field that takes
+    a string and ignores values of other types (but lists, unless ``lists_ignored``)."""
+    if not _has_values(table, name):
+        return False
+    kind = value_kind(table.column(name).type)
+    if kind is None or (kind == "list" and not lists_ignored):
+        raise _RowsNeeded(f"column {name!r} is {table.column(name).type}")
+    return kind == "str"
+
+
+class _FieldsLookedUp(dict):
+    """An empty record that notes the fields looked up in it (all of them when iterated)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+        self.iterated = False
+
+    def get(self, name, default=None):
+        self.names.add(name)
+        return default
+
+    def __contains__(self, name) -> bool:
+        self.names.add(name)
+        return False
+
+    def __getitem__(self, name):
+        self.names.add(name)
+        raise KeyError(name)
+
+    def __iter__(self):
+        self.iterated = True
+        return super().__iter__()
+
+    def keys(self):
+        self.iterated = True
+        return super().keys()
+
+    def items(self):
+        self.iterated = True
+        return super().items()
+
+    def values(self):
+        self.iterated = True
+        return super().values()
+
+
+def _guard_reads_nothing(table, guard: ProvenanceGuard, source: TableInput) -> None:
+    """Every row of the table passes ``guard``: no field that it reads has a value, and a
+    record without them passes."""
+    record = _FieldsLookedUp()
+    reason = guard.drop_reason(record, source)
+    read = sorted(name for name in record.names if _has_values(table, name))
+    if record.iterated or read:
+        raise _RowsNeeded(f"the provenance guard reads {read[0] if read else 'every field'!r}")
+    if reason is not None:
+        raise _RowsNeeded("the provenance guard drops every row")
+
+
+def _keep_values(table, name: str) -> np.ndarray:
+    """Per row, the ``--keep-column`` value as :func:`_numeric` reads it from a record."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not _has_values(table, name):
+        return np.full(table.num_rows, -math.inf)
+    column = table.column(name)
+    kind = value_kind(column.type)
+    if kind is None:
+        raise _RowsNeeded(f"column {name!r} is {column.type}")
+    if kind != "number":
+        return np.full(table.num_rows, -math.inf)
+    try:  # exact: refused for an integer that a float64 does not hold
+        floats = pc.cast(column, pa.float64()).fill_null(-math.inf)
+    except pa.ArrowInvalid:
+        raise _RowsNeeded(f"column {name!r} holds integers beyond 2**53") from None
+    values = np.concatenate([float64_values(chunk) for chunk in floats.chunks])
+    return np.where(np.isnan(values), -math.inf, values)
 
 
 def _report_clusters(report, root, keep_mask, similarities, inputs, origins) -> None:

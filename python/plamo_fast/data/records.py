@@ -33,13 +33,13 @@ class Tokenized:
 
 def iter_rows(path: Path) -> Iterator[tuple[int, str, dict | BadRecordError]]:
     """``(number, where, record)`` for each record: its 1-based line (Parquet: row; JSON array:
-    element) and ``FILE:LINE`` (a JSON array's: ``FILE:record N``); a bad line (malformed JSON,
-    invalid UTF-8, a lone surrogate, not an object) yields a :class:`BadRecordError` with the
-    reason instead. Reading is :func:`plamo_fast.data.curation_io.iter_input`'s; an empty file
-    yields nothing."""
+    element) and ``FILE:LINE`` (a JSON array's: ``FILE:record N``; a table's: ``row N``); a bad
+    line (malformed JSON, invalid UTF-8, a lone surrogate, not an object) yields a
+    :class:`BadRecordError` with the reason instead. Reading is
+    :func:`plamo_fast.data.curation_io.iter_input`'s (a path, or a ``TableInput``); an empty
+    file yields nothing."""
     from plamo_fast.data.curation_io import iter_input, where
 
-    path = Path(path)
     for row in iter_input(path):
         if row.number == 0:
             continue  # the empty-file marker: callers report empty inputs themselves

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from plamo_fast.digests import DigestMemo, path_digest
-from plamo_fast.errors import UsageError
+from plamo_fast.errors import PlamoFastError, UsageError
 from plamo_fast.outputs import write_json_atomic
 from plamo_fast.recipe import record as rec
 from plamo_fast.recipe import slurm
@@ -70,17 +70,31 @@ def _memo(step: Step) -> DigestMemo:
 
 
 def input_digests(step: Step) -> dict:
-    """Every input path of the step with its digest (``missing`` when absent; a hub name
-    that is not a path is recorded as such)."""
+    """Every input path of the step with its digest: a hub dataset's name found in the
+    local cache by the digest of its cached files; ``missing`` when absent; any other name
+    that is not a path (a served model) is recorded as such."""
     out = {}
     for path in step.kind.inputs(step.params):
         if not path:
             continue
-        digest = path_digest(path, _memo(step))
+        digest = path_digest(path, _memo(step)) or _cached_dataset_digest(path)
         if digest is None:
             digest = "missing" if ("/" in path or Path(path).suffix) else f"name:{path}"
         out[step.relocatable(path)] = digest
     return out
+
+
+def _cached_dataset_digest(name: str) -> str | None:
+    """The digest of a 🤗 hub dataset's cached files when ``name`` is one in the local cache
+    (read offline, :func:`plamo_fast.data.curation_io.input_digest`), else None."""
+    from plamo_fast.data.curation_io import _is_hub_name, input_digest
+
+    if Path(name).exists() or not _is_hub_name(Path(name)):
+        return None
+    try:
+        return input_digest(Path(name))
+    except (PlamoFastError, OSError, ImportError, ValueError):
+        return None  # not a dataset in the cache (a model's name, or offline mode is off)
 
 
 def outputs_intact(step: Step, record: dict) -> list[str]:

@@ -153,6 +153,7 @@ def _pack_raw(stage: StageConfig, kind: str, folder: Path) -> None:
 def _pack_request(stage: StageConfig, kind: str) -> dict:
     """What the stage's pack is made from: the raw files' and tokenizer files' contents, and
     the packing settings."""
+    from plamo_fast.data.curation_io import input_digest
     from plamo_fast.data.pack import parse_input
     from plamo_fast.digests import path_digest
     from plamo_fast.train.models import TOKENIZER_FILES
@@ -160,7 +161,7 @@ def _pack_request(stage: StageConfig, kind: str) -> dict:
     tokenizer = Path(stage.data.tokenizer)
     files = [tokenizer] if tokenizer.is_file() else [tokenizer / n for n in TOKENIZER_FILES]
     return {
-        "raw": [[spec, path_digest(parse_input(spec)[0])] for spec in stage.data.raw],
+        "raw": [[spec, input_digest(parse_input(spec)[0])] for spec in stage.data.raw],
         "tokenizer": [[str(f), path_digest(f)] for f in files if f.exists()],
         "kind": kind,
         "max_length": stage.data.max_length,

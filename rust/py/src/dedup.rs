@@ -11,7 +11,7 @@ use crate::errors::to_py;
 /// `spill_path`, which `finish` removes.
 #[pyclass(module = "plamo_fast._native")]
 pub struct Deduper {
-    inner: Option<CoreDeduper>,
+    pub(crate) inner: Option<CoreDeduper>,
 }
 
 #[pymethods]
@@ -143,6 +143,6 @@ impl Deduper {
     }
 }
 
-fn finished() -> PyErr {
+pub(crate) fn finished() -> PyErr {
     PyRuntimeError::new_err("this Deduper has already finished")
 }

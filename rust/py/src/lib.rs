@@ -1,11 +1,13 @@
 //! `plamo_fast._native`: thin PyO3 bindings over plamo-fast-core. Exports only; each concern
 //! lives in its own file.
 
+mod columns;
 mod dedup;
 mod errors;
 mod leak;
 mod merge;
 mod pack;
+mod parquet;
 mod rouge;
 mod text;
 
@@ -32,10 +34,12 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pack::gather_documents, m)?)?;
     m.add_function(wrap_pyfunction!(pack::gather_spilled, m)?)?;
     m.add_function(wrap_pyfunction!(pack::pretokenized_trained_counts, m)?)?;
+    m.add_class::<parquet::ParquetListWriter>()?;
     m.add_function(wrap_pyfunction!(text::normalize_text, m)?)?;
     m.add_function(wrap_pyfunction!(text::normalize_with_spans, m)?)?;
     m.add_class::<leak::LeakIndex>()?;
     m.add_class::<dedup::Deduper>()?;
+    m.add_class::<columns::ColumnKeys>()?;
     m.add_class::<rouge::RougeFilter>()?;
     m.add_function(wrap_pyfunction!(rouge::rouge_l, m)?)?;
     m.add_function(wrap_pyfunction!(rouge::rouge_tokens, m)?)?;

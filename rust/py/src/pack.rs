@@ -108,7 +108,7 @@ impl ChatTokenizer {
 }
 
 /// The memory of a C-contiguous buffer (a numpy array); it stays valid while `buffer` lives.
-fn contiguous<T: pyo3::buffer::Element>(
+pub(crate) fn contiguous<T: pyo3::buffer::Element>(
     buffer: &PyBuffer<T>,
     what: &str,
 ) -> PyResult<NonNull<[T]>> {

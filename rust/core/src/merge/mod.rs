@@ -205,7 +205,7 @@ impl TensorTask<'_> {
 }
 
 /// Starts asynchronous writeback of a written range (Linux); elsewhere the final fsync does it all.
-fn start_writeback(file: &File, offset: u64, len: usize) {
+pub(crate) fn start_writeback(file: &File, offset: u64, len: usize) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
