@@ -93,7 +93,8 @@ def test_every_base_url_option_takes_a_fleet(tmp_path):
     walk(typer.main.get_command(app), "plamo-fast")
     expected = ["sample base_url", "score base_url", "eval jaster base_url",
                 "eval mt-bench base_url", "eval mt-bench judge_base_url", "eval rakuda base_url",
-                "eval rakuda judge_base_url", "eval compare judge_base_url"]  # fmt: skip
+                "eval rakuda judge_base_url", "eval compare judge_base_url",
+                "demo judge_base_url"]  # fmt: skip
     assert {f"plamo-fast {e}" for e in expected} <= set(found), found
     assert {f"plamo-fast {e}" for e in expected} <= set(repeatable), repeatable
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+
+from plamo_fast.cli.options import JUDGE_BASE_URL, fleet_url
 
 
 def demo(
@@ -28,9 +30,7 @@ def demo(
         "backend), or with --judge-base-url the name a server serves. Without one (none ships: "
         "a tiny model cannot judge) the judged steps are left out. The run folder remembers it.",
     ),
-    judge_base_url: Optional[str] = typer.Option(
-        None, help="OpenAI-compatible server of --judge (e.g. `vllm serve`); key: OPENAI_API_KEY."
-    ),
+    judge_base_url: Optional[List[str]] = JUDGE_BASE_URL,
 ) -> None:
     """Run the tiny-cpu recipe: generated math data and dedup, a tiny model, SFT (math, then
     general), two rounds of on-policy DPO scored by the math verifier (plus SPIN pairs), a
@@ -43,7 +43,8 @@ def demo(
     from plamo_fast.recipe.spec import load_recipe, remember_settings
 
     settings = {"judge": judge} if judge is not None else {}
-    settings |= {"judge_base_url": judge_base_url} if judge_base_url is not None else {}
+    if judge_base_url:
+        settings["judge_base_url"] = fleet_url(judge_base_url)
     recipe = load_recipe(find_recipe("tiny-cpu"), output, settings)
     remember_settings(recipe, settings)
     _use_threads(threads)

@@ -12,6 +12,7 @@ import typer
 from plamo_fast.cli.options import (
     API_KEY,
     CONCURRENCY,
+    JUDGE_BASE_URL,
     QUIET,
     RETRIES,
     TENSOR_PARALLEL,
@@ -28,9 +29,6 @@ BACKEND_HELP = (
 # Options that mt-bench, rakuda and compare declare alike (the others: cli/options.py).
 BACKEND = typer.Option("auto", help=BACKEND_HELP)
 BASE_URL = fleet_option("Server(s) of --model (openai backend).")
-JUDGE_BASE_URL = fleet_option(
-    "Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1."
-)
 JUDGE_API_KEY = typer.Option(None, envvar="JUDGE_API_KEY", help="Key for --judge-base-url.")
 CACHE = typer.Option(
     None, help="Answer and judgement cache folder (default: OUTPUT.cache beside the output)."

@@ -65,6 +65,9 @@ BACKEND = typer.Option(
 )
 BASE_URL = fleet_option("OpenAI-compatible server, e.g. http://localhost:8000/v1.")
 API_KEY = typer.Option(None, envvar="OPENAI_API_KEY", help="Key for --base-url.")
+JUDGE_BASE_URL = fleet_option(
+    "Judge's OpenAI-compatible server(s), e.g. https://api.openai.com/v1."
+)
 CONCURRENCY = typer.Option(8, help="Requests in flight per server (openai backend).")
 TENSOR_PARALLEL = typer.Option(1, help="GPUs per model (vllm backend).")
 TIMEOUT = typer.Option(600.0, help="Seconds per request (openai backend).")
