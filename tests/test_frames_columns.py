@@ -291,3 +291,36 @@ def test_kept_indices_are_the_rows_of_the_original_table():
     table = random_table(3, "prompt", rows=300)
     kept, _, _ = assert_same(table, near=True, skip_bad=True)
     assert np.all(np.diff(kept) > 0) and kept[-1] < table.num_rows
+
+
+class _Spy(dict):
+    """An empty record that notes every field looked up in it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def get(self, name, default=None):
+        self.names.add(name)
+        return default
+
+    def __contains__(self, name) -> bool:
+        self.names.add(name)
+        return False
+
+
+@pytest.mark.parametrize("commercial_only", [False, True])
+@pytest.mark.parametrize("proprietary", [(), ("gpt-4",)])
+def test_the_guard_names_every_field_it_reads(commercial_only, proprietary):
+    """The columnar path trusts ``fields_read``: it must hold every field ``drop_reason``
+    looks up (top level), and setting one of them can change the verdict."""
+    from pathlib import Path
+
+    guard = ProvenanceGuard(commercial_only, proprietary)
+    spy = _Spy()
+    guard.drop_reason(spy, Path("data.jsonl"))
+    assert spy.names <= set(guard.fields_read())
+    if proprietary:
+        assert guard.drop_reason({"model": "gpt-4-0613"}, Path("x")) is not None
+    if commercial_only:
+        assert guard.drop_reason({"license": "mit"}, Path("x")) is None

@@ -126,3 +126,13 @@ def test_the_holdout_is_also_an_mt_bench_set(math_file):
         assert q.turns == [record["messages"][0]["content"]]
         assert references[q.question_id].turns == [record["answer"]]
     mt.check_references(questions, references, references_path, 1)
+
+
+def test_nothing_usable_is_refused_and_writes_nothing(tmp_path):
+    from plamo_fast.data.accounting import NothingKeptError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(NothingKeptError, match=r"read 1 records but kept none .*bad_record 1"):
+        synth_judge([bad], tmp_path / "out.jsonl", PROMPTS, skip_bad=True)
+    assert not (tmp_path / "out.jsonl").exists()

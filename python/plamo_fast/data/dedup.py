@@ -584,52 +584,13 @@ def _string_column(table, name: str, lists_ignored: bool = False) -> bool:
     return kind == "str"
 
 
-class _FieldsLookedUp(dict):
-    """An empty record that notes the fields looked up in it (all of them when iterated)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: set[str] = set()
-        self.iterated = False
-
-    def get(self, name, default=None):
-        self.names.add(name)
-        return default
-
-    def __contains__(self, name) -> bool:
-        self.names.add(name)
-        return False
-
-    def __getitem__(self, name):
-        self.names.add(name)
-        raise KeyError(name)
-
-    def __iter__(self):
-        self.iterated = True
-        return super().__iter__()
-
-    def keys(self):
-        self.iterated = True
-        return super().keys()
-
-    def items(self):
-        self.iterated = True
-        return super().items()
-
-    def values(self):
-        self.iterated = True
-        return super().values()
-
-
 def _guard_reads_nothing(table, guard: ProvenanceGuard, source: TableInput) -> None:
     """Every row of the table passes ``guard``: no field that it reads has a value, and a
     record without them passes."""
-    record = _FieldsLookedUp()
-    reason = guard.drop_reason(record, source)
-    read = sorted(name for name in record.names if _has_values(table, name))
-    if record.iterated or read:
-        raise _RowsNeeded(f"the provenance guard reads {read[0] if read else 'every field'!r}")
-    if reason is not None:
+    read = [name for name in guard.fields_read() if _has_values(table, name)]
+    if read:
+        raise _RowsNeeded(f"the provenance guard reads {read[0]!r}")
+    if guard.drop_reason({}, source) is not None:
         raise _RowsNeeded("the provenance guard drops every row")
 
 

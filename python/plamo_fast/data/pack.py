@@ -386,53 +386,41 @@ def pack(
     with atomic_output(
         output, command="pack", inputs=sources, overwrite=overwrite, folder=True
     ) as partial:
-        result = _pack_folder(
-            partial, specs, tokenizer, chat_template=chat_template, max_length=max_length,
-            kind=kind, truncate=truncate, last_turn_only=last_turn_only, seed=seed,
-            skip_bad=skip_bad, pad=pad, pad_id=pad_id, trust_remote_code=trust_remote_code,
-            progress=progress, allow_empty=allow_empty, started=started,
+        bundle = (
+            load_tokenizer(tokenizer, chat_template, trust_remote_code)
+            if tokenizer is not None
+            else None
+        )
+        if pad and pad_id is None:
+            pad_id = _pad_id(bundle)
+        packer = _Packer(bundle, max_length, truncate, last_turn_only)
+        report = PackReport([str(path) for path, _ in specs], kind, max_length)
+        if bundle is not None:
+            report.stop_tokens = list(bundle.stop_rule.stops)
+        _pack_into(
+            partial, specs, packer, report, seed=seed, skip_bad=skip_bad,
+            pad_id=pad_id if pad else None, progress=progress, allow_empty=allow_empty,
         )  # fmt: skip
+        report.seconds = time.perf_counter() - started
+        result = report.to_json()
+        (partial / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result
 
 
-def pack_rows(
-    inputs: list[str | os.PathLike | TableInput],
-    tokenizer: str | os.PathLike | None,
-    *,
-    max_length: int,
-    kind: str = "sft",
-    chat_template: str | os.PathLike | None = None,
-    truncate: str = "drop",
-    last_turn_only: bool = False,
-    seed: int = 0,
-    skip_bad: bool = False,
-    pad: bool = False,
-    pad_id: int | None = None,
-    trust_remote_code: bool = False,
-    allow_empty: bool = False,
-):
-    """:func:`pack` without an output: ``(rows, report)``, the packed rows as the Arrow table
-    ``data.parquet`` holds and the report. A :class:`TableInput` is read in memory, never
-    written; the spill and the packed rows go to a scratch folder (in ``TMPDIR``) removed before
-    returning."""
+def pack_rows(inputs: list[str | os.PathLike | TableInput], tokenizer, **options):
+    """:func:`pack` (same ``options`` but ``output``, ``overwrite`` and ``progress``) without an
+    output: ``(rows, report)``, the packed rows as the Arrow table ``data.parquet`` holds and
+    the report. A :class:`TableInput` is read in memory, never written; the spill and the
+    packed rows go to a scratch folder (in ``TMPDIR``) removed before returning."""
     import tempfile
 
     import pyarrow.parquet as pq
 
-    started = time.perf_counter()
-    specs = _checked_specs(
-        inputs, tokenizer, chat_template, kind, truncate, max_length, pad, pad_id
-    )
     with tempfile.TemporaryDirectory(prefix="plamo-fast-pack-") as scratch:
-        folder = Path(scratch)
-        report = _pack_folder(
-            folder, specs, tokenizer, chat_template=chat_template, max_length=max_length,
-            kind=kind, truncate=truncate, last_turn_only=last_turn_only, seed=seed,
-            skip_bad=skip_bad, pad=pad, pad_id=pad_id, trust_remote_code=trust_remote_code,
-            progress=False, allow_empty=allow_empty, started=started,
-        )  # fmt: skip
+        out = Path(scratch) / "packed"
+        report = pack(inputs, tokenizer, out, progress=False, **options)
         # Mapped, not read into buffers first: 2-4x faster on pack's many small row groups.
-        return pq.read_table(folder / "data.parquet", memory_map=True), report
+        return pq.read_table(out / "data.parquet", memory_map=True), report
 
 
 def _checked_specs(
@@ -457,54 +445,6 @@ def _checked_specs(
     for path, _ in specs:
         check_input(path)
     return specs
-
-
-def _pack_folder(
-    folder: Path,
-    specs: list[tuple[Path | TableInput, str | None]],
-    tokenizer,
-    *,
-    chat_template,
-    max_length: int,
-    kind: str,
-    truncate: str,
-    last_turn_only: bool,
-    seed: int,
-    skip_bad: bool,
-    pad: bool,
-    pad_id: int | None,
-    trust_remote_code: bool,
-    progress: bool,
-    allow_empty: bool,
-    started: float,
-) -> dict:
-    """Packs into ``folder`` (``data.parquet`` and ``pack_report.json``); returns the report."""
-    bundle = (
-        load_tokenizer(tokenizer, chat_template, trust_remote_code)
-        if tokenizer is not None
-        else None
-    )
-    if pad and pad_id is None:
-        pad_id = _pad_id(bundle)
-    packer = _Packer(bundle, max_length, truncate, last_turn_only)
-    report = PackReport([str(path) for path, _ in specs], kind, max_length)
-    if bundle is not None:
-        report.stop_tokens = list(bundle.stop_rule.stops)
-    _pack_into(
-        folder,
-        specs,
-        packer,
-        report,
-        seed=seed,
-        skip_bad=skip_bad,
-        pad_id=pad_id if pad else None,
-        progress=progress,
-        allow_empty=allow_empty,
-    )
-    report.seconds = time.perf_counter() - started
-    result = report.to_json()
-    (folder / REPORT_FILE).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    return result
 
 
 def _pack_into(

@@ -47,6 +47,9 @@ DEFAULT_PROPRIETARY = (
     r"\bqwen-(max|plus|turbo)", r"\byi-large", r"\bglm-4-(plus|air)",
 )  # fmt: skip
 GENERATOR_FIELDS = ("model", "generator", "model_name", "source_model")
+# Fields whose turns may carry generator names (read by _generator_names).
+TURN_FIELDS = ("messages", "conversations", "chosen", "rejected")
+LICENSE_FIELDS = ("license", "source")  # read by ProvenanceGuard._license
 
 
 def license_allows_commercial(license_id: str) -> bool | None:
@@ -119,6 +122,12 @@ class ProvenanceGuard:
                 return f"license {license_id} not known to allow commercial use"
         return None
 
+    def fields_read(self) -> tuple[str, ...]:
+        """The record fields :meth:`drop_reason` looks at (a record without any of them is
+        judged the same whatever its other fields)."""
+        generators = GENERATOR_FIELDS + TURN_FIELDS if self._pattern is not None else ()
+        return generators + (LICENSE_FIELDS if self.commercial_only else ())
+
     def _license(self, record: dict, file: Path) -> tuple[str | None, bool | None]:
         own = record.get("license")
         if isinstance(own, str) and own.strip():
@@ -135,7 +144,7 @@ class ProvenanceGuard:
 
 def _generator_names(record: dict) -> list[str]:
     names = [record[k] for k in GENERATOR_FIELDS if isinstance(record.get(k), str)]
-    for key in ("messages", "conversations", "chosen", "rejected"):
+    for key in TURN_FIELDS:
         value = record.get(key)
         if isinstance(value, list):
             names.extend(

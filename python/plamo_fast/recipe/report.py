@@ -83,11 +83,10 @@ def _eval_result(m: dict) -> str:
     if isinstance(m.get("accuracy"), float):
         return f"{m.get('correct')}/{m.get('problems')} correct = {m['accuracy']:.1%}"
     if "average" in m and "failed" in m:
-        failed = m["failed"]
-        failed = sum(failed.values()) if isinstance(failed, dict) else failed
         average = m["average"]
-        shown = f"{average:.2f}" if isinstance(average, int | float) else "n/a"
-        return f"judge's mean rating {shown} / 10 ({m.get('judgements')} judged, {failed} failed)"
+        shown = f"{average:.2f}" if average is not None else "n/a"
+        counts = f"{m.get('judgements')} judged, {m['failed']} failed"
+        return f"judge's mean rating {shown} / 10 ({counts})"
     return json.dumps(m)[:80]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from random import Random
@@ -40,16 +40,9 @@ class JudgeReport:
     right: int = 0
     wrong: int = 0
     skipped: Counter = field(default_factory=Counter)
-    last_error: str = ""
 
     def to_json(self) -> dict:
-        return {
-            "read": self.read,
-            "written": self.written,
-            "right": self.right,
-            "wrong": self.wrong,
-            "skipped": dict(self.skipped),
-        }
+        return {**asdict(self), "skipped": dict(self.skipped)}
 
 
 def _number_pattern(answer: str) -> re.Pattern:
@@ -128,6 +121,7 @@ def synth_judge(
     overwrite: bool = False,
 ) -> dict:
     """Writes the grading exercises of ``inputs`` to ``out`` (JSONL); returns the report."""
+    from plamo_fast.data.accounting import check_kept
     from plamo_fast.data.curation_io import check_input, iter_input, where
     from plamo_fast.judge.fastchat import load_judge_prompts
     from plamo_fast.outputs import atomic_output, check_output
@@ -154,29 +148,25 @@ def synth_judge(
             for row in iter_input(path):
                 if limit is not None and report.written >= limit:
                     break
-                line = _exercise_line(row, path, prompt, seed, wrong, ratings, report)
-                if line is not None:
-                    f.write(line)
-                elif not skip_bad:
-                    raise BadRecordError(f"{where(path, row)}: {report.last_error}")
-    if report.written == 0:
-        raise UsageError(f"synth judge: no exercise written ({report.to_json()})")
+                report.read += 1
+                try:
+                    f.write(_exercise_line(row, path, prompt, seed, wrong, ratings, report))
+                except BadRecordError as exc:
+                    if not skip_bad:
+                        raise BadRecordError(f"{where(path, row)}: {exc}") from None
+                    report.skipped["bad_record"] += 1
+        check_kept(COMMAND, report.read, report.written, report.skipped, allow_empty=False)
     return report.to_json()
 
 
-def _exercise_line(row, path, prompt, seed, wrong, ratings, report) -> str | None:
-    """The JSON line of one input row's exercise, or None (the reason in ``report``)."""
-    report.read += 1
-    try:
-        if row.record is None:
-            raise BadRecordError(row.error or "no record")
-        record = row.record
-        rng = Random(f"{seed}:{record.get('id', row.number)}")
-        messages, is_right = exercise(record, prompt, rng, wrong, ratings)
-    except BadRecordError as exc:
-        report.skipped["bad_record"] += 1
-        report.last_error = str(exc)
-        return None
+def _exercise_line(row, path, prompt, seed, wrong, ratings, report: JudgeReport) -> str:
+    """The JSON line of one input row's exercise (counted in ``report``); a row that cannot
+    make one raises :class:`BadRecordError`."""
+    if row.record is None:
+        raise BadRecordError(row.error or "no record")
+    record = row.record
+    rng = Random(f"{seed}:{record.get('id', row.number)}")
+    messages, is_right = exercise(record, prompt, rng, wrong, ratings)
     report.written += 1
     report.right += is_right
     report.wrong += not is_right

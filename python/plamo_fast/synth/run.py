@@ -214,13 +214,11 @@ def bench_paths(out: Path) -> tuple[Path, Path]:
     return test.with_suffix(".questions.jsonl"), test.with_suffix(".references.jsonl")
 
 
-def _bench_lines(line: str) -> tuple[str, str]:
-    """A held-out record's FastChat question line and reference-answer line."""
-    record = json.loads(line)
-    qid, question = record["id"], record["messages"][0]["content"]
-    q = {"question_id": qid, "category": "math", "turns": [question]}
-    ref = {"question_id": qid, "model_id": "synth-math", "choices": [{"index": 0, "turns": [
-        record["answer"]]}]}  # fmt: skip
+def _bench_lines(record_id: str, problem: Problem) -> tuple[str, str]:
+    """A held-out problem's FastChat question line and reference-answer line."""
+    q = {"question_id": record_id, "category": "math", "turns": [problem.question]}
+    ref = {"question_id": record_id, "model_id": "synth-math",
+           "choices": [{"index": 0, "turns": [problem.answer]}]}  # fmt: skip
     return json.dumps(q, ensure_ascii=False), json.dumps(ref, ensure_ascii=False)
 
 
@@ -268,7 +266,7 @@ def synth_math(
             features = features_json(gen.name, d, problem.features)
             buffer.append(record_line(gen, problem, rid, lang, features, params_json))
             if split == "test":
-                for name, bench_line in zip(BENCH_FILES, _bench_lines(buffer[-1]), strict=True):
+                for name, bench_line in zip(BENCH_FILES, _bench_lines(rid, problem), strict=True):
                     files[name].write(bench_line + "\n")
             if len(buffer) >= WRITE_BATCH:
                 files[split].write("\n".join(buffer) + "\n")
