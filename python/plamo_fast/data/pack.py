@@ -8,6 +8,7 @@ packed exactly once, or counted as dropped with its reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -370,9 +371,12 @@ def pack(
     trust_remote_code: bool = False,
     progress: bool = False,
     allow_empty: bool = False,
+    rows_to: list | None = None,
 ) -> dict:
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
     ``pack_report.json``), written through :func:`plamo_fast.outputs.atomic_output`.
+    With ``rows_to`` (a list), the packed rows are appended to it as Arrow tables, one per
+    chunk, instead of being written to ``data.parquet`` (:func:`pack_rows`).
     ``tokenizer`` may be None when every record is pre-tokenized. A run that packs no example
     fails (nothing is written) unless ``allow_empty``; more than 10% dropped gets a warning
     (:func:`plamo_fast.data.accounting.check_kept`). An input may also be a
@@ -400,6 +404,7 @@ def pack(
         _pack_into(
             partial, specs, packer, report, seed=seed, skip_bad=skip_bad,
             pad_id=pad_id if pad else None, progress=progress, allow_empty=allow_empty,
+            rows_to=rows_to,
         )  # fmt: skip
         report.seconds = time.perf_counter() - started
         result = report.to_json()
@@ -409,18 +414,19 @@ def pack(
 
 def pack_rows(inputs: list[str | os.PathLike | TableInput], tokenizer, **options):
     """:func:`pack` (same ``options`` but ``output``, ``overwrite`` and ``progress``) without an
-    output: ``(rows, report)``, the packed rows as the Arrow table ``data.parquet`` holds and
-    the report. A :class:`TableInput` is read in memory, never written; the spill and the
-    packed rows go to a scratch folder (in ``TMPDIR``) removed before returning."""
+    output: ``(rows, report)``, the packed rows as the Arrow table ``data.parquet`` would hold
+    (one chunk per gathered chunk of rows, never written to a file) and the report. A
+    :class:`TableInput` is read in memory, never written; only the tokens' spill goes to a
+    scratch folder (in ``TMPDIR``), removed before returning."""
     import tempfile
 
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
+    tables: list = []
     with tempfile.TemporaryDirectory(prefix="plamo-fast-pack-") as scratch:
         out = Path(scratch) / "packed"
-        report = pack(inputs, tokenizer, out, progress=False, **options)
-        # Mapped, not read into buffers first: 2-4x faster on pack's many small row groups.
-        return pq.read_table(out / "data.parquet", memory_map=True), report
+        report = pack(inputs, tokenizer, out, progress=False, rows_to=tables, **options)
+    return pa.concat_tables(tables), report
 
 
 def _checked_specs(
@@ -458,8 +464,10 @@ def _pack_into(
     pad_id: int | None,
     progress: bool,
     allow_empty: bool,
+    rows_to: list | None,
 ) -> None:
-    """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks."""
+    """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks
+    (to ``data.parquet``, or appended to ``rows_to``)."""
     paths = [path for path, _ in specs]
     docs = _DocStore(partial / "spill")
     pipeline = _Pipeline(docs, report, packer, skip_bad)
@@ -481,8 +489,12 @@ def _pack_into(
         hint=_empty_hint(report, packer.truncate),
     )
     doc_index, group_sizes = _select(docs, report, [amount for _, amount in specs], seed)
+    if rows_to is None:
+        open_writer = functools.partial(_parquet_writer, partial / "data.parquet")
+    else:
+        open_writer = functools.partial(_TableList, rows_to)
     _write_rows(
-        partial / "data.parquet",
+        open_writer,
         docs,
         doc_index,
         group_sizes,
@@ -753,7 +765,7 @@ def _warn_repeats(path: str, amount: str, available: int, whole: int, rest: int)
 
 
 def _write_rows(
-    path: Path,
+    open_writer,
     docs: _DocStore,
     doc_index: np.ndarray,
     group_sizes: np.ndarray,
@@ -764,7 +776,7 @@ def _write_rows(
     multiple_sources: bool,
 ) -> None:
     """Plans the rows on lengths alone, then gathers and writes them chunk by chunk, so memory
-    holds one chunk of rows."""
+    holds one chunk of rows; ``open_writer(first_table)`` gives what they are written to."""
     kind, max_length = report.kind, report.max_length
     tokens, labels, offsets = docs.files()
     lengths = np.diff(offsets)
@@ -796,7 +808,7 @@ def _write_rows(
             if writing is not None:
                 writing.result()
             if writer is None:
-                writer = _parquet_writer(path, table)
+                writer = open_writer(table)
             writing = pool.submit(writer.write_table, table)
             report.rows += table.num_rows
             del table
@@ -817,6 +829,20 @@ def _parquet_writer(path: Path, first):
     import pyarrow.parquet as pq
 
     return pq.ParquetWriter(path, first.schema, **PARQUET_OPTIONS)
+
+
+class _TableList:
+    """The writer of :func:`pack_rows`: keeps each table (fresh buffers per chunk) in
+    ``tables``."""
+
+    def __init__(self, tables: list, first):
+        self.tables = tables
+
+    def write_table(self, table) -> None:
+        self.tables.append(table)
+
+    def close(self) -> None:
+        pass
 
 
 class _NativeParquetWriter:
