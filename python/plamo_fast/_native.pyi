@@ -13,6 +13,7 @@ __all__ = [
     "Deduper",
     "LeakIndex",
     "InvalidFileError",
+    "LabelMaskSpill",
     "ModelMismatchError",
     "ParquetListWriter",
     "PlamoFastError",
@@ -23,6 +24,7 @@ __all__ = [
     "check_models_compatible",
     "gather_documents",
     "gather_spilled",
+    "labels_from_mask",
     "merge",
     "normalize_text",
     "normalize_with_spans",
@@ -89,6 +91,14 @@ def gather_spilled(
     out_ids: Buffer,
     out_labels: Buffer,
     out_positions: Buffer,
+    *,
+    labels_masked: bool = False,
+) -> None: ...
+def labels_from_mask(
+    tokens_path: str | PathLike[str],
+    mask_path: str | PathLike[str],
+    values: int,
+    out: str | PathLike[str],
 ) -> None: ...
 def normalize_text(text: str) -> str: ...
 def pretokenized_trained_counts(
@@ -98,6 +108,16 @@ def pretokenized_trained_counts(
     label_offsets: Buffer,
     limit: int,
 ) -> bytes | None: ...
+
+@final
+class LabelMaskSpill:
+    """pack's label spill as one bit per token while each label is its token or -100."""
+
+    def __new__(cls, path: str | PathLike[str]) -> LabelMaskSpill: ...
+    def append(self, ids: Buffer, labels: Buffer) -> bool: ...
+    @property
+    def bits(self) -> int: ...
+    def close(self) -> int: ...
 
 @final
 class ParquetListWriter:

@@ -235,15 +235,20 @@ class PackReport:
 
 
 class _DocStore:
-    """Tokenized documents (one per SFT example, two per DPO pair), spilled to two int32 files
-    as they come so that only per-document lengths and ids stay in memory; the gather reads
-    them back by positional reads (never mapped, so only one chunk of rows is resident)."""
+    """Tokenized documents (one per SFT example, two per DPO pair), spilled to files as they
+    come so that only per-document lengths and ids stay in memory; the gather reads them back
+    by positional reads (never mapped, so only one chunk of rows is resident). Tokens are int32
+    values; labels are one bit per token while each is its token or IGNORE_INDEX (response-only
+    masking: a 32nd of the bytes, see ``_native.LabelMaskSpill``), int32 values from the first
+    document whose labels are not (the bits so far are turned into values then)."""
 
     def __init__(self, folder: Path):
         folder.mkdir()
         self.folder = folder
         self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in files())
-        self._labels = open(folder / "labels.i32", "wb")  # noqa: SIM115
+        self._mask: _native.LabelMaskSpill | None = _native.LabelMaskSpill(folder / "labels.mask")
+        self._labels = None  # labels.i32 once the mask is given up
+        self._spilled = 0  # tokens written
         # Compact per-document metadata: 8 bytes per value, not a Python int object each.
         self.lengths = array("q")
         self.trained = array("q")
@@ -251,11 +256,31 @@ class _DocStore:
         self.source_ids = array("q")
         self.group_sizes = array("q")
 
+    def _spill(self, ids: np.ndarray, labels: np.ndarray) -> None:
+        """Appends documents' tokens and labels (int32, as long as each other)."""
+        ids = np.ascontiguousarray(ids, dtype="<i4")
+        labels = np.ascontiguousarray(labels, dtype="<i4")
+        if self._mask is None or not self._mask.append(ids, labels):
+            if self._labels is None:
+                self._labels_as_values()
+            self._labels.write(memoryview(labels))
+        self._tokens.write(memoryview(ids))
+        self._spilled += len(ids)
+
+    def _labels_as_values(self) -> None:
+        """Gives up the label mask: the labels so far are written out as int32 values."""
+        self._mask.close()
+        self._tokens.flush()
+        mask, self._mask = self.folder / "labels.mask", None
+        values = self.folder / "labels.i32"
+        _native.labels_from_mask(self.folder / "tokens.i32", mask, self._spilled, values)
+        mask.unlink()
+        self._labels = open(values, "ab")  # noqa: SIM115 (closed in close())
+
     def append(
         self, ids: np.ndarray, labels: np.ndarray, trained: int, doc_id: int, source: int
     ) -> None:
-        self._tokens.write(np.ascontiguousarray(ids, dtype="<i4").tobytes())
-        self._labels.write(np.ascontiguousarray(labels, dtype="<i4").tobytes())
+        self._spill(ids, labels)
         self.lengths.append(len(ids))
         self.trained.append(trained)
         self.doc_ids.append(doc_id)
@@ -272,8 +297,7 @@ class _DocStore:
     ) -> None:
         """Documents stored back to back (``lengths`` long), in one write; ``sources``: one
         input for all, or one each."""
-        self._tokens.write(memoryview(np.ascontiguousarray(ids, dtype="<i4")))
-        self._labels.write(memoryview(np.ascontiguousarray(labels, dtype="<i4")))
+        self._spill(ids, labels)
         for values, target in (
             (lengths, self.lengths),
             (trained, self.trained),
@@ -285,14 +309,23 @@ class _DocStore:
 
     def close(self) -> None:
         self._tokens.close()
-        self._labels.close()
+        if self._mask is not None:
+            self._mask.close()
+        if self._labels is not None:
+            self._labels.close()
+
+    @property
+    def labels_masked(self) -> bool:
+        """Whether the labels are spilled as one bit per token."""
+        return self._labels is None
 
     def files(self) -> tuple[Path, Path, np.ndarray]:
-        """``(tokens, labels, doc_offsets)``: the two spill files (closed) and where each
-        document starts in them."""
+        """``(tokens, labels, doc_offsets)``: the two spill files (closed; labels as bits when
+        :attr:`labels_masked`) and where each document starts in them."""
         self.close()
         offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
-        return self.folder / "tokens.i32", self.folder / "labels.i32", offsets
+        labels = "labels.mask" if self.labels_masked else "labels.i32"
+        return self.folder / "tokens.i32", self.folder / labels, offsets
 
 
 class _Packer:
@@ -799,6 +832,7 @@ def _write_rows(
                 offsets,
                 chunk_order,
                 chunk_rows,
+                labels_masked=docs.labels_masked,
                 doc_ids=doc_ids,
                 source_ids=sources,
                 pair_ids=doc_ids if kind == "dpo" else None,

@@ -123,11 +123,13 @@ def gather_table(
     doc_ids: np.ndarray,
     source_ids: np.ndarray | None = None,
     pair_ids: np.ndarray | None = None,
+    labels_masked: bool = False,
 ):
     """The ``pyarrow.Table`` of planned rows. ``tokens``/``labels`` are int32 arrays, or the
-    paths of files of little-endian int32 values (``pack``'s spill): only the documents of
-    ``order`` are read, natively, into arrays of this chunk's size (files by positional reads,
-    never mapped, so that only the chunk is resident)."""
+    paths of ``pack``'s spill files (little-endian int32 values; with ``labels_masked``, labels
+    as one bit per token): only the documents of ``order`` are read, natively, into arrays of
+    this chunk's size (files by positional reads, never mapped, so that only the chunk is
+    resident)."""
     import pyarrow as pa
 
     doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
@@ -138,8 +140,9 @@ def gather_table(
     order = np.ascontiguousarray(order, dtype=np.int64)
     if isinstance(tokens, str | os.PathLike):
         _native.gather_spilled(
-            tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions
-        )
+            tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions,
+            labels_masked=labels_masked,
+        )  # fmt: skip
     else:
         _native.gather_documents(
             np.ascontiguousarray(tokens, dtype=np.int32),

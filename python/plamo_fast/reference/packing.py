@@ -22,3 +22,21 @@ def best_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
         rows[best].append(item)
         free[best] -= lengths[item]
     return rows
+
+
+def label_mask_bits(ids: list[int], labels: list[int]) -> bytes | None:
+    """Reference of pack's compact label spill (``_native.LabelMaskSpill``): one bit per token,
+    least significant bit first, set where the label is the token, clear where it is -100; the
+    last byte padded with clear bits. None when a label is neither."""
+    bits = []
+    for token, label in zip(ids, labels, strict=True):
+        if label == token:
+            bits.append(1)
+        elif label == -100:
+            bits.append(0)
+        else:
+            return None
+    out = bytearray()
+    for start in range(0, len(bits), 8):
+        out.append(sum(bit << j for j, bit in enumerate(bits[start : start + 8])))
+    return bytes(out)

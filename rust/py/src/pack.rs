@@ -209,12 +209,14 @@ pub fn gather_documents(
 }
 
 /// Like [`gather_documents`], reading the documents from the spill files `tokens_path` and
-/// `labels_path` (little-endian int32, back to back, as long as each other) with positional
-/// reads instead of from memory, so that only the outputs are resident (the files are never
-/// mapped). The reads run in parallel with the GIL released (so that another thread, such as
-/// the one encoding the previous chunk, runs meanwhile): no other thread may use the outputs
-/// during the call.
+/// `labels_path` with positional reads instead of from memory, so that only the outputs are
+/// resident (the files are never mapped). Tokens are little-endian int32 values back to back;
+/// labels are as many such values, or with `labels_masked` one bit per token (see
+/// [`LabelMaskSpill`]). The reads run in parallel with the GIL released (so that another
+/// thread, such as the one encoding the previous chunk, runs meanwhile): no other thread may
+/// use the outputs during the call.
 #[pyfunction]
+#[pyo3(signature = (tokens_path, labels_path, doc_offsets, order, out_ids, out_labels, out_positions, *, labels_masked = false))]
 #[allow(clippy::too_many_arguments)] // the Python signature, plus the GIL token
 pub fn gather_spilled(
     py: Python<'_>,
@@ -225,21 +227,32 @@ pub fn gather_spilled(
     out_ids: PyBuffer<i32>,
     out_labels: PyBuffer<i32>,
     out_positions: PyBuffer<i32>,
+    labels_masked: bool,
 ) -> PyResult<()> {
-    use plamo_fast_core::pack::gather::{document_spans, gather_from_files};
+    use plamo_fast_core::pack::gather::{document_spans, gather_from_files, LabelSpill};
 
-    let values = |path: &std::path::Path| -> PyResult<usize> {
+    let bytes = |path: &std::path::Path| -> PyResult<usize> {
         let bytes = std::fs::metadata(path)
             .map_err(|e| to_py(plamo_fast_core::error::Error::io(path, e)))?
             .len();
-        Ok((bytes / 4) as usize)
+        Ok(bytes as usize)
     };
-    let tokens = values(&tokens_path)?;
-    if values(&labels_path)? != tokens {
+    let tokens = bytes(&tokens_path)? / 4;
+    let labels_fit = if labels_masked {
+        bytes(&labels_path)? == tokens.div_ceil(8)
+    } else {
+        bytes(&labels_path)? / 4 == tokens
+    };
+    if !labels_fit {
         return Err(PyValueError::new_err(
             "the token and label spill files differ in length",
         ));
     }
+    let labels = if labels_masked {
+        LabelSpill::Mask(&labels_path)
+    } else {
+        LabelSpill::Values(&labels_path)
+    };
     let offsets_m = contiguous(&doc_offsets, "doc_offsets")?;
     let order_m = contiguous(&order, "order")?;
     let mut ids_m = writable(&out_ids, "out_ids")?;
@@ -272,8 +285,68 @@ pub fn gather_spilled(
         )
     };
     let spans = document_spans(tokens, offsets_s, order_s).map_err(to_py)?;
-    py.detach(|| gather_from_files(&tokens_path, &labels_path, &spans, ids, labs, pos))
+    py.detach(|| gather_from_files(&tokens_path, labels, &spans, ids, labs, pos))
         .map_err(to_py)
+}
+
+/// pack's label spill as one bit per token while every label is its token or -100 (see
+/// `plamo_fast_core::pack::spill`): `append(ids, labels)` (int32 buffers) writes their bits and
+/// returns True, or returns False and writes nothing when a label has another form; `close()`
+/// writes the last partial byte and returns the bits written.
+#[pyclass(module = "plamo_fast._native")]
+pub struct LabelMaskSpill {
+    inner: Option<plamo_fast_core::pack::spill::LabelMaskWriter>,
+}
+
+#[pymethods]
+impl LabelMaskSpill {
+    #[new]
+    fn new(path: std::path::PathBuf) -> PyResult<Self> {
+        let inner = plamo_fast_core::pack::spill::LabelMaskWriter::create(&path).map_err(to_py)?;
+        Ok(Self { inner: Some(inner) })
+    }
+
+    fn append(&mut self, ids: PyBuffer<i32>, labels: PyBuffer<i32>) -> PyResult<bool> {
+        let writer = self
+            .inner
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("the label mask spill is closed"))?;
+        let ids_m = contiguous(&ids, "ids")?;
+        let labels_m = contiguous(&labels, "labels")?;
+        // SAFETY: both buffers are held until this function returns and the buffer protocol
+        // keeps their memory in place; they are only read, with the GIL held.
+        let (ids_s, labels_s) = unsafe { (ids_m.as_ref(), labels_m.as_ref()) };
+        writer.append(ids_s, labels_s).map_err(to_py)
+    }
+
+    /// The bits appended so far.
+    #[getter]
+    fn bits(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |w| w.bits())
+    }
+
+    fn close(&mut self) -> PyResult<u64> {
+        match self.inner.take() {
+            Some(writer) => writer.finish().map_err(to_py),
+            None => Ok(0),
+        }
+    }
+}
+
+/// Writes `out`: the int32 labels (little-endian) of the first `values` tokens of the token
+/// spill `tokens_path` and the label mask `mask_path` (when a later label needs the values).
+#[pyfunction]
+pub fn labels_from_mask(
+    py: Python<'_>,
+    tokens_path: std::path::PathBuf,
+    mask_path: std::path::PathBuf,
+    values: usize,
+    out: std::path::PathBuf,
+) -> PyResult<()> {
+    py.detach(|| {
+        plamo_fast_core::pack::spill::labels_from_mask(&tokens_path, &mask_path, values, &out)
+    })
+    .map_err(to_py)
 }
 
 /// The checked rows' trained-token counts, from `input_ids` and `labels` list buffers: flat

@@ -11,6 +11,15 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::fileio::read_exact_at;
 use crate::pack::mask::IGNORE_INDEX;
+use crate::pack::spill::read_mask_labels;
+
+/// Where the labels of spilled documents are: a file of int32 values like the tokens', or a
+/// file of one bit per token (see [`crate::pack::spill`]).
+#[derive(Clone, Copy, Debug)]
+pub enum LabelSpill<'a> {
+    Values(&'a Path),
+    Mask(&'a Path),
+}
 
 /// Checks `order` against `doc_offsets` and returns each document's token range, in order.
 pub fn document_spans(
@@ -91,25 +100,31 @@ fn read_values(file: &File, path: &Path, start: usize, out: &mut [i32]) -> Resul
     Ok(())
 }
 
-/// Like [`gather_into`], reading the documents from two files of little-endian int32 values
-/// (tokens and labels back to back, as spilled) with positional reads, so that only the
-/// output slices are resident (no mapping of the files).
+/// Like [`gather_into`], reading the documents from the spill files (tokens: little-endian
+/// int32 values back to back; labels: see [`LabelSpill`]) with positional reads, so that only
+/// the output slices are resident (no mapping of the files).
 pub fn gather_from_files(
     tokens: &Path,
-    labels: &Path,
+    labels: LabelSpill<'_>,
     spans: &[(usize, usize)],
     out_ids: &mut [i32],
     out_labels: &mut [i32],
     out_positions: &mut [i32],
 ) -> Result<()> {
     let open = |path: &Path| File::open(path).map_err(|e| Error::io(path, e));
-    let (token_file, label_file) = (open(tokens)?, open(labels)?);
+    let token_file = open(tokens)?;
+    let label_file = match labels {
+        LabelSpill::Values(path) | LabelSpill::Mask(path) => open(path)?,
+    };
     pieces(spans, out_ids, out_labels, out_positions)?
         .into_par_iter()
         .with_min_len(64)
         .try_for_each(|(start, ids, labs, pos)| {
             read_values(&token_file, tokens, start, ids)?;
-            read_values(&label_file, labels, start, labs)?;
+            match labels {
+                LabelSpill::Values(path) => read_values(&label_file, path, start, labs)?,
+                LabelSpill::Mask(path) => read_mask_labels(&label_file, path, start, ids, labs)?,
+            }
             finish_document(labs, pos);
             Ok(())
         })
@@ -212,7 +227,35 @@ mod tests {
         let (mut ids, mut labs, mut pos) = (vec![0; n], vec![0; n], vec![0; n]);
         gather_from_files(
             &token_path,
-            &label_path,
+            LabelSpill::Values(&label_path),
+            &spans,
+            &mut ids,
+            &mut labs,
+            &mut pos,
+        )
+        .unwrap();
+        assert_eq!(
+            (&ids, &labs, &pos),
+            (
+                &expected.input_ids,
+                &expected.labels,
+                &expected.position_ids
+            )
+        );
+        // The same labels as a mask (each is its token or IGNORE_INDEX) gather the same rows.
+        let masked: Vec<i32> = tokens
+            .iter()
+            .zip(&labels)
+            .map(|(&t, &l)| if l == IGNORE_INDEX { l } else { t })
+            .collect();
+        let mask_path = dir.path().join("m");
+        let mut writer = crate::pack::spill::LabelMaskWriter::create(&mask_path).unwrap();
+        assert!(writer.append(&tokens, &masked).unwrap());
+        writer.finish().unwrap();
+        let expected = gather_documents(&tokens, &masked, &offsets, &order).unwrap();
+        gather_from_files(
+            &token_path,
+            LabelSpill::Mask(&mask_path),
             &spans,
             &mut ids,
             &mut labs,
@@ -227,7 +270,7 @@ mod tests {
         let (mut a, mut b, mut c) = (vec![0; 10], vec![0; 10], vec![0; 10]);
         let err = gather_from_files(
             &token_path,
-            &label_path,
+            LabelSpill::Values(&label_path),
             &[(995, 1005)],
             &mut a,
             &mut b,

@@ -5,3 +5,4 @@ pub mod bfd;
 pub mod check;
 pub mod gather;
 pub mod mask;
+pub mod spill;
