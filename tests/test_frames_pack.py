@@ -102,8 +102,9 @@ def test_pack_of_a_text_frame_is_the_cli_pack_of_the_same_parquet(tmp_path: Path
 
 def test_the_frame_is_never_written(tmp_path: Path, monkeypatch, small_batches):
     """No Parquet file is written: neither the input's rows (they used to be staged as a
-    temporary one) nor the packed rows (they used to go through a scratch data.parquet); only
-    the tokens' spill goes to a scratch folder, removed on return."""
+    temporary one) nor the packed rows (they used to go through a scratch data.parquet); and
+    the documents are not spilled (they stay in memory); the scratch folder of the report is
+    removed on return."""
     import tempfile
 
     df = pl.DataFrame(pretokenized(200))
@@ -130,6 +131,8 @@ def test_the_frame_is_never_written(tmp_path: Path, monkeypatch, small_batches):
     monkeypatch.setattr(pq, "ParquetWriter", watched(real_writer))
     monkeypatch.setattr(pack_module._native, "ParquetListWriter", watched(real_native))
     monkeypatch.setattr(pq, "write_table", refuse)
+    monkeypatch.setattr(pack_module._native, "LabelMaskSpill", refuse)
+    monkeypatch.setattr(pack_module._native, "gather_spilled", refuse)
     got = plamo_fast.pack(df, tokenizer=None, max_length=128)
     assert got.equals(pl.from_arrow(expected))
     assert written == []

@@ -22,6 +22,7 @@ __all__ = [
     "__version__",
     "best_fit_decreasing_rows",
     "check_models_compatible",
+    "gather_chunks",
     "gather_documents",
     "gather_spilled",
     "labels_from_mask",
@@ -77,6 +78,15 @@ class ChatTokenizer:
 def gather_documents(
     tokens: Buffer,
     labels: Buffer,
+    doc_offsets: Buffer,
+    order: Buffer,
+    out_ids: Buffer,
+    out_labels: Buffer,
+    out_positions: Buffer,
+) -> None: ...
+def gather_chunks(
+    tokens: list[Buffer],
+    labels: list[Buffer],
     doc_offsets: Buffer,
     order: Buffer,
     out_ids: Buffer,

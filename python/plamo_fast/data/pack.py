@@ -235,31 +235,43 @@ class PackReport:
 
 
 class _DocStore:
-    """Tokenized documents (one per SFT example, two per DPO pair), spilled to files as they
-    come so that only per-document lengths and ids stay in memory; the gather reads them back
-    by positional reads (never mapped, so only one chunk of rows is resident). Tokens are int32
-    values; labels are one bit per token while each is its token or IGNORE_INDEX (response-only
-    masking: a 32nd of the bytes, see ``_native.LabelMaskSpill``), int32 values from the first
-    document whose labels are not (the bits so far are turned into values then)."""
+    """Tokenized documents (one per SFT example, two per DPO pair), spilled to files in
+    ``folder`` as they come so that only per-document lengths and ids stay in memory; the
+    gather reads them back by positional reads (never mapped, so only one chunk of rows is
+    resident). Tokens are int32 values; labels are one bit per token while each is its token or
+    IGNORE_INDEX (response-only masking: a 32nd of the bytes, see ``_native.LabelMaskSpill``),
+    int32 values from the first document whose labels are not (the bits so far are turned into
+    values then).
 
-    def __init__(self, folder: Path):
-        folder.mkdir()
+    With ``folder`` None the documents stay in memory instead, as the arrays they came in (no
+    copy: pre-tokenized columns are views of their Arrow buffers); :func:`pack_rows` holds the
+    packed rows in memory anyway."""
+
+    def __init__(self, folder: Path | None):
         self.folder = folder
-        self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in files())
-        self._mask: _native.LabelMaskSpill | None = _native.LabelMaskSpill(folder / "labels.mask")
-        self._labels = None  # labels.i32 once the mask is given up
-        self._spilled = 0  # tokens written
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] | None = None
         # Compact per-document metadata: 8 bytes per value, not a Python int object each.
         self.lengths = array("q")
         self.trained = array("q")
         self.doc_ids = array("q")
         self.source_ids = array("q")
         self.group_sizes = array("q")
+        if folder is None:
+            self._chunks = []
+            return
+        folder.mkdir()
+        self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in close())
+        self._mask: _native.LabelMaskSpill | None = _native.LabelMaskSpill(folder / "labels.mask")
+        self._labels = None  # labels.i32 once the mask is given up
+        self._spilled = 0  # tokens written
 
     def _spill(self, ids: np.ndarray, labels: np.ndarray) -> None:
         """Appends documents' tokens and labels (int32, as long as each other)."""
         ids = np.ascontiguousarray(ids, dtype="<i4")
         labels = np.ascontiguousarray(labels, dtype="<i4")
+        if self._chunks is not None:
+            self._chunks.append((ids, labels))
+            return
         if self._mask is None or not self._mask.append(ids, labels):
             if self._labels is None:
                 self._labels_as_values()
@@ -308,6 +320,8 @@ class _DocStore:
             target.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
 
     def close(self) -> None:
+        if self._chunks is not None:
+            return
         self._tokens.close()
         if self._mask is not None:
             self._mask.close()
@@ -317,13 +331,16 @@ class _DocStore:
     @property
     def labels_masked(self) -> bool:
         """Whether the labels are spilled as one bit per token."""
-        return self._labels is None
+        return self._chunks is None and self._labels is None
 
-    def files(self) -> tuple[Path, Path, np.ndarray]:
-        """``(tokens, labels, doc_offsets)``: the two spill files (closed; labels as bits when
-        :attr:`labels_masked`) and where each document starts in them."""
+    def files(self) -> tuple[Path | list, Path | list, np.ndarray]:
+        """``(tokens, labels, doc_offsets)``, as :func:`gather_table` takes them: the two spill
+        files (closed; labels as bits when :attr:`labels_masked`), or in memory the lists of
+        arrays; and where each document starts in them (end to end)."""
         self.close()
         offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
+        if self._chunks is not None:
+            return [c[0] for c in self._chunks], [c[1] for c in self._chunks], offsets
         labels = "labels.mask" if self.labels_masked else "labels.i32"
         return self.folder / "tokens.i32", self.folder / labels, offsets
 
@@ -448,9 +465,10 @@ def pack(
 def pack_rows(inputs: list[str | os.PathLike | TableInput], tokenizer, **options):
     """:func:`pack` (same ``options`` but ``output``, ``overwrite`` and ``progress``) without an
     output: ``(rows, report)``, the packed rows as the Arrow table ``data.parquet`` would hold
-    (one chunk per gathered chunk of rows, never written to a file) and the report. A
-    :class:`TableInput` is read in memory, never written; only the tokens' spill goes to a
-    scratch folder (in ``TMPDIR``), removed before returning."""
+    (one chunk per gathered chunk of rows, never written to a file) and the report. Nothing
+    is written but the report, to a scratch folder (in ``TMPDIR``) removed before returning:
+    a :class:`TableInput` is read in memory, and the documents stay in memory (pre-tokenized
+    columns as views of their Arrow buffers) instead of being spilled."""
     import tempfile
 
     import pyarrow as pa
@@ -502,7 +520,7 @@ def _pack_into(
     """Reads, tokenizes and spills every input, then plans the rows and writes them in chunks
     (to ``data.parquet``, or appended to ``rows_to``)."""
     paths = [path for path, _ in specs]
-    docs = _DocStore(partial / "spill")
+    docs = _DocStore(partial / "spill" if rows_to is None else None)
     pipeline = _Pipeline(docs, report, packer, skip_bad)
     update, stop = progress_bar("packing: examples", None, transfer=False, show=progress)
     try:
@@ -536,7 +554,8 @@ def _pack_into(
         pad_id=pad_id,
         multiple_sources=len(paths) > 1,
     )
-    shutil.rmtree(docs.folder)
+    if docs.folder is not None:
+        shutil.rmtree(docs.folder)
 
 
 def _empty_hint(report: PackReport, truncate: str) -> str | None:

@@ -125,11 +125,11 @@ def gather_table(
     pair_ids: np.ndarray | None = None,
     labels_masked: bool = False,
 ):
-    """The ``pyarrow.Table`` of planned rows. ``tokens``/``labels`` are int32 arrays, or the
-    paths of ``pack``'s spill files (little-endian int32 values; with ``labels_masked``, labels
-    as one bit per token): only the documents of ``order`` are read, natively, into arrays of
-    this chunk's size (files by positional reads, never mapped, so that only the chunk is
-    resident)."""
+    """The ``pyarrow.Table`` of planned rows. ``tokens``/``labels`` are int32 arrays, lists of
+    int32 arrays taken end to end (each document within one), or the paths of ``pack``'s spill
+    files (little-endian int32 values; with ``labels_masked``, labels as one bit per token):
+    only the documents of ``order`` are read, natively, into arrays of this chunk's size (files
+    by positional reads, never mapped, so that only the chunk is resident)."""
     import pyarrow as pa
 
     doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
@@ -138,7 +138,11 @@ def gather_table(
     total = int(row_token_offsets[-1])
     out_ids, out_labels, out_positions = (np.empty(total, dtype=np.int32) for _ in range(3))
     order = np.ascontiguousarray(order, dtype=np.int64)
-    if isinstance(tokens, str | os.PathLike):
+    if isinstance(tokens, list):
+        _native.gather_chunks(
+            tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions
+        )
+    elif isinstance(tokens, str | os.PathLike):
         _native.gather_spilled(
             tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions,
             labels_masked=labels_masked,

@@ -33,6 +33,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pack::ChatTokenizer>()?;
     m.add_function(wrap_pyfunction!(pack::gather_documents, m)?)?;
     m.add_function(wrap_pyfunction!(pack::gather_spilled, m)?)?;
+    m.add_function(wrap_pyfunction!(pack::gather_chunks, m)?)?;
     m.add_class::<pack::LabelMaskSpill>()?;
     m.add_function(wrap_pyfunction!(pack::labels_from_mask, m)?)?;
     m.add_function(wrap_pyfunction!(pack::pretokenized_trained_counts, m)?)?;

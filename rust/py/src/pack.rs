@@ -208,6 +208,68 @@ pub fn gather_documents(
     gather_into(tokens_s, labels_s, &spans, ids, labs, pos).map_err(to_py)
 }
 
+/// Like [`gather_documents`], the documents held in chunks (lists `tokens` and `labels` of int32
+/// arrays, as long as each other pairwise) taken as if put end to end: `doc_offsets` index that
+/// concatenation and each document must lie within one chunk. Nothing is concatenated; the
+/// copy runs in parallel while this call keeps the GIL.
+#[pyfunction]
+pub fn gather_chunks(
+    tokens: Vec<PyBuffer<i32>>,
+    labels: Vec<PyBuffer<i32>>,
+    doc_offsets: PyBuffer<i64>,
+    order: PyBuffer<i64>,
+    out_ids: PyBuffer<i32>,
+    out_labels: PyBuffer<i32>,
+    out_positions: PyBuffer<i32>,
+) -> PyResult<()> {
+    use plamo_fast_core::pack::gather::{document_spans, gather_from_chunks};
+
+    let tokens_m = tokens
+        .iter()
+        .map(|b| contiguous(b, "tokens"))
+        .collect::<PyResult<Vec<_>>>()?;
+    let labels_m = labels
+        .iter()
+        .map(|b| contiguous(b, "labels"))
+        .collect::<PyResult<Vec<_>>>()?;
+    let offsets_m = contiguous(&doc_offsets, "doc_offsets")?;
+    let order_m = contiguous(&order, "order")?;
+    let mut ids_m = writable(&out_ids, "out_ids")?;
+    let mut labels_out_m = writable(&out_labels, "out_labels")?;
+    let mut pos_m = writable(&out_positions, "out_positions")?;
+    let mut inputs = vec![
+        ("doc_offsets", addresses(offsets_m)),
+        ("order", addresses(order_m)),
+    ];
+    inputs.extend(tokens_m.iter().map(|&m| ("tokens", addresses(m))));
+    inputs.extend(labels_m.iter().map(|&m| ("labels", addresses(m))));
+    refuse_overlaps(
+        &[
+            ("out_ids", addresses(ids_m)),
+            ("out_labels", addresses(labels_out_m)),
+            ("out_positions", addresses(pos_m)),
+        ],
+        &inputs,
+    )?;
+    // SAFETY: as in `gather_documents`: every buffer is held until this function returns and
+    // stays in place; the outputs are writable and share memory with no other argument
+    // (checked above); the inputs are only read, with the GIL held for the whole copy.
+    let (tokens_s, labels_s, offsets_s, order_s, ids, labs, pos) = unsafe {
+        (
+            tokens_m.iter().map(|m| m.as_ref()).collect::<Vec<&[i32]>>(),
+            labels_m.iter().map(|m| m.as_ref()).collect::<Vec<&[i32]>>(),
+            offsets_m.as_ref(),
+            order_m.as_ref(),
+            ids_m.as_mut(),
+            labels_out_m.as_mut(),
+            pos_m.as_mut(),
+        )
+    };
+    let total = tokens_s.iter().map(|c| c.len()).sum();
+    let spans = document_spans(total, offsets_s, order_s).map_err(to_py)?;
+    gather_from_chunks(&tokens_s, &labels_s, &spans, ids, labs, pos).map_err(to_py)
+}
+
 /// Like [`gather_documents`], reading the documents from the spill files `tokens_path` and
 /// `labels_path` with positional reads instead of from memory, so that only the outputs are
 /// resident (the files are never mapped). Tokens are little-endian int32 values back to back;

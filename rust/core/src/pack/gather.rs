@@ -157,6 +157,54 @@ pub fn gather_into(
     Ok(())
 }
 
+/// Like [`gather_into`], the documents held in chunks (arrays kept as they came, not copied
+/// into one): chunk `c` holds tokens `starts[c]..starts[c] + tokens[c].len()` of the chunks
+/// put end to end, where `starts` are the running sums of the chunks' lengths. A span must lie
+/// within one chunk.
+pub fn gather_from_chunks(
+    tokens: &[&[i32]],
+    labels: &[&[i32]],
+    spans: &[(usize, usize)],
+    out_ids: &mut [i32],
+    out_labels: &mut [i32],
+    out_positions: &mut [i32],
+) -> Result<()> {
+    if tokens.len() != labels.len() || tokens.iter().zip(labels).any(|(t, l)| t.len() != l.len()) {
+        return Err(Error::InvalidArgument(
+            "token and label chunks have inconsistent lengths".into(),
+        ));
+    }
+    let mut starts = Vec::with_capacity(tokens.len() + 1);
+    starts.push(0usize);
+    for chunk in tokens {
+        starts.push(starts.last().unwrap() + chunk.len());
+    }
+    // Each span's chunk and its start within it, checked before anything is copied.
+    let located = spans
+        .iter()
+        .map(|&(start, end)| {
+            let c = starts.partition_point(|&s| s <= start).saturating_sub(1);
+            if c >= tokens.len() || end > starts[c + 1] {
+                return Err(Error::InvalidArgument(format!(
+                    "document {start}..{end} does not lie within one chunk"
+                )));
+            }
+            Ok((c, start - starts[c]))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    pieces(spans, out_ids, out_labels, out_positions)?
+        .into_par_iter()
+        .zip(located)
+        .with_min_len(256)
+        .for_each(|((_, ids, labs, pos), (c, local))| {
+            let n = ids.len();
+            ids.copy_from_slice(&tokens[c][local..local + n]);
+            labs.copy_from_slice(&labels[c][local..local + n]);
+            finish_document(labs, pos);
+        });
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +326,41 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains(token_path.to_str().unwrap()));
+    }
+
+    #[test]
+    fn gathers_from_chunks_like_from_one_array() {
+        let tokens: Vec<i32> = (0..1000).map(|i| i * 3 + 1).collect();
+        let labels: Vec<i32> = (0..1000)
+            .map(|i| if i % 4 == 0 { -100 } else { i })
+            .collect();
+        let offsets: Vec<i64> = (0..=100).map(|d| d * 10).collect();
+        let order: Vec<i64> = (0..100).rev().step_by(3).collect();
+        let expected = gather_documents(&tokens, &labels, &offsets, &order).unwrap();
+        let spans = document_spans(tokens.len(), &offsets, &order).unwrap();
+        let cuts = [0, 30, 30, 500, 990, 1000];
+        let chunks = |values: &[i32]| -> Vec<Vec<i32>> {
+            cuts.windows(2)
+                .map(|w| values[w[0]..w[1]].to_vec())
+                .collect()
+        };
+        let (tc, lc) = (chunks(&tokens), chunks(&labels));
+        let tr: Vec<&[i32]> = tc.iter().map(|c| c.as_slice()).collect();
+        let lr: Vec<&[i32]> = lc.iter().map(|c| c.as_slice()).collect();
+        let n = expected.input_ids.len();
+        let (mut ids, mut labs, mut pos) = (vec![0; n], vec![0; n], vec![0; n]);
+        gather_from_chunks(&tr, &lr, &spans, &mut ids, &mut labs, &mut pos).unwrap();
+        assert_eq!(
+            (ids, labs, pos),
+            (expected.input_ids, expected.labels, expected.position_ids)
+        );
+        // A document across two chunks is refused before anything is copied.
+        let (mut a, mut b, mut c) = (vec![7; 10], vec![7; 10], vec![7; 10]);
+        let err = gather_from_chunks(&tr, &lr, &[(25, 35)], &mut a, &mut b, &mut c).unwrap_err();
+        assert!(err.to_string().contains("within one chunk"), "{err}");
+        assert_eq!(a, vec![7; 10]);
+        let err = gather_from_chunks(&tr, &lr[..2], &[], &mut [], &mut [], &mut []).unwrap_err();
+        assert!(err.to_string().contains("inconsistent"), "{err}");
     }
 
     #[test]
