@@ -145,3 +145,26 @@ def test_pretokenized_counts_refuse_mixed_or_misshapen_buffers():
         _native.pretokenized_trained_counts(ids, offsets, ids, offsets[:1], 10)
     past = np.array([0, 9], dtype=np.int64)  # a row past the values: refused, not read
     assert _native.pretokenized_trained_counts(ids, past, ids, past, 10) is None
+
+
+def test_gathering_from_chunks_equals_gathering_from_one_array():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, 1000, 600, dtype=np.int32)
+    labels = np.where(rng.random(600) < 0.3, -100, tokens).astype(np.int32)
+    offsets = np.arange(0, 601, 20, dtype=np.int64)
+    order = rng.permutation(30).astype(np.int64)
+    want, got = outputs(600), outputs(600)
+    _native.gather_documents(tokens, labels, offsets, order, *want)
+    cuts = [0, 100, 100, 440, 600]  # document boundaries; one chunk empty
+    chunks = [slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    _native.gather_chunks(
+        [tokens[c] for c in chunks], [labels[c] for c in chunks], offsets, order, *got
+    )
+    for a, b in zip(want, got, strict=True):
+        assert a.tolist() == b.tolist()
+    with pytest.raises(ValueError, match="does not lie within one chunk"):
+        _native.gather_chunks(
+            [tokens[:110], tokens[110:]], [labels[:110], labels[110:]], offsets, order, *got
+        )
+    with pytest.raises(ValueError, match="out_ids shares memory with tokens"):
+        _native.gather_chunks([tokens], [labels], offsets, order, tokens, *got[1:])
