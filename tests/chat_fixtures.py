@@ -203,3 +203,16 @@ def trained_runs(raw, ids, labels) -> list[str]:
     if current:
         runs.append(current)
     return [raw.decode(run, skip_special_tokens=False) for run in runs]
+
+
+def packed_documents(out: Path) -> dict[int, tuple[list[int], list[int]]]:
+    """``{doc_id: (input_ids, labels)}`` of each document in a pack output folder's rows."""
+    import pyarrow.parquet as pq
+
+    docs = {}
+    for row in pq.read_table(out / "data.parquet").to_pylist():
+        cursor = 0
+        for doc, n in zip(row["doc_ids"], row["seq_lengths"], strict=True):
+            docs[doc] = (row["input_ids"][cursor : cursor + n], row["labels"][cursor : cursor + n])
+            cursor += n
+    return docs

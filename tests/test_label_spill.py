@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from chat_fixtures import packed_documents
 
 from plamo_fast import _native
 from plamo_fast.data.pack import pack
@@ -78,16 +79,6 @@ def test_gathering_with_the_mask_equals_gathering_from_memory(tmp_path: Path):
     np.testing.assert_array_equal(values, labels[:4321])
 
 
-def packed_docs(folder: Path) -> dict[int, tuple[list, list]]:
-    docs = {}
-    for row in pq.read_table(folder / "data.parquet").to_pylist():
-        cursor = 0
-        for d, n in zip(row["doc_ids"], row["seq_lengths"], strict=True):
-            docs[d] = (row["input_ids"][cursor : cursor + n], row["labels"][cursor : cursor + n])
-            cursor += n
-    return docs
-
-
 @pytest.mark.parametrize("where", [0, 1, 150, 299])
 @pytest.mark.parametrize("form", ["jsonl", "parquet"])
 def test_a_document_with_another_label_anywhere_packs_exactly(tmp_path: Path, where, form):
@@ -110,7 +101,7 @@ def test_a_document_with_another_label_anywhere_packs_exactly(tmp_path: Path, wh
         pq.write_table(pa.Table.from_pylist(records), data, row_group_size=64)
     pack([str(data)], None, tmp_path / "out", max_length=64)
     want = {i: (r["input_ids"], [-100, *r["labels"][1:]]) for i, r in enumerate(records)}
-    assert packed_docs(tmp_path / "out") == want
+    assert packed_documents(tmp_path / "out") == want
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         ".plamo-fast-output.json",
         "data.parquet",

@@ -7,7 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-from chat_fixtures import CONVERSATIONS, SYSTEM_CONVERSATION, TEMPLATES, make_tokenizer, write_jsonl
+from chat_fixtures import (
+    CONVERSATIONS,
+    SYSTEM_CONVERSATION,
+    TEMPLATES,
+    make_tokenizer,
+    packed_documents,
+    write_jsonl,
+)
 
 from plamo_fast.cli import main
 from plamo_fast.data.conversation import BadRecordError
@@ -562,21 +569,11 @@ PRETOKENIZED = [
 ]
 
 
-def docs_of(out: Path) -> dict[int, tuple[list, list]]:
-    docs = {}
-    for row in rows(out):
-        cursor = 0
-        for d, n in zip(row["doc_ids"], row["seq_lengths"], strict=False):
-            docs[d] = (row["input_ids"][cursor : cursor + n], row["labels"][cursor : cursor + n])
-            cursor += n
-    return docs
-
-
 def test_pretokenized_rows_pack_without_a_tokenizer(tmp_path: Path, capsys):
     data = write_jsonl(tmp_path / "tok.jsonl", PRETOKENIZED)
     out = tmp_path / "o"
     assert pack_cli(data, "-L", 16, "-o", out) == 0
-    assert docs_of(out) == {
+    assert packed_documents(out) == {
         0: ([5, 6, 7, 8], [-100, -100, 7, 8]),
         1: ([9, 10, 11], [-100, 10, 11]),
         2: ([12, 13, 14], [-100, 13, 14]),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from chat_fixtures import write_jsonl
+from chat_fixtures import packed_documents, write_jsonl
 
 from plamo_fast.data.chat_template import render
 from plamo_fast.data.conversation import IGNORE_INDEX, sft_conversation
@@ -194,16 +194,6 @@ def model_folder(folder: Path, name: str) -> Path:
     return folder
 
 
-def documents(out: Path) -> dict[int, tuple[list[int], list[int]]]:
-    docs = {}
-    for row in pq.read_table(out / "data.parquet").to_pylist():
-        cursor = 0
-        for doc, n in zip(row["doc_ids"], row["seq_lengths"], strict=True):
-            docs[doc] = (row["input_ids"][cursor : cursor + n], row["labels"][cursor : cursor + n])
-            cursor += n
-    return docs
-
-
 def renderer(name: str):
     """``render(messages) -> text`` with the model's template and named special tokens."""
     model = MODELS[name]
@@ -218,7 +208,7 @@ def check_documents(folder: Path, name: str, out: Path, last_turn_only: bool) ->
     raw = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     stops = model.stops if model.stops is not None else (model.eos,)
     stop_ids = {raw.token_to_id(t) for t in stops}
-    for doc, (ids, labels) in documents(out).items():
+    for doc, (ids, labels) in packed_documents(out).items():
         conversation = sft_conversation(RECORDS[doc], last_turn_only)
         text, spans = assistant_spans(renderer(name), conversation.messages, conversation.trained)
         expected_ids, expected_labels = labels_for(raw, text, spans, stop_ids)
