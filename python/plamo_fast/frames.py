@@ -11,8 +11,10 @@ Arrow buffers where it can, :mod:`plamo_fast.data.columns`, other records a batc
 select the kept rows by a mask: nothing is written (near dedup's n-gram sets aside, in a file
 unlinked as soon as it is open). :func:`pack` reads the table in memory the same way (a
 pre-tokenized one a record batch at a time over its Arrow buffers) and returns the rows the CLI
-would write, which it packs in a scratch folder (the token spill and the packed Parquet file,
-removed on return). A bad record is named by its row (``row N``, 1-based).
+would write, as it gathers them: nothing is written but the report (to a scratch folder removed
+on return); the documents stay in memory (pre-tokenized int32 columns as views of their Arrow
+buffers, others at 8 bytes a token) beside the packed rows returned. A bad record is named by
+its row (``row N``, 1-based).
 
 polars (the ``[polars]`` extra) and datasets are imported only when such an object is given.
 """
@@ -133,7 +135,10 @@ def pack(
 ):
     """The packed rows of ``data``'s records, as ``plamo-fast pack`` writes them to
     ``data.parquet`` (same options, same meaning; ``tokenizer`` None when every record is
-    pre-tokenized). A table is read in memory, never written."""
+    pre-tokenized). A table is read in memory, never written. Memory: the packed rows (about 12
+    bytes a token) and, while packing, the documents' tokens and labels (8 bytes a token, none
+    for the int32 list columns of a pre-tokenized table, which are used in place); the CLI
+    spills the documents to disk instead."""
     from plamo_fast.data.curation_io import TableInput
     from plamo_fast.data.pack import pack_rows
 

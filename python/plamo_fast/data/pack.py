@@ -234,49 +234,29 @@ class PackReport:
         }
 
 
-class _DocStore:
-    """Tokenized documents (one per SFT example, two per DPO pair), spilled to files in
-    ``folder`` as they come so that only per-document lengths and ids stay in memory; the
-    gather reads them back by positional reads (never mapped, so only one chunk of rows is
-    resident). Tokens are int32 values; labels are one bit per token while each is its token or
-    IGNORE_INDEX (response-only masking: a 32nd of the bytes, see ``_native.LabelMaskSpill``),
-    int32 values from the first document whose labels are not (the bits so far are turned into
-    values then).
+class _SpillFiles:
+    """Documents' tokens and labels spilled to files in ``folder`` as they come; the gather
+    reads them back by positional reads (never mapped, so only one chunk of rows is resident).
+    Tokens are little-endian int32 values; labels are one bit per token while each is its
+    token or IGNORE_INDEX (response-only masking: a 32nd of the bytes, see
+    ``_native.LabelMaskSpill``), int32 values from the first batch of documents in which one is
+    not (the bits so far are turned into values then)."""
 
-    With ``folder`` None the documents stay in memory instead, as the arrays they came in (no
-    copy: pre-tokenized columns are views of their Arrow buffers); :func:`pack_rows` holds the
-    packed rows in memory anyway."""
-
-    def __init__(self, folder: Path | None):
-        self.folder = folder
-        self._chunks: list[tuple[np.ndarray, np.ndarray]] | None = None
-        # Compact per-document metadata: 8 bytes per value, not a Python int object each.
-        self.lengths = array("q")
-        self.trained = array("q")
-        self.doc_ids = array("q")
-        self.source_ids = array("q")
-        self.group_sizes = array("q")
-        if folder is None:
-            self._chunks = []
-            return
+    def __init__(self, folder: Path):
         folder.mkdir()
+        self.folder = folder
         self._tokens = open(folder / "tokens.i32", "wb")  # noqa: SIM115 (closed in close())
         self._mask: _native.LabelMaskSpill | None = _native.LabelMaskSpill(folder / "labels.mask")
         self._labels = None  # labels.i32 once the mask is given up
         self._spilled = 0  # tokens written
 
-    def _spill(self, ids: np.ndarray, labels: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, labels: np.ndarray) -> None:
         """Appends documents' tokens and labels (int32, as long as each other)."""
-        ids = np.ascontiguousarray(ids, dtype="<i4")
-        labels = np.ascontiguousarray(labels, dtype="<i4")
-        if self._chunks is not None:
-            self._chunks.append((ids, labels))
-            return
         if self._mask is None or not self._mask.append(ids, labels):
             if self._labels is None:
                 self._labels_as_values()
-            self._labels.write(memoryview(labels))
-        self._tokens.write(memoryview(ids))
+            self._labels.write(memoryview(labels.astype("<i4", copy=False)))
+        self._tokens.write(memoryview(ids.astype("<i4", copy=False)))
         self._spilled += len(ids)
 
     def _labels_as_values(self) -> None:
@@ -288,6 +268,93 @@ class _DocStore:
         _native.labels_from_mask(self.folder / "tokens.i32", mask, self._spilled, values)
         mask.unlink()
         self._labels = open(values, "ab")  # noqa: SIM115 (closed in close())
+
+    @property
+    def labels_masked(self) -> bool:
+        """Whether the labels are spilled as one bit per token."""
+        return self._labels is None
+
+    def close(self) -> None:
+        self._tokens.close()
+        if self._mask is not None:
+            self._mask.close()
+        if self._labels is not None:
+            self._labels.close()
+
+    def sources(self) -> tuple[Path, Path]:
+        """The two spill files (closed), as :func:`gather_table` takes them."""
+        self.close()
+        labels = "labels.mask" if self.labels_masked else "labels.i32"
+        return self.folder / "tokens.i32", self.folder / labels
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder)
+
+
+class _MemoryChunks:
+    """Documents' tokens and labels kept in memory (for :func:`pack_rows`, which holds the
+    packed rows in memory anyway). Arrays of at least ``KEEP_TOKENS`` tokens are kept as they
+    came (pre-tokenized columns: views of their Arrow buffers, no copy); smaller ones are joined
+    into chunks of about ``JOIN_TOKENS``, so that the list of chunks, which the gather of every
+    chunk of rows takes whole, stays short (one DPO pair or one shortened record at a time
+    would otherwise make it one chunk per document)."""
+
+    KEEP_TOKENS = 1 << 16
+    JOIN_TOKENS = 1 << 20
+    labels_masked = False
+
+    def __init__(self):
+        self._chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._small: list[tuple[np.ndarray, np.ndarray]] = []
+        self._small_tokens = 0
+
+    def add(self, ids: np.ndarray, labels: np.ndarray) -> None:
+        """Appends documents' tokens and labels (int32, as long as each other)."""
+        if len(ids) >= self.KEEP_TOKENS:
+            self._join_small()
+            self._chunks.append((ids, labels))
+            return
+        self._small.append((ids, labels))
+        self._small_tokens += len(ids)
+        if self._small_tokens >= self.JOIN_TOKENS:
+            self._join_small()
+
+    def _join_small(self) -> None:
+        if self._small:
+            ids, labels = zip(*self._small, strict=True)
+            self._chunks.append((np.concatenate(ids), np.concatenate(labels)))
+        self._small, self._small_tokens = [], 0
+
+    def close(self) -> None:
+        self._join_small()
+
+    def sources(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The token and label arrays (end to end), as :func:`gather_table` takes them."""
+        self.close()
+        return [c[0] for c in self._chunks], [c[1] for c in self._chunks]
+
+    def remove(self) -> None:
+        self._chunks = []
+
+
+class _DocStore:
+    """Tokenized documents (one per SFT example, two per DPO pair): their tokens and labels
+    spilled to files in ``folder`` (:class:`_SpillFiles`), or with ``folder`` None kept in
+    memory (:class:`_MemoryChunks`); only per-document lengths and ids stay in Python."""
+
+    def __init__(self, folder: Path | None):
+        self.storage = _SpillFiles(folder) if folder is not None else _MemoryChunks()
+        # Compact per-document metadata: 8 bytes per value, not a Python int object each.
+        self.lengths = array("q")
+        self.trained = array("q")
+        self.doc_ids = array("q")
+        self.source_ids = array("q")
+        self.group_sizes = array("q")
+
+    def _spill(self, ids: np.ndarray, labels: np.ndarray) -> None:
+        self.storage.add(
+            np.ascontiguousarray(ids, dtype=np.int32), np.ascontiguousarray(labels, dtype=np.int32)
+        )
 
     def append(
         self, ids: np.ndarray, labels: np.ndarray, trained: int, doc_id: int, source: int
@@ -320,29 +387,17 @@ class _DocStore:
             target.frombytes(np.ascontiguousarray(values, dtype=np.int64).tobytes())
 
     def close(self) -> None:
-        if self._chunks is not None:
-            return
-        self._tokens.close()
-        if self._mask is not None:
-            self._mask.close()
-        if self._labels is not None:
-            self._labels.close()
+        self.storage.close()
 
     @property
     def labels_masked(self) -> bool:
-        """Whether the labels are spilled as one bit per token."""
-        return self._chunks is None and self._labels is None
+        return self.storage.labels_masked
 
     def files(self) -> tuple[Path | list, Path | list, np.ndarray]:
-        """``(tokens, labels, doc_offsets)``, as :func:`gather_table` takes them: the two spill
-        files (closed; labels as bits when :attr:`labels_masked`), or in memory the lists of
-        arrays; and where each document starts in them (end to end)."""
-        self.close()
+        """``(tokens, labels, doc_offsets)``, as :func:`gather_table` takes them: the spill
+        files or the lists of arrays, and where each document starts in them (end to end)."""
         offsets = np.concatenate([[0], np.cumsum(self.lengths, dtype=np.int64)]).astype(np.int64)
-        if self._chunks is not None:
-            return [c[0] for c in self._chunks], [c[1] for c in self._chunks], offsets
-        labels = "labels.mask" if self.labels_masked else "labels.i32"
-        return self.folder / "tokens.i32", self.folder / labels, offsets
+        return (*self.storage.sources(), offsets)
 
 
 class _Packer:
@@ -426,7 +481,8 @@ def pack(
     """Packs JSONL/Parquet records into ``output`` (a folder: ``data.parquet`` and
     ``pack_report.json``), written through :func:`plamo_fast.outputs.atomic_output`.
     With ``rows_to`` (a list), the packed rows are appended to it as Arrow tables, one per
-    chunk, instead of being written to ``data.parquet`` (:func:`pack_rows`).
+    chunk, instead of being written to ``data.parquet``, and the documents are kept in memory
+    instead of being spilled to disk (:func:`pack_rows`).
     ``tokenizer`` may be None when every record is pre-tokenized. A run that packs no example
     fails (nothing is written) unless ``allow_empty``; more than 10% dropped gets a warning
     (:func:`plamo_fast.data.accounting.check_kept`). An input may also be a
@@ -554,8 +610,7 @@ def _pack_into(
         pad_id=pad_id,
         multiple_sources=len(paths) > 1,
     )
-    if docs.folder is not None:
-        shutil.rmtree(docs.folder)
+    docs.storage.remove()
 
 
 def _empty_hint(report: PackReport, truncate: str) -> str | None:
@@ -828,7 +883,8 @@ def _write_rows(
     multiple_sources: bool,
 ) -> None:
     """Plans the rows on lengths alone, then gathers and writes them chunk by chunk, so memory
-    holds one chunk of rows; ``open_writer(first_table)`` gives what they are written to."""
+    holds one chunk of rows (unless the writer keeps them: :class:`_TableList`);
+    ``open_writer(first_table)`` gives what they are written to."""
     kind, max_length = report.kind, report.max_length
     tokens, labels, offsets = docs.files()
     lengths = np.diff(offsets)

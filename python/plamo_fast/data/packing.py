@@ -138,11 +138,14 @@ def gather_table(
     total = int(row_token_offsets[-1])
     out_ids, out_labels, out_positions = (np.empty(total, dtype=np.int32) for _ in range(3))
     order = np.ascontiguousarray(order, dtype=np.int64)
+    spilled = isinstance(tokens, str | os.PathLike)
+    if labels_masked and not spilled:
+        raise ValueError("labels_masked is for spill files; arrays hold labels as values")
     if isinstance(tokens, list):
         _native.gather_chunks(
             tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions
         )
-    elif isinstance(tokens, str | os.PathLike):
+    elif spilled:
         _native.gather_spilled(
             tokens, labels, doc_offsets, order, out_ids, out_labels, out_positions,
             labels_masked=labels_masked,

@@ -153,7 +153,7 @@ fn refuse_overlaps(
 /// `order` into the preallocated `out_ids`, `out_labels` and `out_positions` (int32 arrays as
 /// long as those documents together, sharing memory with no other argument); each document's
 /// first label becomes -100 and its positions restart at 0. Inputs are int32 (`tokens`,
-/// `labels`) and int64 arrays. The copy runs in parallel while this call keeps the GIL.
+/// `labels`) and int64 arrays. [`gather_chunks`] with one chunk.
 #[pyfunction]
 pub fn gather_documents(
     tokens: PyBuffer<i32>,
@@ -164,48 +164,15 @@ pub fn gather_documents(
     out_labels: PyBuffer<i32>,
     out_positions: PyBuffer<i32>,
 ) -> PyResult<()> {
-    use plamo_fast_core::pack::gather::{document_spans, gather_into};
-
-    let tokens_m = contiguous(&tokens, "tokens")?;
-    let labels_m = contiguous(&labels, "labels")?;
-    let offsets_m = contiguous(&doc_offsets, "doc_offsets")?;
-    let order_m = contiguous(&order, "order")?;
-    let mut ids_m = writable(&out_ids, "out_ids")?;
-    let mut labels_out_m = writable(&out_labels, "out_labels")?;
-    let mut pos_m = writable(&out_positions, "out_positions")?;
-    refuse_overlaps(
-        &[
-            ("out_ids", addresses(ids_m)),
-            ("out_labels", addresses(labels_out_m)),
-            ("out_positions", addresses(pos_m)),
-        ],
-        &[
-            ("tokens", addresses(tokens_m)),
-            ("labels", addresses(labels_m)),
-            ("doc_offsets", addresses(offsets_m)),
-            ("order", addresses(order_m)),
-        ],
-    )?;
-    // SAFETY: each buffer is held until this function returns, and the buffer protocol keeps
-    // its memory alive and in place meanwhile. The outputs are writable and share memory with
-    // no other argument (checked above), so each `&mut` slice is the only reference to its
-    // memory; the inputs are only read. The GIL stays held for the whole copy (nothing here
-    // releases it), so no Python code runs that could write to or free these buffers. (As for
-    // any numpy function, native code in another thread that has released the GIL must not
-    // write them meanwhile.)
-    let (tokens_s, labels_s, offsets_s, order_s, ids, labs, pos) = unsafe {
-        (
-            tokens_m.as_ref(),
-            labels_m.as_ref(),
-            offsets_m.as_ref(),
-            order_m.as_ref(),
-            ids_m.as_mut(),
-            labels_out_m.as_mut(),
-            pos_m.as_mut(),
-        )
-    };
-    let spans = document_spans(tokens_s.len(), offsets_s, order_s).map_err(to_py)?;
-    gather_into(tokens_s, labels_s, &spans, ids, labs, pos).map_err(to_py)
+    gather_chunks(
+        vec![tokens],
+        vec![labels],
+        doc_offsets,
+        order,
+        out_ids,
+        out_labels,
+        out_positions,
+    )
 }
 
 /// Like [`gather_documents`], the documents held in chunks (lists `tokens` and `labels` of int32
@@ -251,9 +218,13 @@ pub fn gather_chunks(
         ],
         &inputs,
     )?;
-    // SAFETY: as in `gather_documents`: every buffer is held until this function returns and
-    // stays in place; the outputs are writable and share memory with no other argument
-    // (checked above); the inputs are only read, with the GIL held for the whole copy.
+    // SAFETY: each buffer is held until this function returns, and the buffer protocol keeps
+    // its memory alive and in place meanwhile. The outputs are writable and share memory with
+    // no other argument (checked above), so each `&mut` slice is the only reference to its
+    // memory; the inputs are only read. The GIL stays held for the whole copy (nothing here
+    // releases it), so no Python code runs that could write to or free these buffers. (As for
+    // any numpy function, native code in another thread that has released the GIL must not
+    // write them meanwhile.)
     let (tokens_s, labels_s, offsets_s, order_s, ids, labs, pos) = unsafe {
         (
             tokens_m.iter().map(|m| m.as_ref()).collect::<Vec<&[i32]>>(),
@@ -331,7 +302,7 @@ pub fn gather_spilled(
             ("order", addresses(order_m)),
         ],
     )?;
-    // SAFETY: as in `gather_documents`: each buffer is held until this function returns and
+    // SAFETY: as in `gather_chunks`: each buffer is held until this function returns and
     // its memory stays in place; the outputs are writable and share memory with no other
     // argument (checked above), so each `&mut` slice is the only reference to its memory from
     // this call. The inputs are read (into `spans`) while the GIL is held; the GIL is released

@@ -140,21 +140,14 @@ pub fn gather_into(
     out_labels: &mut [i32],
     out_positions: &mut [i32],
 ) -> Result<()> {
-    if tokens.len() != labels.len() {
-        return Err(Error::InvalidArgument(
-            "gather buffers have inconsistent lengths".into(),
-        ));
-    }
-    pieces(spans, out_ids, out_labels, out_positions)?
-        .into_par_iter()
-        .with_min_len(256)
-        .for_each(|(start, ids, labs, pos)| {
-            let n = ids.len();
-            ids.copy_from_slice(&tokens[start..start + n]);
-            labs.copy_from_slice(&labels[start..start + n]);
-            finish_document(labs, pos);
-        });
-    Ok(())
+    gather_from_chunks(
+        &[tokens],
+        &[labels],
+        spans,
+        out_ids,
+        out_labels,
+        out_positions,
+    )
 }
 
 /// Like [`gather_into`], the documents held in chunks (arrays kept as they came, not copied
