@@ -133,11 +133,12 @@ def gather_table(
     import pyarrow as pa
 
     doc_offsets = np.asarray(doc_offsets, dtype=np.int64)
-    ordered_lengths = np.diff(doc_offsets)[order]
+    order = np.ascontiguousarray(order, dtype=np.int64)
+    # This chunk's documents only (not a diff of every document's offsets for each chunk).
+    ordered_lengths = doc_offsets[order + 1] - doc_offsets[order]
     row_token_offsets = np.concatenate([[0], np.cumsum(ordered_lengths)])[row_doc_offsets]
     total = int(row_token_offsets[-1])
     out_ids, out_labels, out_positions = (np.empty(total, dtype=np.int32) for _ in range(3))
-    order = np.ascontiguousarray(order, dtype=np.int64)
     spilled = isinstance(tokens, str | os.PathLike)
     if labels_masked and not spilled:
         raise ValueError("labels_masked is for spill files; arrays hold labels as values")
