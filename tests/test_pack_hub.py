@@ -132,13 +132,17 @@ def test_a_stage_trains_on_a_hub_dataset_name(tmp_path: Path, hub_cache):
     assert (tmp_path / "out1" / "model.safetensors").exists()
 
 
-def test_a_recipe_step_on_a_hub_dataset_reruns_when_the_cache_changes(tmp_path, hub_cache):
-    """A recipe input given as a hub dataset's name is digested by its cached files: the step
-    is skipped while they are the same and reruns once the cache holds other rows."""
+def test_a_recipe_step_on_a_hub_dataset_reruns_when_the_cache_changes(
+    tmp_path, hub_cache, monkeypatch
+):
+    """A recipe input given as a hub dataset's name is digested by its cached files (through
+    the run's digest memo, as every input: hashed once per version): the step is skipped while
+    they are the same and reruns once the cache holds other rows."""
     import yaml
 
-    from plamo_fast.data.curation_io import _hub_dataset
-    from plamo_fast.recipe.runner import RUN, SKIP, plan, run
+    from plamo_fast import digests
+    from plamo_fast.data.curation_io import _hub_dataset, hub_dataset
+    from plamo_fast.recipe.runner import DIGEST_MEMO, RUN, SKIP, plan, run
     from plamo_fast.recipe.spec import load_recipe
 
     hub_cache_entry(hub_cache, "local/chat", CHATS)
@@ -151,9 +155,15 @@ def test_a_recipe_step_on_a_hub_dataset_reruns_when_the_cache_changes(tmp_path, 
     }
     recipe_file.write_text(yaml.safe_dump({"name": "hub", "steps": [step]}))  # fmt: skip
     recipe = load_recipe(recipe_file, tmp_path / "run")
+    monkeypatch.setattr(digests, "MEMO_MIN", 0)  # the cached files are small
     run(recipe, plan(recipe), progress=False, echo=lambda s: None)
     (decision,) = plan(recipe)
     assert decision.action == SKIP and decision.inputs["local/chat"] not in ("missing", None)
+    memo = json.loads((tmp_path / "run" / DIGEST_MEMO).read_text())
+    cached = [
+        str(Path(f["filename"]).resolve()) for f in hub_dataset(Path("local/chat")).cache_files
+    ]
+    assert cached and all(name in memo for name in cached)
     shutil.rmtree(hub_cache)
     hub_cache_entry(hub_cache, "local/chat", CHATS[:4])
     _hub_dataset.cache_clear()

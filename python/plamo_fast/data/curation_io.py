@@ -155,18 +155,19 @@ def input_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def input_digest(path: Path) -> str | None:
+def input_digest(path: Path, memo=None) -> str | None:
     """The content digest of an input, what changes when its records do: a file's or saved
     dataset folder's :func:`plamo_fast.digests.path_digest` (None when missing); a hub
-    dataset's name: the digest of the cached Arrow files it is read from."""
+    dataset's name: the digest of the cached Arrow files it is read from. ``memo``: a
+    :class:`plamo_fast.digests.DigestMemo`, so that a file is hashed once per version."""
     from plamo_fast.digests import file_digest, path_digest
 
     path = Path(path)
     if not _is_hub_name(path):
-        return path_digest(path)
+        return path_digest(path, memo)
     digest = hashlib.sha256()
     for file in _hub_files(path):
-        digest.update(f"{file.name}\0{file_digest(file)}\n".encode())
+        digest.update(f"{file.name}\0{file_digest(file, memo)}\n".encode())
     return digest.hexdigest()
 
 

@@ -74,27 +74,27 @@ def input_digests(step: Step) -> dict:
     local cache by the digest of its cached files; ``missing`` when absent; any other name
     that is not a path (a served model) is recorded as such."""
     out = {}
+    memo = _memo(step)
     for path in step.kind.inputs(step.params):
         if not path:
             continue
-        digest = path_digest(path, _memo(step)) or _cached_dataset_digest(path)
+        digest = _input_digest(path, memo)
         if digest is None:
             digest = "missing" if ("/" in path or Path(path).suffix) else f"name:{path}"
         out[step.relocatable(path)] = digest
     return out
 
 
-def _cached_dataset_digest(name: str) -> str | None:
-    """The digest of a 🤗 hub dataset's cached files when ``name`` is one in the local cache
-    (read offline, :func:`plamo_fast.data.curation_io.input_digest`), else None."""
-    from plamo_fast.data.curation_io import _is_hub_name, input_digest
+def _input_digest(path: str, memo: DigestMemo) -> str | None:
+    """:func:`plamo_fast.data.curation_io.input_digest` (a file, a folder, or a hub dataset's
+    name by its cached files, through the run's memo), or None when ``path`` is none of them
+    (missing, a served model's name, a hub name while offline mode is off)."""
+    from plamo_fast.data.curation_io import input_digest
 
-    if Path(name).exists() or not _is_hub_name(Path(name)):
-        return None
     try:
-        return input_digest(Path(name))
-    except (PlamoFastError, OSError, ImportError, ValueError):
-        return None  # not a dataset in the cache (a model's name, or offline mode is off)
+        return input_digest(Path(path), memo)
+    except (PlamoFastError, ImportError, ValueError):  # a file's read error is not swallowed
+        return None
 
 
 def outputs_intact(step: Step, record: dict) -> list[str]:
