@@ -136,3 +136,11 @@ def test_nothing_usable_is_refused_and_writes_nothing(tmp_path):
     with pytest.raises(NothingKeptError, match=r"read 1 records but kept none .*bad_record 1"):
         synth_judge([bad], tmp_path / "out.jsonl", PROMPTS, skip_bad=True)
     assert not (tmp_path / "out.jsonl").exists()
+    # The error's advice works: the command has --allow-empty.
+    from plamo_fast.cli import main
+
+    out = tmp_path / "empty.jsonl"
+    args = ["synth", "judge", str(bad), "-o", str(out), "--judge-prompts", str(PROMPTS)]
+    assert main([*args, "--skip-bad"]) == 1
+    assert main([*args, "--skip-bad", "--allow-empty"]) == 0
+    assert out.read_text() == ""

@@ -96,6 +96,9 @@ def judge(
     wrong: float = typer.Option(0.5, help="Share of exercises given a wrong final answer."),
     seed: int = typer.Option(0, help="Seed of the wrong answers (with each record's id)."),
     skip_bad: bool = typer.Option(False, help="Count and skip unusable records."),
+    allow_empty: bool = typer.Option(
+        False, help="Write the output even when no exercise is made (else an error)."
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
 ) -> None:
     """Grading exercises for a small judge, labelled by the verifier: each record's solution,
@@ -106,7 +109,7 @@ def judge(
 
     summary = synth_judge(
         inputs, output, judge_prompts, wrong=wrong, seed=seed, limit=n, skip_bad=skip_bad,
-        overwrite=overwrite,
+        allow_empty=allow_empty, overwrite=overwrite,
     )  # fmt: skip
     typer.echo(json.dumps(summary, ensure_ascii=False), err=True)
     typer.echo(str(output))

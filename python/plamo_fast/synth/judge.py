@@ -118,9 +118,11 @@ def synth_judge(
     limit: int | None = None,
     ratings: tuple[int, int] = (10, 1),
     skip_bad: bool = False,
+    allow_empty: bool = False,
     overwrite: bool = False,
 ) -> dict:
-    """Writes the grading exercises of ``inputs`` to ``out`` (JSONL); returns the report."""
+    """Writes the grading exercises of ``inputs`` to ``out`` (JSONL); returns the report. A run
+    that writes none fails (nothing is written) unless ``allow_empty``."""
     from plamo_fast.data.accounting import check_kept
     from plamo_fast.data.curation_io import check_input, iter_input, where
     from plamo_fast.judge.fastchat import load_judge_prompts
@@ -155,7 +157,7 @@ def synth_judge(
                     if not skip_bad:
                         raise BadRecordError(f"{where(path, row)}: {exc}") from None
                     report.skipped["bad_record"] += 1
-        check_kept(COMMAND, report.read, report.written, report.skipped, allow_empty=False)
+        check_kept(COMMAND, report.read, report.written, report.skipped, allow_empty=allow_empty)
     return report.to_json()
 
 
