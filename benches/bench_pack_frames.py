@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench_common import git_commit, machine_info, package_version, print_header
-from bench_pack_pretokenized import make_data
+from bench_pack_pretokenized import add_data_args, cached_data
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,29 +69,20 @@ def run_staged(df, max_length: int, scratch: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=200_000)
-    parser.add_argument("--max-length", type=int, default=4096)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    add_data_args(parser)  # the same input file as bench_pack_pretokenized.py
     parser.add_argument("--staged", action="store_true", help="also time the former path")
-    parser.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "pack_pretokenized")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
 
     import polars as pl
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    data = args.workdir / f"pretokenized-{args.docs}-L{args.max_length}-s{args.seed}.parquet"
-    tokens_file = data.with_suffix(".tokens")
-    if not data.exists() or not tokens_file.exists():
-        tokens_file.write_text(str(make_data(data, args.docs, args.max_length, args.seed)))
-    tokens = int(tokens_file.read_text())
+    data, tokens = cached_data(args)
     print_header(
         "benches/bench_pack_frames.py " + " ".join(sys.argv[1:]),
         machine_info(),
         {
             "plamo-fast": git_commit(REPO),
-            "polars": package_version(sys.executable, "polars"),
+            "polars": pl.__version__,
             "pyarrow": package_version(sys.executable, "pyarrow"),
         },
     )

@@ -84,13 +84,13 @@ print(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time
 """
 ENCODE = r"""
 import json, sys, time
+from pathlib import Path
 import pyarrow.parquet as pq
 cfg = json.loads(sys.argv[1])
 from plamo_fast.data import pack
 source = pq.ParquetFile(cfg["packed"])
 groups = [source.read_row_group(g) for g in range(source.metadata.num_row_groups)]
 t0 = time.perf_counter(); c0 = time.process_time()
-from pathlib import Path
 writer = pack._parquet_writer(Path(cfg["out"]), groups[0])  # pack's own writer (native)
 for group in groups:
     writer.write_table(group)
@@ -151,26 +151,37 @@ def run(script: str, cfg: dict, python: str = sys.executable) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """The options naming the input (shared with benches that reuse its cached file)."""
     p.add_argument("--docs", type=int, default=200_000)
     p.add_argument("--max-length", type=int, default=4096)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-peer", action="store_true", help="plamo-fast only")
-    p.add_argument("--trl-global", action="store_true", help="one BFD over the whole dataset")
-    p.add_argument(
-        "--io-bound", action="store_true", help="also time the Parquet decode and encode alone"
-    )
     p.add_argument("--workdir", type=Path, default=REPO / "bench-work" / "pack_pretokenized")
-    p.add_argument("--json", type=Path, default=None)
-    args = p.parse_args(argv)
+
+
+def cached_data(args: argparse.Namespace) -> tuple[Path, int]:
+    """The input Parquet of ``add_data_args``' options (made once under ``--workdir``) and its
+    token count."""
     args.workdir.mkdir(parents=True, exist_ok=True)
     data = args.workdir / f"pretokenized-{args.docs}-L{args.max_length}-s{args.seed}.parquet"
     tokens_file = data.with_suffix(".tokens")
     if not data.exists() or not tokens_file.exists():
         tokens_file.write_text(str(make_data(data, args.docs, args.max_length, args.seed)))
-    tokens = int(tokens_file.read_text())
+    return data, int(tokens_file.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_data_args(p)
+    p.add_argument("--no-peer", action="store_true", help="plamo-fast only")
+    p.add_argument("--trl-global", action="store_true", help="one BFD over the whole dataset")
+    p.add_argument(
+        "--io-bound", action="store_true", help="also time the Parquet decode and encode alone"
+    )
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    data, tokens = cached_data(args)
     token_bytes = tokens * 4 * 2  # input_ids and labels as int32
     versions = {
         "plamo-fast commit": git_commit(REPO),
