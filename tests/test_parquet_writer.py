@@ -5,7 +5,6 @@ table whichever writer wrote it."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import numpy as np
@@ -44,15 +43,13 @@ def random_table(rng: np.random.Generator, rows: int, max_len: int, empty_share:
 
 
 def write_native(path: Path, tables, compression: str = "snappy", page_bytes: int = 1 << 20):
-    schema = tables[0].schema
-    kinds = [(f.name, str(f.type.value_type)) for f in schema]
-    meta = [("ARROW:schema", base64.b64encode(schema.serialize().to_pybytes()).decode())]
-    writer = _native.ParquetListWriter(
-        path, kinds, compression=compression, key_value_metadata=meta, page_bytes=page_bytes
+    """``tables`` written by pack's own writer (``_NativeParquetWriter``, as pack opens it)."""
+    writer = pack_module._NativeParquetWriter.open(
+        path, tables[0], compression=compression, page_bytes=page_bytes
     )
+    assert writer is not None
     for table in tables:
-        columns = [pack_module._list_buffers(c.chunk(0)) for c in table.columns]
-        writer.write_row_group(columns)
+        writer.write_table(table)
     writer.close()
 
 
@@ -208,6 +205,11 @@ def test_tables_it_cannot_take_go_to_pyarrow(tmp_path: Path):
             {"a": ints}, schema=pa.schema([pa.field("a", ints.type, nullable=False)])
         ),
         "metadata": pa.table({"a": ints}).replace_schema_metadata({"k": "v"}),
+        # pyarrow writes a field id into the Parquet schema, the native writer would not.
+        "field metadata": pa.table(
+            {"a": ints},
+            schema=pa.schema([pa.field("a", ints.type, metadata={"PARQUET:field_id": "7"})]),
+        ),
     }
     for why, table in others.items():
         writer = pack_module._parquet_writer(path, table)
@@ -215,6 +217,14 @@ def test_tables_it_cannot_take_go_to_pyarrow(tmp_path: Path):
         writer.write_table(table)
         writer.close()
         assert pq.read_table(path).equals(table), why
+
+
+def test_options_the_native_writer_does_not_implement_go_to_pyarrow(tmp_path, monkeypatch):
+    table = pa.table({"a": list_array([2, 1], np.arange(3, dtype=np.int32))})
+    monkeypatch.setitem(pack_module.PARQUET_OPTIONS, "use_dictionary", True)
+    writer = pack_module._parquet_writer(tmp_path / "x.parquet", table)
+    assert isinstance(writer, pq.ParquetWriter)
+    writer.close()
 
 
 def pretokenized_file(path: Path, rng: np.random.Generator, n: int) -> Path:

@@ -961,25 +961,33 @@ class _NativeParquetWriter:
     from the Arrow buffers (no copy) with the GIL released."""
 
     CODECS = {"snappy": "snappy", "none": "none", None: "none"}
+    # What the native writer implements of PARQUET_OPTIONS besides the codec.
+    IMPLEMENTED = {"use_dictionary": False, "write_statistics": False}
 
-    def __init__(self, path: Path, schema, kinds: list[tuple[str, str]], codec: str):
+    def __init__(self, path: Path, schema, kinds: list[tuple[str, str]], codec: str, **native):
         import base64
 
         # What pyarrow stores: the IPC serialization of the schema, base64 (read back as is).
         arrow_schema = base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
         self.path, self.schema = path, schema
         self._writer = _native.ParquetListWriter(
-            path, kinds, compression=codec, key_value_metadata=[("ARROW:schema", arrow_schema)]
-        )
+            path, kinds, compression=codec, key_value_metadata=[("ARROW:schema", arrow_schema)],
+            **native,
+        )  # fmt: skip
 
     @classmethod
-    def open(cls, path: Path, table) -> _NativeParquetWriter | None:
-        """The writer of tables like ``table``, or None when it cannot take ``table``: another
-        column type, non-nullable fields (another Parquet schema), schema metadata, nulls, a
-        codec other than snappy or none."""
+    def open(
+        cls, path: Path, table, *, compression: str | None = None, page_bytes: int | None = None
+    ) -> _NativeParquetWriter | None:
+        """The writer of tables like ``table`` (``compression`` default: PARQUET_OPTIONS'), or
+        None when it cannot take ``table``: another column type, non-nullable fields or field
+        metadata (another Parquet schema), schema metadata, nulls, a codec other than snappy
+        or none, PARQUET_OPTIONS it does not implement."""
         import pyarrow as pa
 
-        codec = cls.CODECS.get(PARQUET_OPTIONS["compression"])
+        codec = cls.CODECS.get(compression or PARQUET_OPTIONS["compression"])
+        if codec is None or any(PARQUET_OPTIONS[k] != v for k, v in cls.IMPLEMENTED.items()):
+            return None
         kinds = []
         for column_field in table.schema:
             kind = column_field.type
@@ -989,12 +997,15 @@ class _NativeParquetWriter:
                 return None
             if not (column_field.nullable and kind.value_field.nullable):
                 return None
+            if column_field.metadata or kind.value_field.metadata:
+                return None  # e.g. PARQUET:field_id, which pyarrow writes into the schema
             kinds.append((column_field.name, str(kind.value_type)))
-        if codec is None or not kinds or table.schema.metadata:
+        if not kinds or table.schema.metadata:
             return None
         if any(_list_buffers(_one_chunk(column)) is None for column in table.columns):
             return None
-        return cls(path, table.schema, kinds, codec)
+        native = {"page_bytes": page_bytes} if page_bytes is not None else {}
+        return cls(path, table.schema, kinds, codec, **native)
 
     def write_table(self, table) -> None:
         """Writes ``table`` as one row group (none when it has no rows)."""

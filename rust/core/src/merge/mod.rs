@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::dtype::{decode_f32, encode_f32};
 use crate::error::{Error, Result};
-use crate::fileio::write_all_at;
+use crate::fileio::{start_writeback, write_all_at};
 use crate::model::{Model, TensorLocation};
 use kernels::{block_moments, slerp_coefficients, Moments};
 use writer::{OutputPlan, OutputTensor};
@@ -202,25 +202,6 @@ impl TensorTask<'_> {
         }
         Ok(())
     }
-}
-
-/// Starts asynchronous writeback of a written range (Linux); elsewhere the final fsync does it all.
-pub(crate) fn start_writeback(file: &File, offset: u64, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain syscall on an open descriptor; failure only loses the head start.
-        unsafe {
-            libc::sync_file_range(
-                file.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
 }
 
 fn check_cancel(progress: &MergeProgress) -> Result<()> {

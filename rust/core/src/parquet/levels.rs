@@ -101,12 +101,8 @@ impl RleEncoder {
         self.packed.clear();
     }
 
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.out.push(v as u8);
+    fn varint(&mut self, v: u64) {
+        super::thrift::uleb128(&mut self.out, v);
     }
 
     pub fn finish(mut self) -> Vec<u8> {

@@ -28,6 +28,15 @@ fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
+/// Appends `v` as an unsigned LEB128 varint (Thrift's compact integers, Parquet's RLE headers).
+pub(crate) fn uleb128(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 impl CompactWriter {
     /// The bytes of a struct whose fields `body` writes.
     pub fn message(body: impl FnOnce(&mut Self)) -> Vec<u8> {
@@ -42,12 +51,8 @@ impl CompactWriter {
         w.out
     }
 
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.out.push(v as u8);
+    fn varint(&mut self, v: u64) {
+        uleb128(&mut self.out, v);
     }
 
     fn field(&mut self, id: i16, kind: u8) {

@@ -13,7 +13,7 @@ use super::levels::list_levels;
 use super::metadata::{data_page_header, file_metadata, ChunkMeta, RowGroupMeta};
 use super::{ColumnSpec, Compression, Physical};
 use crate::error::{Error, Result};
-use crate::merge::start_writeback;
+use crate::fileio::start_writeback;
 
 const MAGIC: &[u8; 4] = b"PAR1";
 /// Page sizes and value counts are i32 in the page header.
