@@ -257,6 +257,7 @@ def test_tables_that_need_their_records_are_read_as_records(columns, options, wh
     table = pa.table(columns)
     with pytest.raises(UsageError, match=why):
         dedup_table(table, columnar=True, **options)
+    # By default such a table is not refused: it falls back to reading its records.
     expected = outcome(table, columnar=False, **options)
     assert outcome(table, **options) == expected
 

@@ -255,12 +255,13 @@ def _number(place: dict) -> int:
 def _rows_at(data, table, kept):
     """The rows ``kept`` (0-based, ascending) of ``table`` as the kind of object ``data`` is,
     selected by a mask (a frame converted from polars comes in many chunks, over which Arrow's
-    ``take`` is several times slower; polars filters its own frame)."""
+    ``take`` is several times slower; for polars, the frame made back from ``table`` is filtered
+    by polars)."""
     import numpy as np
 
     mask = np.zeros(table.num_rows, dtype=bool)
     mask[np.asarray(kept, dtype=np.int64)] = True
-    if _kind(data) == "polars" and not isinstance(data, str | os.PathLike):
+    if _kind(data) == "polars":  # (a path's kind is "arrow")
         import polars
 
         return polars.from_arrow(table).filter(polars.Series(mask))

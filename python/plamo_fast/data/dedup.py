@@ -256,7 +256,9 @@ def dedup_table(
     The keys are read straight from the table's Arrow string columns (:class:`_TableKeys`, no
     Python object per row) where that gives the answer of reading the rows as records;
     ``columnar`` False reads the records always, True by column or a :class:`UsageError`
-    saying why the table needs its records."""
+    saying why the table needs its records. One difference: by column, only the columns the
+    key and the guard read are decoded, so invalid UTF-8 elsewhere (possible only in Arrow data
+    built by hand, never from pyarrow or polars) is not an error there, as it is for records."""
     source = TableInput(table)
     options = _Options(
         near, threshold, key, keep, keep_column, (), ngram, num_perm, seed, tuple(fields),
